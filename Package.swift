@@ -1,0 +1,64 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Every Swift target gets the same strictness (Hummingbird's model): explicit `any`,
+// imports internal unless re-exported on purpose, members visible only through imports.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "backstop",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "backstop", targets: ["backstop"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C bindings: the card's libraries, used directly.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShims", dependencies: ["CCurl"]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // fork/exec with a parent-death signal: must run between fork and exec, so it is C.
+        .target(name: "CChildProcess"),
+
+        .target(name: "BlockingCalls", swiftSettings: swiftSettings),
+        .target(name: "BackstopAPI", swiftSettings: swiftSettings),
+        .target(name: "Pipeline", dependencies: ["BackstopAPI", "COpenSSL", "CZstd", "CZlib"],
+                swiftSettings: swiftSettings),
+        .target(name: "Storage", dependencies: ["BlockingCalls", "COpenSSL"],
+                swiftSettings: swiftSettings),
+        .target(name: "Postgres", dependencies: ["CLibPQ", "CChildProcess", "BlockingCalls"],
+                swiftSettings: swiftSettings),
+        .target(name: "Engine", dependencies: [
+            "BackstopAPI", "Pipeline", "Storage", "Postgres", "BlockingCalls",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "backstop", dependencies: [
+            "Engine", "BackstopAPI", "Storage", "Pipeline",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+
+        .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "EngineTests", dependencies: [
+            "Engine", "BackstopAPI", "Storage", "Pipeline", "Postgres",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+    ]
+)

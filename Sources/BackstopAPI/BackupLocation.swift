@@ -1,0 +1,37 @@
+/// Where an environment's backups live under the storage root (DESIGN §4):
+/// `<namespace>/<policy>/<environment>/backups/<id>/…`. Every listing and deletion is
+/// confined to `environmentPrefix`, so no command ever touches another environment.
+public struct BackupLocation: Equatable, Sendable {
+    public let namespace: String
+    public let policy: String
+    public let environment: String
+
+    public init(namespace: String, policy: String, environment: String) throws(BackstopAPIError) {
+        try Self.checkName(namespace, field: "namespace")
+        try Self.checkName(policy, field: "policy")
+        try Self.checkName(environment, field: "environment")
+        self.namespace = namespace
+        self.policy = policy
+        self.environment = environment
+    }
+
+    /// `ns/policy/env/` — always ends with a slash so `prod` never matches `production`.
+    public var environmentPrefix: String { "\(namespace)/\(policy)/\(environment)/" }
+    public var backupsPrefix: String { environmentPrefix + "backups/" }
+
+    public func backupPrefix(_ id: BackupID) -> String { backupsPrefix + id.rawValue + "/" }
+    public func manifestKey(_ id: BackupID) -> String { backupPrefix(id) + BackupManifest.fileName }
+    public func verificationKey(_ id: BackupID) -> String { backupPrefix(id) + VerificationRecord.fileName }
+    public func objectKey(_ id: BackupID, name: String) -> String { backupPrefix(id) + name }
+
+    /// Kubernetes names (RFC 1123 labels): they become path segments, so nothing else is allowed.
+    static func checkName(_ value: String, field: String) throws(BackstopAPIError) {
+        let bytes = Array(value.utf8)
+        let allowed = bytes.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
+        guard !bytes.isEmpty, bytes.count <= 63, allowed, bytes.first != 0x2D, bytes.last != 0x2D else {
+            throw BackstopAPIError(
+                field: field, problem: "\"\(value)\" is not a valid name",
+                fix: "use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit")
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/// The one table of worker options. The CLI derives its flag names from it and reads the
+/// environment variables it names; the CronJob builder sets the same variables. Keeping
+/// both on this table means a renamed option cannot drift between the two planes.
+public enum WorkerOption: String, CaseIterable, Sendable {
+    case storage
+    case namespace
+    case policy
+    case environment
+    case database
+    case passwordFile = "password-file"
+    case compression
+    case level
+    case encryptionKeyFile = "encryption-key-file"
+    case passphraseFile = "passphrase-file"
+    case target
+    case output
+    case reportPath = "report-path"
+    case pgBin = "pg-bin"
+
+    /// The long flag, without dashes: `encryption-key-file`.
+    public var flag: String { rawValue }
+
+    /// `BACKSTOP_ENCRYPTION_KEY_FILE`.
+    public var environmentVariable: String {
+        "BACKSTOP_" + rawValue.uppercased().replacingDashes()
+    }
+
+    /// Names a default where the option has one; `nil` means the option is required or
+    /// optional without a default.
+    public var defaultValue: String? {
+        switch self {
+        case .namespace: "default"
+        case .policy: "default"
+        case .environment: "default"
+        case .compression: CompressionAlgorithm.zstd.rawValue
+        case .output: "text"
+        default: nil
+        }
+    }
+
+    /// Resolves an option: the flag wins over the environment variable, which wins over the
+    /// default. Empty environment values count as unset, as Kubernetes often renders them.
+    public func resolve(flag value: String?, environment: [String: String]) -> String? {
+        if let value { return value }
+        if let fromEnvironment = environment[environmentVariable], !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
+        return defaultValue
+    }
+}
+
+extension String {
+    fileprivate func replacingDashes() -> String {
+        String(map { $0 == "-" ? "_" : $0 })
+    }
+}

@@ -1,0 +1,223 @@
+public import BackstopAPI
+internal import BlockingCalls
+internal import Foundation
+internal import Logging
+internal import Pipeline
+public import Postgres
+internal import Storage
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// `backstop backup`: dumps a database in one exported snapshot and streams the dump through
+/// compression, encryption and hashing into storage; writes the manifest last (the commit
+/// point), then verifies the backup. A failed or interrupted backup leaves no manifest and
+/// removes what it wrote.
+public struct BackupCommand: Sendable {
+    public struct Options: Sendable {
+        public var database: ConnectionSettings
+        public var compression: CompressionAlgorithm
+        public var level: Int
+        public var encryption: EncryptionSource
+
+        public init(database: ConnectionSettings, compression: CompressionAlgorithm, level: Int?,
+                    encryption: EncryptionSource) throws(EngineError) {
+            let level = level ?? compression.defaultLevel
+            guard compression.levels.contains(level) else {
+                throw EngineError(.invalidOption, "--level \(level) is outside \(compression.rawValue)'s range \(compression.levels.lowerBound)-\(compression.levels.upperBound); pick a level in it")
+            }
+            self.database = database
+            self.compression = compression
+            self.level = level
+            self.encryption = encryption
+        }
+    }
+
+    public struct Result: Sendable {
+        public let manifest: BackupManifest
+        public let verification: VerificationRecord
+    }
+
+    let context: WorkerContext
+    let options: Options
+
+    public init(context: WorkerContext, options: Options) {
+        self.context = context
+        self.options = options
+    }
+
+    /// Bytes, hashes and blocks of one dump, as they passed through the pipeline.
+    private struct StreamedDump: Sendable {
+        let plaintext: BackupManifest.PlaintextInfo
+        let object: BackupManifest.StoredObject
+    }
+
+    public func run() async throws(EngineError) -> Result {
+        let started = context.now()
+        let logger = context.logger
+        let tools: PostgresTools
+        do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
+        catch { throw EngineError.wrapping(error) }
+        let connection: PostgresConnection
+        do { connection = try await PostgresConnection.connect(options.database) }
+        catch { throw EngineError.wrapping(error) }
+        defer { Task { await connection.close() } }
+
+        let version: PostgresConnection.ServerVersion
+        let databaseSize: Int64
+        do {
+            version = try await connection.serverVersion()
+            try tools.checkCanDump(serverVersionNumber: version.number, serverVersion: version.text)
+            databaseSize = try await connection.databaseSize()
+        } catch { throw EngineError.wrapping(error) }
+        let key = try options.encryption.keyForNewBackup()
+
+        var random = SystemRandomNumberGenerator()
+        let id = BackupID.make(secondsSince1970: Int64(started), using: &random)
+        let catalog = BackupCatalog(context: context)
+        let previousManifest = try await catalog.previousManifestHash(before: id)
+        let objectName = "data.dump" + options.compression.fileExtension + (key == nil ? "" : ".enc")
+        logger.info("backup \(id) of \(options.database) (PostgreSQL \(version.text), about \(formatBytes(databaseSize))) to \(context.storage.displayName)/\(context.location.backupPrefix(id))")
+
+        do throws(EngineError) {
+            let snapshot: String
+            do { snapshot = try await connection.exportSnapshot() }
+            catch { throw EngineError.wrapping(error) }
+            var arguments = ["--format=custom", "--compress=0", "--snapshot=\(snapshot)", "--no-password"]
+            if !options.database.connectionString.isEmpty {
+                arguments.append("--dbname=\(options.database.connectionString)")
+            }
+            let dump: ChildProcess
+            do {
+                dump = try ChildProcess(executable: tools.pgDump, arguments: arguments,
+                                        environment: options.database.childEnvironment, standardOutput: .pipe)
+            } catch { throw EngineError.wrapping(error) }
+
+            let progress = TransferProgress()
+            let reporter = Task {
+                await TransferProgress.report(progress, label: "backup \(id)", expectedBytes: databaseSize,
+                                              interval: context.progressInterval, logger: logger)
+            }
+            defer { reporter.cancel() }
+
+            // Row counts run in the exported snapshot while pg_dump streams, on the other core.
+            async let counting = connection.tableRowCounts()
+            let streamed: StreamedDump
+            do {
+                streamed = try await withTaskCancellationHandler {
+                    try await stream(dump: dump, objectKey: context.location.objectKey(id, name: objectName),
+                                     objectName: objectName, key: key, backupID: id, progress: progress)
+                } onCancel: {
+                    progress.cancel()
+                    dump.terminate()
+                }
+            } catch {
+                _ = try? await counting
+                throw EngineError.wrapping(error)
+            }
+            let tables: [PostgresConnection.TableCount]
+            do {
+                tables = try await counting
+                try await connection.endTransaction()
+            } catch { throw EngineError.wrapping(error, context: "counting rows in the dump's snapshot") }
+            if Task.isCancelled { throw EngineError(.interrupted, "interrupted (SIGTERM or SIGINT) before the manifest was written") }
+
+            let completed = context.now()
+            let manifest = BackupManifest(
+                id: id, namespace: context.location.namespace, policy: context.location.policy,
+                environment: context.location.environment, toolVersion: WorkerContext.toolVersion,
+                database: .init(name: options.database.databaseName ?? "", serverVersion: version.text,
+                                serverVersionNumber: version.number, pgDumpVersion: tools.version),
+                startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
+                completedAt: UTCTimestamp(secondsSince1970: Int64(completed)),
+                durationSeconds: max(0, completed - started),
+                dump: .init(format: "custom"),
+                compression: .init(algorithm: options.compression, level: options.level),
+                encryption: key.map {
+                    .init(algorithm: ChunkedEncryption.algorithmName, chunkSize: ChunkedEncryption.defaultChunkSize,
+                          keyFingerprint: $0.fingerprint, kdf: $0.derivation)
+                },
+                objects: [streamed.object], plaintext: streamed.plaintext,
+                tables: tables.map { .init(schema: $0.schema, name: $0.name, rows: $0.rows) },
+                previousManifestSHA256: previousManifest)
+            do {
+                try manifest.validate()
+                try await context.storage.put(context.location.manifestKey(id), bytes: [UInt8](manifest.encoded()))
+            } catch { throw EngineError.wrapping(error, context: "cannot write the manifest of \(id)") }
+            logger.info("backup \(id) committed: \(formatBytes(streamed.plaintext.size)) dumped, \(formatBytes(streamed.object.size)) stored, \(tables.count) tables, \(String(format: "%.1f", manifest.durationSeconds))s")
+
+            let verification = try await VerifyCommand(context: context, encryption: options.encryption)
+                .verify(manifest, key: key)
+            return Result(manifest: manifest, verification: verification)
+        } catch {
+            // Verification failures keep the committed backup (it is listed as failed); anything
+            // before the commit removes every object of this id.
+            if (try? await context.storage.head(context.location.manifestKey(id))) == nil {
+                await removeLeftovers(of: id)
+            }
+            throw error
+        }
+    }
+
+    /// Reads pg_dump's stdout on a dedicated thread through the stages into storage. The
+    /// object is finished only after pg_dump exited cleanly.
+    private func stream(dump: ChildProcess, objectKey: String, objectName: String, key: EncryptionKey?,
+                        backupID: BackupID, progress: TransferProgress) async throws(EngineError) -> StreamedDump {
+        let storage = context.storage
+        let compression = options.compression
+        let level = options.level
+        guard let input = dump.standardOutput else {
+            throw EngineError(.dumpFailed, "pg_dump was started without an output pipe")
+        }
+        do {
+            return try await runBlocking(name: "backup-stream") { () throws -> StreamedDump in
+                defer { close(input) }
+                let writer = try storage.makeWriter(objectKey)
+                do {
+                    let plaintext = BlockHashingStage(blockSize: nil)
+                    let stored = BlockHashingStage()
+                    var stages: [any StreamStage] = [plaintext, try Compression.compressor(compression, level: level)]
+                    if let key { stages.append(try ChunkEncryptor(key: key, backupID: BackupIDBytes(backupID.rawValue))) }
+                    stages.append(stored)
+                    let pipeline = StagePipeline(stages) { try writer.write($0) }
+                    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+                    while true {
+                        let got = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+                        if got < 0 {
+                            if errno == EINTR { continue }
+                            throw EngineError(.dumpFailed, "cannot read pg_dump's output: \(String(cString: strerror(errno)))")
+                        }
+                        if progress.isCancelled { throw EngineError(.interrupted, "interrupted (SIGTERM or SIGINT); no manifest written") }
+                        if got == 0 { break }
+                        progress.add(got)
+                        try buffer.withUnsafeBytes { try pipeline.process(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+                    }
+                    try pipeline.finish()
+                    let outcome = dump.waitBlocking()
+                    if progress.isCancelled { throw EngineError(.interrupted, "interrupted (SIGTERM or SIGINT); no manifest written") }
+                    guard outcome.termination.succeeded else {
+                        throw EngineError(.dumpFailed, "pg_dump failed (\(outcome.termination.description)): \(outcome.standardError.split(separator: "\n").suffix(3).joined(separator: " "))")
+                    }
+                    let info = try writer.finish()
+                    return StreamedDump(
+                        plaintext: .init(size: plaintext.byteCount, sha256: plaintext.sha256),
+                        object: .init(name: objectName, size: info.size, sha256: stored.sha256,
+                                      blockSize: stored.blockSize ?? BlockHashingStage.defaultBlockSize,
+                                      blockSHA256: stored.blockHashes))
+                } catch {
+                    writer.abort()
+                    dump.kill(SIGKILL)
+                    _ = dump.waitBlocking()
+                    throw error
+                }
+            }
+        } catch {
+            throw EngineError.wrapping(error)
+        }
+    }
+
+    private func removeLeftovers(of id: BackupID) async {
+        guard let objects = try? await context.storage.list(prefix: context.location.backupPrefix(id)), !objects.isEmpty else { return }
+        try? await context.storage.delete(objects.map(\.key))
+    }
+}

@@ -1,0 +1,58 @@
+internal import BackstopAPI
+internal import Pipeline
+internal import Postgres
+internal import Storage
+
+/// Every failure of a worker command: one line that says what failed and what to do,
+/// with the underlying error kept.
+public struct EngineError: Error, CustomStringConvertible, Sendable {
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        public static let invalidOption = Kind("invalid option")
+        public static let notFound = Kind("not found")
+        public static let database = Kind("database")
+        public static let storage = Kind("storage")
+        public static let dumpFailed = Kind("dump failed")
+        public static let integrity = Kind("integrity")
+        public static let restoreFailed = Kind("restore failed")
+        public static let interrupted = Kind("interrupted")
+        public static let encryption = Kind("encryption")
+    }
+
+    public let kind: Kind
+    public let message: String
+    public let underlying: (any Error & Sendable)?
+
+    public init(_ kind: Kind, _ message: String, underlying: (any Error & Sendable)? = nil) {
+        self.kind = kind
+        self.message = message
+        self.underlying = underlying
+    }
+
+    public var description: String { message }
+
+    /// Wraps an error from another module, keeping its own message (they already name the fix).
+    static func wrapping(_ error: any Error, context: String? = nil) -> EngineError {
+        let prefix = context.map { "\($0): " } ?? ""
+        switch error {
+        case let error as EngineError:
+            return error
+        case let error as StorageError:
+            return EngineError(error.kind == .notFound ? .notFound : .storage, prefix + error.message, underlying: error)
+        case let error as PostgresError:
+            return EngineError(.database, prefix + error.message, underlying: error)
+        case let error as PipelineError:
+            let kind: Kind = error.kind == .wrongKey || error.kind == .invalidKey ? .encryption : .integrity
+            return EngineError(kind, prefix + error.message, underlying: error)
+        case let error as BackstopAPIError:
+            return EngineError(.invalidOption, prefix + error.description, underlying: error)
+        case is CancellationError:
+            return EngineError(.interrupted, prefix + "interrupted (SIGTERM or SIGINT)")
+        default:
+            return EngineError(.storage, prefix + "\(error)")
+        }
+    }
+}

@@ -1,0 +1,105 @@
+internal import BackstopAPI
+internal import BlockingCalls
+internal import Foundation
+internal import Pipeline
+internal import Storage
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// Reads a committed backup back to pg_dump's bytes: block-checked, decrypted, decompressed,
+/// hashed. Shared by verify and restore, so both prove the same things.
+struct PlaintextStream: Sendable {
+    let storage: any ObjectStorage
+    let location: BackupLocation
+    let manifest: BackupManifest
+    let key: EncryptionKey?
+
+    struct Digest: Sendable {
+        let size: Int64
+        let sha256: String
+    }
+
+    /// The dump object (the only object of format 1).
+    var dumpObject: BackupManifest.StoredObject { manifest.objects[0] }
+
+    /// Streams the plaintext into `descriptor` (a child's stdin). When `consumerMayStopEarly`
+    /// (pg_restore --list reads only the table of contents), a closed pipe is not an error and
+    /// the rest is still read and checked to the end.
+    func run(into descriptor: Int32?, consumerMayStopEarly: Bool, progress: TransferProgress) async throws(EngineError) -> Digest {
+        let storage = storage
+        let key = key
+        let manifest = manifest
+        let objectKey = location.objectKey(manifest.id, name: dumpObject.name)
+        let object = dumpObject
+        do {
+            return try await runBlocking(name: "restore-stream") { () throws -> Digest in
+                let digest = BlockHashingStage(blockSize: nil)
+                var stages: [any StreamStage] = []
+                if let key { stages.append(ChunkDecryptor(key: key, backupID: BackupIDBytes(manifest.id.rawValue))) }
+                stages.append(try Compression.decompressor(manifest.compression.algorithm))
+                stages.append(digest)
+                let sink = DescriptorSink(descriptor: descriptor, consumerMayStopEarly: consumerMayStopEarly)
+                let pipeline = StagePipeline(stages) { try sink.write($0) }
+                try CheckedObjectReader(storage: storage, key: objectKey, object: object)
+                    .stream(into: pipeline, progress: progress)
+                return Digest(size: digest.byteCount, sha256: digest.sha256)
+            }
+        } catch {
+            throw EngineError.wrapping(error)
+        }
+    }
+
+    /// Checks the plaintext against the manifest.
+    func check(_ digest: Digest) throws(EngineError) {
+        guard digest.size == manifest.plaintext.size, digest.sha256 == manifest.plaintext.sha256 else {
+            throw EngineError(.integrity, "the decoded dump of \(manifest.id) is \(digest.size) bytes with SHA-256 \(digest.sha256.prefix(12))…, the manifest says \(manifest.plaintext.size) bytes with \(manifest.plaintext.sha256.prefix(12))…; restore from another backup")
+        }
+    }
+
+    /// Every object has the size the manifest says; checked before anything is read or touched.
+    func checkSizes() async throws(EngineError) {
+        guard manifest.objects.count == 1 else {
+            throw EngineError(.integrity, "backup \(manifest.id) lists \(manifest.objects.count) objects; format 1 has exactly one dump object")
+        }
+        for object in manifest.objects {
+            let key = location.objectKey(manifest.id, name: object.name)
+            let info: ObjectInfo
+            do { info = try await storage.head(key) }
+            catch { throw EngineError(.integrity, "backup \(manifest.id) is missing \(object.name) (\(error.description)); restore from another backup", underlying: error) }
+            guard info.size == object.size else {
+                throw EngineError(.integrity, "\(object.name) of \(manifest.id) is \(info.size) bytes, the manifest says \(object.size): the stored data is damaged; restore from another backup")
+            }
+        }
+    }
+}
+
+/// Writes plaintext into a child's stdin; with no descriptor, discards it.
+final class DescriptorSink {
+    private let descriptor: Int32?
+    private let consumerMayStopEarly: Bool
+    private var consumerClosed = false
+
+    init(descriptor: Int32?, consumerMayStopEarly: Bool) {
+        self.descriptor = descriptor
+        self.consumerMayStopEarly = consumerMayStopEarly
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let descriptor, !consumerClosed else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE {
+                    consumerClosed = true
+                    if consumerMayStopEarly { return }
+                    throw EngineError(.restoreFailed, "pg_restore stopped reading its input")
+                }
+                throw EngineError(.restoreFailed, "cannot write to pg_restore: \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+    }
+}

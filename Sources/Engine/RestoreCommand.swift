@@ -1,0 +1,185 @@
+public import BackstopAPI
+internal import Foundation
+internal import Logging
+public import Postgres
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// `backstop restore`: checks the backup before touching anything, creates the target
+/// database, streams the checked dump into `pg_restore --single-transaction --exit-on-error`,
+/// then compares row counts with the manifest. On any failure it drops the database it
+/// created; it never touches the source.
+public struct RestoreCommand: Sendable {
+    public struct Options: Sendable {
+        public var target: ConnectionSettings
+        public var encryption: EncryptionSource
+        /// Restore into an existing, non-empty database, dropping its objects first.
+        public var clean: Bool
+        /// Confirms `clean`.
+        public var confirmed: Bool
+        /// pg_restore --no-owner: objects belong to the restoring user (roles are not in a dump).
+        public var noOwner: Bool
+
+        public init(target: ConnectionSettings, encryption: EncryptionSource, clean: Bool, confirmed: Bool, noOwner: Bool) {
+            self.target = target
+            self.encryption = encryption
+            self.clean = clean
+            self.confirmed = confirmed
+            self.noOwner = noOwner
+        }
+    }
+
+    public struct Result: Sendable {
+        public let backupID: BackupID
+        public let database: String
+        public let createdDatabase: Bool
+        public let durationSeconds: Double
+        /// Tables whose restored row count differs from the manifest: "schema.table: 10 in backup, 9 restored".
+        public let rowCountDifferences: [String]
+        public let tablesCompared: Int
+    }
+
+    let context: WorkerContext
+    let options: Options
+
+    public init(context: WorkerContext, options: Options) {
+        self.context = context
+        self.options = options
+    }
+
+    public func run(_ reference: String) async throws(EngineError) -> Result {
+        let started = context.now()
+        let catalog = BackupCatalog(context: context)
+        let id = try await catalog.resolve(reference)
+        let manifest = try await catalog.load(id).manifest
+        let key = try options.encryption.key(for: manifest)
+        let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
+        try await stream.checkSizes()
+        guard let database = options.target.value(of: "dbname"), !database.isEmpty else {
+            throw EngineError(.invalidOption, "--target must name the database to restore into, like postgres://user@host:5432/orders_restored")
+        }
+        if options.clean && !options.confirmed {
+            throw EngineError(.invalidOption, "--clean drops the objects of \(database) before restoring; add --yes to confirm")
+        }
+        let tools: PostgresTools
+        do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
+        catch { throw EngineError.wrapping(error) }
+
+        let created = try await prepareTarget(database)
+        do throws(EngineError) {
+            try await restore(stream, tools: tools, database: database)
+            let differences = try await compareRowCounts(manifest)
+            let result = Result(backupID: id, database: database, createdDatabase: created,
+                                durationSeconds: max(0, context.now() - started),
+                                rowCountDifferences: differences, tablesCompared: manifest.tables.count)
+            if differences.isEmpty {
+                context.logger.info("restored \(id) into \(database): \(manifest.tables.count) tables, row counts match the backup")
+            } else {
+                context.logger.warning("restored \(id) into \(database), but row counts differ: \(differences.joined(separator: "; "))")
+            }
+            return result
+        } catch {
+            if created { await dropCreatedDatabase(database) }
+            throw error
+        }
+    }
+
+    /// Creates the database unless it exists; an existing one must be empty unless --clean --yes.
+    /// Returns whether this restore created it.
+    private func prepareTarget(_ database: String) async throws(EngineError) -> Bool {
+        let maintenance = options.target.withDatabase("postgres")
+        do {
+            let server = try await PostgresConnection.connect(maintenance)
+            defer { Task { await server.close() } }
+            if try await server.databaseExists(database) {
+                let target = try await PostgresConnection.connect(options.target)
+                let occupied = try await target.hasUserObjects()
+                await target.close()
+                if occupied && !options.clean {
+                    throw EngineError(.invalidOption, "database \(database) already holds tables or other objects; restore into a new database name, or pass --clean --yes to replace its contents")
+                }
+                return false
+            }
+            try await server.createDatabase(database)
+            context.logger.info("created database \(database)")
+            return true
+        } catch {
+            throw EngineError.wrapping(error)
+        }
+    }
+
+    private func restore(_ stream: PlaintextStream, tools: PostgresTools, database: String) async throws(EngineError) {
+        var arguments = ["--single-transaction", "--exit-on-error", "--no-password",
+                         "--dbname=\(options.target.connectionString)"]
+        if options.noOwner { arguments.append("--no-owner") }
+        if options.clean { arguments += ["--clean", "--if-exists"] }
+        let restorer: ChildProcess
+        do {
+            restorer = try ChildProcess(executable: tools.pgRestore, arguments: arguments,
+                                        environment: options.target.childEnvironment,
+                                        standardInput: .pipe, standardOutput: .null)
+        } catch { throw EngineError.wrapping(error) }
+        let progress = TransferProgress()
+        let reporter = Task { [context] in
+            await TransferProgress.report(progress, label: "restore \(stream.manifest.id)",
+                                          expectedBytes: stream.dumpObject.size,
+                                          interval: context.progressInterval, logger: context.logger)
+        }
+        defer { reporter.cancel() }
+        let digest: PlaintextStream.Digest
+        do {
+            digest = try await withTaskCancellationHandler {
+                try await stream.run(into: restorer.standardInput, consumerMayStopEarly: false, progress: progress)
+            } onCancel: {
+                progress.cancel()
+            }
+        } catch {
+            // Killing pg_restore rolls its single transaction back.
+            restorer.kill(SIGKILL)
+            if let input = restorer.standardInput { close(input) }
+            let outcome = await restorer.wait()
+            let detail = outcome.standardError.isEmpty ? "" : " (pg_restore: \(Self.lastLines(outcome.standardError)))"
+            let wrapped = EngineError.wrapping(error)
+            throw EngineError(wrapped.kind, wrapped.message + detail, underlying: wrapped.underlying)
+        }
+        if let input = restorer.standardInput { close(input) }
+        let outcome = await restorer.wait()
+        guard outcome.termination.succeeded else {
+            throw EngineError(.restoreFailed, "pg_restore failed (\(outcome.termination.description)): \(Self.lastLines(outcome.standardError)); nothing was committed")
+        }
+        try stream.check(digest)
+    }
+
+    private func compareRowCounts(_ manifest: BackupManifest) async throws(EngineError) -> [String] {
+        do {
+            let target = try await PostgresConnection.connect(options.target)
+            let restored = try await target.tableRowCounts()
+            await target.close()
+            var counts: [String: Int64] = [:]
+            for table in restored { counts["\(table.schema).\(table.name)"] = table.rows }
+            return manifest.tables.compactMap { table in
+                let actual = counts[table.qualifiedName]
+                guard actual != table.rows else { return nil }
+                return "\(table.qualifiedName): \(table.rows) in backup, \(actual.map(String.init) ?? "missing") restored"
+            }
+        } catch {
+            throw EngineError.wrapping(error, context: "comparing row counts")
+        }
+    }
+
+    private func dropCreatedDatabase(_ database: String) async {
+        do {
+            let server = try await PostgresConnection.connect(options.target.withDatabase("postgres"))
+            try await server.dropDatabase(database)
+            await server.close()
+            context.logger.info("dropped database \(database), which this failed restore had created")
+        } catch {
+            context.logger.error("could not drop database \(database) after the failed restore: \(error); drop it by hand")
+        }
+    }
+
+    private static func lastLines(_ text: String) -> String {
+        text.split(separator: "\n").suffix(3).joined(separator: " ")
+    }
+}

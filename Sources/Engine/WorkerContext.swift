@@ -1,0 +1,36 @@
+public import BackstopAPI
+public import Logging
+public import Storage
+internal import Foundation
+
+/// What every worker command needs: where the backups are, how to log, and the clock.
+public struct WorkerContext: Sendable {
+    public var storage: any ObjectStorage
+    public var location: BackupLocation
+    public var logger: Logger
+    /// `--pg-bin`: the folder with pg_dump and pg_restore; `nil` finds them.
+    public var postgresBinDirectory: String?
+    /// Wall-clock seconds since 1970; injected so tests control ids and times.
+    public var now: @Sendable () -> Double
+    /// How often progress lines are printed.
+    public var progressInterval: Duration
+
+    public init(storage: any ObjectStorage, location: BackupLocation, logger: Logger,
+                postgresBinDirectory: String? = nil,
+                now: @escaping @Sendable () -> Double = WorkerContext.systemTime,
+                progressInterval: Duration = .seconds(5)) {
+        self.storage = storage
+        self.location = location
+        self.logger = logger
+        self.postgresBinDirectory = postgresBinDirectory
+        self.now = now
+        self.progressInterval = progressInterval
+    }
+
+    public static let systemTime: @Sendable () -> Double = { Date().timeIntervalSince1970 }
+
+    var timestamp: UTCTimestamp { UTCTimestamp(secondsSince1970: Int64(now())) }
+
+    /// The version written into manifests and reports.
+    public static let toolVersion = "0.1.0"
+}

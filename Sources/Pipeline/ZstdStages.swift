@@ -1,0 +1,102 @@
+internal import CZstd
+
+/// zstd streaming compression; output buffer reused across calls.
+public final class ZstdCompressor: StreamStage {
+    private let context: OpaquePointer
+    private var buffer: [UInt8]
+
+    public init(level: Int) throws(PipelineError) {
+        guard let context = ZSTD_createCCtx() else {
+            throw PipelineError(.compression, "zstd: cannot allocate a compression context")
+        }
+        self.context = context
+        buffer = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
+        let status = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level))
+        if ZSTD_isError(status) != 0 {
+            ZSTD_freeCCtx(context)
+            throw PipelineError(.compression, "zstd level \(level): \(zstdMessage(status)); use a level from 1 to 19")
+        }
+        // A checksum per frame catches corruption even when the manifest is lost.
+        ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
+    }
+
+    deinit { ZSTD_freeCCtx(context) }
+
+    public func process(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var source = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        while source.pos < source.size {
+            try drain(&source, directive: ZSTD_e_continue, output: output)
+        }
+    }
+
+    public func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var source = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+        while try drain(&source, directive: ZSTD_e_end, output: output) != 0 {}
+    }
+
+    /// One compression call; returns zstd's "bytes still to flush" hint.
+    @discardableResult
+    private func drain(_ source: inout ZSTD_inBuffer, directive: ZSTD_EndDirective,
+                       output: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        try buffer.withUnsafeMutableBytes { space in
+            var target = ZSTD_outBuffer(dst: space.baseAddress, size: space.count, pos: 0)
+            let remaining = ZSTD_compressStream2(context, &target, &source, directive)
+            if ZSTD_isError(remaining) != 0 {
+                throw PipelineError(.compression, "zstd compression failed: \(zstdMessage(remaining))")
+            }
+            if target.pos > 0 { try output(UnsafeRawBufferPointer(rebasing: space[0..<target.pos])) }
+            return remaining
+        }
+    }
+}
+
+/// zstd streaming decompression; at the end, insists that the last frame was complete.
+public final class ZstdDecompressor: StreamStage {
+    private let context: OpaquePointer
+    private var buffer: [UInt8]
+    /// zstd's hint from the last call: 0 exactly when a frame has just ended.
+    private var frameIncomplete = false
+
+    public init() throws(PipelineError) {
+        guard let context = ZSTD_createDCtx() else {
+            throw PipelineError(.compression, "zstd: cannot allocate a decompression context")
+        }
+        self.context = context
+        buffer = [UInt8](repeating: 0, count: ZSTD_DStreamOutSize())
+    }
+
+    deinit { ZSTD_freeDCtx(context) }
+
+    public func process(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var source = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        // A full output buffer means zstd may hold more: call again even with the input used up.
+        var outputFilled = true
+        while source.pos < source.size || outputFilled {
+            outputFilled = try decompress(&source, output: output)
+        }
+    }
+
+    public func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        if frameIncomplete {
+            throw PipelineError(.truncated, "the zstd stream ends inside a frame: the backup is truncated")
+        }
+    }
+
+    /// One decompression call; returns whether it filled the output buffer.
+    private func decompress(_ source: inout ZSTD_inBuffer, output: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        try buffer.withUnsafeMutableBytes { space in
+            var target = ZSTD_outBuffer(dst: space.baseAddress, size: space.count, pos: 0)
+            let hint = ZSTD_decompressStream(context, &target, &source)
+            if ZSTD_isError(hint) != 0 {
+                throw PipelineError(.corruptCompressedData, "zstd data is corrupt: \(zstdMessage(hint))")
+            }
+            frameIncomplete = hint != 0
+            if target.pos > 0 { try output(UnsafeRawBufferPointer(rebasing: space[0..<target.pos])) }
+            return target.pos == target.size
+        }
+    }
+}
+
+private func zstdMessage(_ code: Int) -> String {
+    String(cString: ZSTD_getErrorName(code))
+}

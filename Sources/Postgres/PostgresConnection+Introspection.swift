@@ -1,0 +1,81 @@
+/// What the worker asks a server: versions, sizes, tables and their exact row counts.
+extension PostgresConnection {
+    public struct ServerVersion: Sendable {
+        public let text: String
+        public let number: Int
+    }
+
+    public struct TableCount: Sendable, Equatable {
+        public let schema: String
+        public let name: String
+        public let rows: Int64
+    }
+
+    public func serverVersion() throws(PostgresError) -> ServerVersion {
+        let row = try query("SELECT current_setting('server_version'), current_setting('server_version_num')::int").first
+        return ServerVersion(text: row?[0] ?? "?", number: Int(row?[1] ?? "") ?? 0)
+    }
+
+    /// `pg_database_size` of the current database: the estimate for progress and ETA.
+    public func databaseSize() throws(PostgresError) -> Int64 {
+        Int64(try scalar("SELECT pg_database_size(current_database())") ?? "") ?? 0
+    }
+
+    /// Starts a REPEATABLE READ transaction and exports its snapshot for `pg_dump --snapshot`.
+    /// Keep the transaction open until pg_dump has finished; counts taken meanwhile see the
+    /// same data as the dump.
+    public func exportSnapshot() throws(PostgresError) -> String {
+        try query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        guard let snapshot = try scalar("SELECT pg_export_snapshot()") else {
+            throw PostgresError(.queryFailed, "pg_export_snapshot() returned nothing")
+        }
+        return snapshot
+    }
+
+    public func endTransaction() throws(PostgresError) {
+        try query("COMMIT")
+    }
+
+    /// Exact row counts of every user table (extension tables excluded), in one statement.
+    public func tableRowCounts() throws(PostgresError) -> [TableCount] {
+        let statement = try scalar("""
+            SELECT string_agg(format('SELECT %L, %L, count(*) FROM ONLY %I.%I', n.nspname, c.relname, n.nspname, c.relname),
+                              ' UNION ALL ' ORDER BY n.nspname, c.relname)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r'
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+            """)
+        guard let statement else { return [] }
+        return try query(statement).map {
+            TableCount(schema: $0[0] ?? "", name: $0[1] ?? "", rows: Int64($0[2] ?? "") ?? 0)
+        }
+    }
+
+    /// Whether the database holds any user table, view, sequence or function.
+    public func hasUserObjects() throws(PostgresError) -> Bool {
+        try scalar("""
+            SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+                OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
+            """) == "t"
+    }
+
+    public func databaseExists(_ name: String) throws(PostgresError) -> Bool {
+        try scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", [name]) == "t"
+    }
+
+    public func createDatabase(_ name: String) throws(PostgresError) {
+        guard let statement = try scalar("SELECT format('CREATE DATABASE %I', $1::text)", [name]) else { return }
+        try query(statement)
+    }
+
+    /// Drops a database, first ending sessions still connected to it (pg_restore's, after a kill).
+    public func dropDatabase(_ name: String) throws(PostgresError) {
+        guard let statement = try scalar("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)", [name]) else { return }
+        try query(statement)
+    }
+}

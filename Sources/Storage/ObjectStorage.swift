@@ -1,0 +1,57 @@
+/// What Backstop needs from a place that keeps backups: whole small objects, streamed large
+/// ones, listing by prefix and deletion. Every backend passes the same contract suite
+/// (Tests/StorageTests/StorageContract.swift).
+///
+/// Keys are `/`-separated relative paths such as `ns/policy/env/backups/<id>/manifest.json`.
+public protocol ObjectStorage: Sendable {
+    /// Where the objects live, for messages, e.g. `file:///backups`. Carries no secret.
+    var displayName: String { get }
+
+    /// Stores a small object whole; it appears atomically.
+    func put(_ key: String, bytes: [UInt8]) async throws(StorageError)
+
+    /// Reads a small object whole.
+    func get(_ key: String) async throws(StorageError) -> [UInt8]
+
+    /// Size of an object; `StorageError.Kind.notFound` if there is none.
+    func head(_ key: String) async throws(StorageError) -> ObjectInfo
+
+    /// Every object whose key starts with `prefix`, sorted by key.
+    func list(prefix: String) async throws(StorageError) -> [ObjectInfo]
+
+    /// Deletes the objects; keys that do not exist are not an error.
+    func delete(_ keys: [String]) async throws(StorageError)
+
+    /// Starts a streamed upload. The object appears only when the writer finishes.
+    func makeWriter(_ key: String) throws(StorageError) -> any ObjectWriter
+
+    /// Opens a streamed download of `range` (all of the object when `nil`).
+    func makeReader(_ key: String, range: Range<Int64>?) throws(StorageError) -> any ObjectReader
+}
+
+/// A streamed upload. Its methods block (disk or network I/O, and backpressure when the
+/// consumer is slower): call them from a dedicated thread, never from the cooperative pool.
+public protocol ObjectWriter: AnyObject {
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError)
+    /// Makes the object visible and durable; returns what was stored.
+    func finish() throws(StorageError) -> ObjectInfo
+    /// Discards everything written; the object never appears. Safe to call more than once.
+    func abort()
+}
+
+/// A streamed download. `read` blocks; call it from a dedicated thread.
+public protocol ObjectReader: AnyObject {
+    /// Fills `buffer` with up to its size; returns 0 at the end of the object.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int
+    func close()
+}
+
+public struct ObjectInfo: Equatable, Sendable {
+    public var key: String
+    public var size: Int64
+
+    public init(key: String, size: Int64) {
+        self.key = key
+        self.size = size
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import BackstopAPI
+import Engine
+import Foundation
+import Logging
+
+@main
+struct Backstop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backstop",
+        abstract: "PostgreSQL backups you can prove: dump, compress, encrypt, store, verify, restore.",
+        discussion: """
+            Every option can also be set by its BACKSTOP_* environment variable (a flag wins).
+            Example, a backup to a local folder and its restore:
+              backstop backup  --storage file:///var/backups --database postgres://backup@localhost:5432/orders
+              backstop restore latest --storage file:///var/backups --target postgres://backup@localhost:5432/orders_copy
+            """,
+        version: WorkerContext.toolVersion,
+        subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self])
+
+    /// Logs go to stderr; stdout carries only results (the report line, the list).
+    static func makeLogger() -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["BACKSTOP_LOG_LEVEL"] ?? "") ?? .info
+            return handler
+        }
+        return Logger(label: "backstop")
+    }
+}
+
+/// Runs a command's work so that SIGTERM and SIGINT cancel it (pg_dump is stopped and
+/// partial objects removed) instead of killing the process mid-write.
+func runInterruptibly<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let task = Task { try await body() }
+    let sources = [SIGTERM, SIGINT].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number)
+        source.setEventHandler { task.cancel() }
+        source.resume()
+        return source
+    }
+    defer { sources.forEach { $0.cancel() } }
+    return try await task.value
+}
+
+/// Prints the report line on stdout and writes it where `--report-path` says (the pod's
+/// termination message in a Job).
+func emit(_ report: WorkerReport, reportPath: String?) {
+    let line = report.encodedLine()
+    print(line)
+    let path = WorkerOption.reportPath.resolve(flag: reportPath, environment: ProcessInfo.processInfo.environment)
+    if let path {
+        do { try Data(line.utf8).write(to: URL(fileURLWithPath: path)) } catch {
+            FileHandle.standardError.write(Data("backstop: cannot write the report to \(path): \(error.localizedDescription)\n".utf8))
+        }
+    }
+}
+
+/// One line on stderr, then exit 1 (runtime failures; usage errors exit 64 through ArgumentParser).
+func fail(_ error: any Error) -> ExitCode {
+    let message = (error as? EngineError)?.message ?? "\(error)"
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode.failure
+}
+
+struct ReportOptions: ParsableArguments {
+    @Option(name: .customLong(WorkerOption.reportPath.flag),
+            help: "Also write the JSON report line to this file (env \(WorkerOption.reportPath.environmentVariable)).")
+    var reportPath: String?
+}

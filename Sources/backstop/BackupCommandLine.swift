@@ -1,0 +1,78 @@
+import ArgumentParser
+import BackstopAPI
+import Engine
+import Foundation
+import Postgres
+
+struct BackupCommandLine: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Dump a database into storage, write its manifest, verify it.",
+        discussion: """
+            Example:
+              PGPASSWORD=secret backstop backup --storage file:///var/backups \\
+                --database postgres://backup@localhost:5432/orders --environment production
+            Prints progress on stderr and, last, one JSON report line on stdout.
+            """)
+
+    @OptionGroup var location: LocationOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var encryption: EncryptionOptions
+    @OptionGroup var report: ReportOptions
+
+    @Option(name: .customLong(WorkerOption.compression.flag),
+            help: "zstd, gzip or none (env \(WorkerOption.compression.environmentVariable); default zstd).")
+    var compression: String?
+
+    @Option(name: .customLong(WorkerOption.level.flag),
+            help: "Compression level (env \(WorkerOption.level.environmentVariable); default zstd 3, gzip 6).")
+    var level: Int?
+
+    func run() async throws {
+        let logger = Backstop.makeLogger()
+        let context = try location.context(logger: logger)
+        let environment = ProcessInfo.processInfo.environment
+        let algorithmName = WorkerOption.compression.resolve(flag: compression, environment: environment) ?? "zstd"
+        guard let algorithm = CompressionAlgorithm(rawValue: algorithmName) else {
+            throw ValidationError("--compression \(algorithmName) is unknown; use zstd, gzip or none")
+        }
+        var resolvedLevel = level
+        if resolvedLevel == nil, let text = WorkerOption.level.resolve(flag: nil, environment: environment) {
+            guard let parsed = Int(text) else {
+                throw ValidationError("\(WorkerOption.level.environmentVariable)=\(text) is not a number")
+            }
+            resolvedLevel = parsed
+        }
+        let options: BackupCommand.Options
+        do {
+            let settings = try ConnectionSettings(
+                WorkerOption.database.resolve(flag: database.database, environment: environment) ?? "",
+                passwordFile: WorkerOption.passwordFile.resolve(flag: database.passwordFile, environment: environment))
+            options = try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel,
+                                                encryption: try encryption.source())
+        } catch let error as PostgresError {
+            throw ValidationError(error.message)
+        } catch let error as EngineError {
+            throw ValidationError(error.message)
+        }
+
+        let started = Date().timeIntervalSince1970
+        do {
+            let result = try await runInterruptibly { try await BackupCommand(context: context, options: options).run() }
+            emit(WorkerReport(
+                command: "backup", outcome: .succeeded, backupID: result.manifest.id,
+                startedAt: result.manifest.startedAt, completedAt: UTCTimestamp(secondsSince1970: Int64(Date().timeIntervalSince1970)),
+                durationSeconds: Date().timeIntervalSince1970 - started, storedBytes: result.manifest.storedBytes,
+                dumpBytes: result.manifest.plaintext.size, verified: result.verification.succeeded,
+                message: "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))"),
+                reportPath: report.reportPath)
+        } catch {
+            let now = Date().timeIntervalSince1970
+            emit(WorkerReport(
+                command: "backup", outcome: .failed, startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
+                completedAt: UTCTimestamp(secondsSince1970: Int64(now)), durationSeconds: now - started,
+                message: (error as? EngineError)?.message ?? "\(error)"), reportPath: report.reportPath)
+            throw fail(error)
+        }
+    }
+}

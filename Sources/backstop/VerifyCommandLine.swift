@@ -1,0 +1,46 @@
+import ArgumentParser
+import BackstopAPI
+import Engine
+import Foundation
+
+struct VerifyCommandLine: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Re-read a backup, check every block, decrypt, decompress and list it with pg_restore.",
+        discussion: """
+            Example:
+              backstop verify latest --storage file:///var/backups --environment production
+            Exits non-zero naming the first mismatch (object, block, offset).
+            """)
+
+    @Argument(help: "A backup id from `backstop list`, or latest.")
+    var backup: String = "latest"
+
+    @OptionGroup var location: LocationOptions
+    @OptionGroup var encryption: EncryptionOptions
+    @OptionGroup var report: ReportOptions
+
+    func run() async throws {
+        let context = try location.context(logger: Backstop.makeLogger())
+        let source = try encryption.source()
+        let started = Date().timeIntervalSince1970
+        let reference = backup
+        do {
+            let record = try await runInterruptibly { try await VerifyCommand(context: context, encryption: source).run(reference) }
+            let now = Date().timeIntervalSince1970
+            emit(WorkerReport(
+                command: "verify", outcome: .succeeded, backupID: record.backupID,
+                startedAt: UTCTimestamp(secondsSince1970: Int64(started)), completedAt: UTCTimestamp(secondsSince1970: Int64(now)),
+                durationSeconds: now - started, verified: true,
+                message: "\(record.checks.joined(separator: ", ")); \(record.archiveEntries ?? 0) archive entries"),
+                reportPath: report.reportPath)
+        } catch {
+            let now = Date().timeIntervalSince1970
+            emit(WorkerReport(
+                command: "verify", outcome: .failed, startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
+                completedAt: UTCTimestamp(secondsSince1970: Int64(now)), durationSeconds: now - started, verified: false,
+                message: (error as? EngineError)?.message ?? "\(error)"), reportPath: report.reportPath)
+            throw fail(error)
+        }
+    }
+}
