@@ -52,7 +52,7 @@ let package = Package(
 
         .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"],
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BackstopAPI"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "StorageTests", dependencies: ["Storage"],
                     swiftSettings: swiftSettings),

@@ -144,6 +144,9 @@ public final class ChunkDecryptor: StreamStage {
         if cipher == nil {
             throw PipelineError(.truncated, "the encrypted stream ends inside its header (\(pending.count) bytes): the backup is truncated")
         }
+        if sawFinal && !pending.isEmpty {
+            throw PipelineError(.trailingData, "\(pending.count) bytes follow the final encrypted chunk at offset \(offset): the object was appended to; restore from another backup")
+        }
         if !sawFinal {
             throw PipelineError(.truncated, "the encrypted stream ends after \(index) chunks without its final chunk, at offset \(offset + Int64(pending.count)): the backup is truncated")
         }
@@ -182,10 +185,10 @@ public final class ChunkDecryptor: StreamStage {
     /// Decrypts the first buffered chunk if all of it is there; returns whether it did.
     private func decryptChunkIfComplete(_ output: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
         let headerSize = ChunkedEncryption.chunkHeaderSize
-        guard pending.count >= headerSize, let cipher else { return false }
-        if sawFinal {
+        if sawFinal && !pending.isEmpty {
             throw PipelineError(.trailingData, "\(pending.count) bytes follow the final encrypted chunk at offset \(offset): the object was appended to; restore from another backup")
         }
+        guard pending.count >= headerSize, let cipher else { return false }
         let chunkStreamID = Array(pending[0..<16])
         let chunkIndex = UInt64(bigEndianBytes: pending[16..<24])
         let flags = pending[24]
@@ -244,8 +247,8 @@ final class GCMCipher {
         let status = encrypting
             ? EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, key, nil)
             : EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, key, nil)
+        // Once every property is set, a throwing init still runs deinit, which frees the context.
         guard status == 1 else {
-            EVP_CIPHER_CTX_free(context)
             throw PipelineError(.crypto, "AES-256-GCM setup failed: \(openSSLMessage())")
         }
     }

@@ -15,8 +15,8 @@ public final class GzipCompressor: StreamStage {
         stream.initialize(to: z_stream())
         let status = deflateInit2_(stream, Int32(level), Z_DEFLATED, gzipWindowBits, 8, Z_DEFAULT_STRATEGY,
                                    ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        // Once every property is set, a throwing init still runs deinit, which cleans up.
         guard status == Z_OK else {
-            stream.deallocate()
             throw PipelineError(.compression, "gzip level \(level): zlib refused (\(status)); use a level from 1 to 9")
         }
     }
@@ -67,7 +67,6 @@ public final class GzipDecompressor: StreamStage {
         stream.initialize(to: z_stream())
         let status = inflateInit2_(stream, gzipWindowBits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else {
-            stream.deallocate()
             throw PipelineError(.compression, "gzip: zlib refused to start (\(status))")
         }
     }

@@ -12,8 +12,8 @@ public final class ZstdCompressor: StreamStage {
         self.context = context
         buffer = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
         let status = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level))
+        // Once every property is set, a throwing init still runs deinit, which frees the context.
         if ZSTD_isError(status) != 0 {
-            ZSTD_freeCCtx(context)
             throw PipelineError(.compression, "zstd level \(level): \(zstdMessage(status)); use a level from 1 to 19")
         }
         // A checksum per frame catches corruption even when the manifest is lost.

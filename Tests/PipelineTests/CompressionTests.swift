@@ -1,0 +1,66 @@
+import BackstopAPI
+import Pipeline
+import Testing
+
+@Suite("Compression and hashing stages")
+struct CompressionTests {
+    /// Compressible text plus a pseudo-random tail, about 3 MiB.
+    static let sample: [UInt8] = {
+        var bytes = Array(String(repeating: "INSERT INTO orders VALUES (42, 'widget', 19.99);\n", count: 40_000).utf8)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<1_000_000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            bytes.append(UInt8(truncatingIfNeeded: state >> 33))
+        }
+        return bytes
+    }()
+
+    @Test("round trip", arguments: CompressionAlgorithm.allCases)
+    func roundTrip(_ algorithm: CompressionAlgorithm) throws {
+        let compressed = try run([Compression.compressor(algorithm, level: algorithm.defaultLevel)], Self.sample)
+        if algorithm != .none { #expect(compressed.count < Self.sample.count) }
+        #expect(try run([Compression.decompressor(algorithm)], compressed) == Self.sample)
+        #expect(try run([Compression.decompressor(algorithm)], try run([Compression.compressor(algorithm, level: algorithm.defaultLevel)], [])) == [])
+    }
+
+    @Test("truncated input is an error", arguments: [CompressionAlgorithm.zstd, .gzip])
+    func truncated(_ algorithm: CompressionAlgorithm) throws {
+        let compressed = try run([Compression.compressor(algorithm, level: 1)], Self.sample)
+        #expect(throws: PipelineError.self) {
+            try run([Compression.decompressor(algorithm)], Array(compressed.prefix(compressed.count / 2)))
+        }
+    }
+
+    @Test("corrupt input is an error", arguments: [CompressionAlgorithm.zstd, .gzip])
+    func corrupt(_ algorithm: CompressionAlgorithm) throws {
+        var compressed = try run([Compression.compressor(algorithm, level: 1)], Self.sample)
+        for index in stride(from: 20, to: compressed.count, by: 997) { compressed[index] ^= 0xFF }
+        #expect(throws: PipelineError.self) { try run([Compression.decompressor(algorithm)], compressed) }
+    }
+
+    @Test func outOfRangeLevelIsRefused() {
+        #expect(throws: PipelineError.self) { try Compression.compressor(.gzip, level: 42) }
+    }
+
+    @Test func blockHashesCoverEveryBlock() throws {
+        let stage = BlockHashingStage(blockSize: 1 << 20)
+        let output = try run([stage], Self.sample)
+        #expect(output == Self.sample)
+        #expect(stage.byteCount == Int64(Self.sample.count))
+        #expect(stage.blockHashes.count == (Self.sample.count + (1 << 20) - 1) / (1 << 20))
+        #expect(stage.blockHashes[0] == SHA256Hasher.hash(Array(Self.sample.prefix(1 << 20))).hexString)
+        #expect(stage.sha256 == SHA256Hasher.hash(Self.sample).hexString)
+    }
+
+    @Test func sha256KnownAnswer() {
+        #expect(SHA256Hasher.hash(Array("abc".utf8)).hexString
+            == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func fullPipelineRoundTrip() throws {
+        let key = try EncryptionKey(keyFileContents: Array(repeating: 3, count: 32), source: "k")
+        let id = BackupIDBytes("20261121T020000Z-aaaa")
+        let sealed = try run([Compression.compressor(.zstd, level: 3), ChunkEncryptor(key: key, backupID: id)], Self.sample)
+        #expect(try run([ChunkDecryptor(key: key, backupID: id), Compression.decompressor(.zstd)], sealed) == Self.sample)
+    }
+}

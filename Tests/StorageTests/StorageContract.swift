@@ -1,0 +1,108 @@
+import Foundation
+import Storage
+import Testing
+
+/// The behaviour every `ObjectStorage` must have. Each backend's test calls `check` with a
+/// fresh, empty storage; S3Storage will run the same function.
+enum StorageContract {
+    static func check(_ storage: any ObjectStorage) async throws {
+        // put / get / head
+        try await storage.put("a/b/small.json", bytes: Array("{}".utf8))
+        #expect(try await storage.get("a/b/small.json") == Array("{}".utf8))
+        #expect(try await storage.head("a/b/small.json") == ObjectInfo(key: "a/b/small.json", size: 2))
+        try await storage.put("a/b/small.json", bytes: Array("[1]".utf8))
+        #expect(try await storage.get("a/b/small.json") == Array("[1]".utf8), "put replaces")
+
+        // streaming put of 5 MiB in uneven pieces; visible only after finish
+        let big = (0..<(5 * 1024 * 1024 + 17)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let writer = try storage.makeWriter("a/big.bin")
+        var offset = 0
+        while offset < big.count {
+            let end = min(big.count, offset + 700_001)
+            try big[offset..<end].withUnsafeBytes { try writer.write($0) }
+            offset = end
+        }
+        #expect((try? await storage.head("a/big.bin")) == nil, "an unfinished upload is invisible")
+        #expect(try writer.finish() == ObjectInfo(key: "a/big.bin", size: Int64(big.count)))
+        #expect(try await storage.get("a/big.bin") == big)
+
+        // streaming and ranged reads
+        #expect(try readAll(storage.makeReader("a/big.bin", range: nil)) == big)
+        #expect(try readAll(storage.makeReader("a/big.bin", range: 1000..<5000)) == Array(big[1000..<5000]))
+        #expect(try readAll(storage.makeReader("a/big.bin", range: Int64(big.count - 3)..<Int64(big.count))) == Array(big.suffix(3)))
+
+        // an aborted upload leaves nothing
+        let aborted = try storage.makeWriter("a/aborted.bin")
+        try Array(repeating: UInt8(1), count: 1000).withUnsafeBytes { try aborted.write($0) }
+        aborted.abort()
+        #expect((try? await storage.head("a/aborted.bin")) == nil)
+
+        // list by prefix: sorted, only under the prefix, "a/b" is not "a/bc"
+        try await storage.put("a/bc/other.json", bytes: [1])
+        try await storage.put("z.json", bytes: [2])
+        #expect(try await storage.list(prefix: "a/b/").map(\.key) == ["a/b/small.json"])
+        #expect(try await storage.list(prefix: "a/").map(\.key) == ["a/b/small.json", "a/bc/other.json", "a/big.bin"])
+        #expect(try await storage.list(prefix: "a/b").map(\.key) == ["a/b/small.json", "a/bc/other.json", "a/big.bin"], "a key prefix, not a folder")
+        #expect(try await storage.list(prefix: "nothing/").isEmpty)
+
+        // delete, including keys that do not exist
+        try await storage.delete(["a/b/small.json", "a/never.json"])
+        #expect(try await storage.list(prefix: "a/").map(\.key) == ["a/bc/other.json", "a/big.bin"])
+
+        // a missing key is a typed error
+        do {
+            _ = try await storage.get("a/missing")
+            Issue.record("get of a missing key succeeded")
+        } catch { expectNotFound(error) }
+        do {
+            _ = try await storage.head("a/missing")
+            Issue.record("head of a missing key succeeded")
+        } catch { expectNotFound(error) }
+        do {
+            _ = try storage.makeReader("a/missing", range: nil)
+            Issue.record("reading a missing key succeeded")
+        } catch { expectNotFound(error) }
+    }
+
+    static func expectNotFound(_ error: StorageError) {
+        #expect(error.kind == .notFound)
+        #expect(error.key == "a/missing")
+    }
+
+    static func readAll(_ reader: any ObjectReader) throws -> [UInt8] {
+        defer { reader.close() }
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let got = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
+            if got == 0 { return result }
+            result.append(contentsOf: buffer[0..<got])
+        }
+    }
+}
+
+@Suite("FileStorage")
+struct FileStorageTests {
+    @Test func passesTheContract() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-storage-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try await StorageContract.check(try FileStorage(root: root))
+    }
+
+    @Test func keysCannotLeaveTheRoot() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-storage-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storage = try FileStorage(root: root)
+        for key in ["../escape", "/etc/passwd", "a//b", "a/./b", ""] {
+            await #expect(throws: StorageError.self) { try await storage.put(key, bytes: [1]) }
+        }
+    }
+
+    @Test func locationsAreParsed() throws {
+        #expect(throws: StorageError.self) { try StorageLocation.open("file://relative/path") }
+        #expect(throws: StorageError.self) { try StorageLocation.open("ftp://host/x") }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-loc-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try StorageLocation.open("file://" + root).displayName == "file://" + root)
+    }
+}
