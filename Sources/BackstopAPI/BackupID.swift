@@ -14,13 +14,36 @@ public struct BackupID: Hashable, Comparable, Sendable, CustomStringConvertible,
         self.rawValue = rawValue
     }
 
-    /// A new id for a backup started at `seconds` since 1970 (UTC).
-    public static func make<R: RandomNumberGenerator>(secondsSince1970 seconds: Int64, using random: inout R) -> BackupID {
+    /// A new id for a backup started at `seconds` since 1970 (UTC), always above `newest` (the
+    /// newest existing id): in the same second the suffix is drawn above its suffix, and a clock
+    /// that went backwards borrows the newest id's second. So ids sort in the order backups were taken.
+    public static func make<R: RandomNumberGenerator>(
+        secondsSince1970 seconds: Int64, after newest: BackupID? = nil, using random: inout R
+    ) -> BackupID {
+        var seconds = seconds
+        var lowest: UInt16 = 0
+        if let newest, let newestSeconds = newest.secondsSince1970, newestSeconds >= seconds {
+            seconds = newestSeconds
+            if newest.suffix == .max {
+                seconds += 1
+            } else {
+                lowest = newest.suffix + 1
+            }
+        }
         let stamp = UTCTimestamp(secondsSince1970: seconds).compact
-        let suffix = UInt16.random(in: .min ... .max, using: &random)
-        let hex = String(suffix, radix: 16)
+        let hex = String(UInt16.random(in: lowest ... .max, using: &random), radix: 16)
         return BackupID(unchecked: stamp + "-" + String(repeating: "0", count: 4 - hex.count) + hex)
     }
+
+    /// The time part.
+    public var secondsSince1970: Int64? {
+        let digits = Array(rawValue.utf8)
+        func part(_ range: Range<Int>) -> String { String(decoding: digits[range], as: UTF8.self) }
+        let civil = "\(part(0..<4))-\(part(4..<6))-\(part(6..<8))T\(part(9..<11)):\(part(11..<13)):\(part(13..<15))Z"
+        return UTCTimestamp(rfc3339: civil)?.secondsSince1970
+    }
+
+    var suffix: UInt16 { UInt16(rawValue.suffix(4), radix: 16) ?? 0 }
 
     private init(unchecked: String) { rawValue = unchecked }
 

@@ -73,9 +73,9 @@ public struct BackupCatalog: Sendable {
         return entries
     }
 
-    /// The stored hash of the newest manifest older than `id`, for the chain.
-    func previousManifestHash(before id: BackupID) async throws(EngineError) -> String? {
-        guard let previous = try await committedIDs().last(where: { $0 < id }) else { return nil }
+    /// The stored hash of the newest committed manifest, for the chain.
+    func manifestHash(of previous: BackupID?) async throws(EngineError) -> String? {
+        guard let previous else { return nil }
         do {
             return SHA256Hasher.hash(try await context.storage.get(context.location.manifestKey(previous))).hexString
         } catch {

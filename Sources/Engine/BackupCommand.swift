@@ -72,10 +72,11 @@ public struct BackupCommand: Sendable {
         } catch { throw EngineError.wrapping(error) }
         let key = try options.encryption.keyForNewBackup()
 
-        var random = SystemRandomNumberGenerator()
-        let id = BackupID.make(secondsSince1970: Int64(started), using: &random)
         let catalog = BackupCatalog(context: context)
-        let previousManifest = try await catalog.previousManifestHash(before: id)
+        let newest = try await catalog.committedIDs().last
+        var random = SystemRandomNumberGenerator()
+        let id = BackupID.make(secondsSince1970: Int64(started), after: newest, using: &random)
+        let previousManifest = try await catalog.manifestHash(of: newest)
         let objectName = "data.dump" + options.compression.fileExtension + (key == nil ? "" : ".enc")
         logger.info("backup \(id) of \(options.database) (PostgreSQL \(version.text), about \(formatBytes(databaseSize))) to \(context.storage.displayName)/\(context.location.backupPrefix(id))")
 

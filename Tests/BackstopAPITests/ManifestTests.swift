@@ -111,3 +111,20 @@ struct ManifestTests {
         #expect(line.contains("\"outcome\":\"failed\""))
     }
 }
+
+@Suite("Backup id order")
+struct BackupIDOrderTests {
+    @Test func idsInTheSameSecondSortInCreationOrder() throws {
+        var random = SystemRandomNumberGenerator()
+        var newest: BackupID?
+        for _ in 0..<200 {
+            let id = BackupID.make(secondsSince1970: 1_795_312_800, after: newest, using: &random)
+            if let newest { #expect(id > newest) }
+            newest = id
+        }
+        let full = try BackupID("20261122T020000Z-ffff")
+        let next = BackupID.make(secondsSince1970: 1_795_312_800, after: full, using: &random)
+        #expect(next > full)
+        #expect(next.secondsSince1970 == 1_795_312_801)
+    }
+}

@@ -1,0 +1,91 @@
+import BackstopAPI
+import Engine
+import Foundation
+import Logging
+import Postgres
+import Storage
+import Testing
+
+/// The real PostgreSQL that hack/test.sh starts (PGHOST, PGPORT, PGUSER, PGPASSWORD).
+/// Missing services fail the tests, unless BACKSTOP_SKIP_INTEGRATION=1 says to skip on purpose.
+enum TestEnvironment {
+    static let integrationEnabled = ProcessInfo.processInfo.environment["BACKSTOP_SKIP_INTEGRATION"] != "1"
+
+    static func requireServer() throws {
+        try #require(ProcessInfo.processInfo.environment["PGPORT"] != nil,
+                     "no PostgreSQL: run hack/test.sh, or set BACKSTOP_SKIP_INTEGRATION=1 to skip integration tests on purpose")
+    }
+
+    /// A fresh database per test, named after it, dropped at the end.
+    static func makeDatabase(_ purpose: String) async throws -> String {
+        let name = "t_\(purpose)_\(UInt32.random(in: 0...UInt32.max))"
+        let server = try await PostgresConnection.connect(ConnectionSettings("dbname=postgres"))
+        try await server.createDatabase(name)
+        await server.close()
+        return name
+    }
+
+    static func dropDatabase(_ name: String) async {
+        guard let server = try? await PostgresConnection.connect(ConnectionSettings("dbname=postgres")) else { return }
+        try? await server.dropDatabase(name)
+        await server.close()
+    }
+
+    static func databaseExists(_ name: String) async throws -> Bool {
+        let server = try await PostgresConnection.connect(ConnectionSettings("dbname=postgres"))
+        defer { Task { await server.close() } }
+        return try await server.databaseExists(name)
+    }
+
+    /// Runs a tool from the server's bin folder (psql, pg_dump) and returns its stdout.
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?
+            .compactMap(Int.init).max().map { "/usr/lib/postgresql/\($0)/bin" } ?? "/usr/bin"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(bin)/\(tool)")
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TestFailure("\(tool) \(arguments.joined(separator: " ")) failed: \(errorText)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Loads hack/sample-db.sql (schemas, jsonb, arrays, bytea, numeric, index, view, sequence, FK).
+    static func loadSample(into database: String) throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../hack/sample-db.sql").standardized.path
+        try run("psql", ["-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-f", script])
+    }
+
+    /// A context on a fresh temporary folder, its own namespace/policy/environment.
+    static func makeContext(environment: String = "test") throws -> (WorkerContext, String) {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-e2e-\(UUID().uuidString)").path
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let context = WorkerContext(
+            storage: try FileStorage(root: root),
+            location: try BackupLocation(namespace: "shop", policy: "orders", environment: environment),
+            logger: logger)
+        return (context, root)
+    }
+
+    static func keyFile() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-key-\(UUID().uuidString)").path
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedData().write(to: URL(fileURLWithPath: path))
+        return path
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
