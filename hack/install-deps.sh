@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(libcurl4-openssl-dev libpq-dev libssl-dev libyaml-dev libzstd-dev zlib1g-dev
-          postgresql-15 postgresql-client-15 pkg-config)
+          postgresql-15 postgresql-client-15 pkg-config openssl python3)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
