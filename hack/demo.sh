@@ -15,7 +15,9 @@ rm -rf "$demo"
 mkdir -p "$demo"
 trap 'hack/postgres.sh stop "$demo/postgres" || true' EXIT
 echo "== starting a throwaway PostgreSQL"
-eval "$(hack/postgres.sh start "$demo/postgres")"
+# An assignment, unlike eval "$(…)", fails the script when the server does not start.
+server_env=$(hack/postgres.sh start "$demo/postgres")
+eval "$server_env"
 createdb="$(dirname "$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -n 1)")"
 "$createdb/createdb" shop
 "$createdb/psql" -q -v ON_ERROR_STOP=1 -d shop -f hack/sample-db.sql

@@ -18,7 +18,13 @@ case "$command" in
 start)
     [ -x "$BIN/initdb" ] || { echo "no PostgreSQL server binaries in $BIN; run hack/install-deps.sh" >&2; exit 1; }
     mkdir -p "$dir"
-    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres:postgres "$dir"
+        runuser -u postgres -- test -w "$dir" || {
+            echo "the postgres user cannot write $dir: make its parent folders traversable (chmod o+x)" >&2
+            exit 1
+        }
+    fi
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     pwfile=$(mktemp)
     printf '%s\n' "$PASSWORD" > "$pwfile"

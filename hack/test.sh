@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 
 hack/install-deps.sh
 services=$(mktemp -d /tmp/backstop-test.XXXXXX)
+chmod 755 "$services"  # the server runs as postgres and must reach its folder
 trap 'hack/postgres.sh stop "$services/pg" || true; rm -rf "$services"' EXIT
-eval "$(hack/postgres.sh start "$services/pg")"
+# An assignment, unlike eval "$(…)", fails the script when the server does not start.
+server_env=$(hack/postgres.sh start "$services/pg")
+eval "$server_env"
 export BACKSTOP_TEST_REQUIRE_INTEGRATION=1
 
 swift build --build-tests
