@@ -57,6 +57,35 @@ func emit(_ report: WorkerReport, reportPath: String?) {
     }
 }
 
+/// Times one command and writes its report line, on success or failure alike.
+struct CommandRun {
+    let command: String
+    let reportPath: String?
+    let started = Date().timeIntervalSince1970
+
+    /// Emits a success report that `fill` completes (backup id, sizes, message).
+    func succeeded(_ fill: (inout WorkerReport) -> Void) {
+        var report = base(.succeeded)
+        fill(&report)
+        emit(report, reportPath: reportPath)
+    }
+
+    /// Emits the failure report, prints the one-line error and returns exit code 1.
+    func failed(_ error: any Error, verified: Bool? = nil) -> ExitCode {
+        var report = base(.failed)
+        report.verified = verified
+        report.message = (error as? EngineError)?.message ?? "\(error)"
+        emit(report, reportPath: reportPath)
+        return fail(error)
+    }
+
+    private func base(_ outcome: WorkerReport.Outcome) -> WorkerReport {
+        let now = Date().timeIntervalSince1970
+        return WorkerReport(command: command, outcome: outcome, startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
+                            completedAt: UTCTimestamp(secondsSince1970: Int64(now)), durationSeconds: now - started)
+    }
+}
+
 /// One line on stderr, then exit 1 (runtime failures; usage errors exit 64 through ArgumentParser).
 func fail(_ error: any Error) -> ExitCode {
     let message = (error as? EngineError)?.message ?? "\(error)"

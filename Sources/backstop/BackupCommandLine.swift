@@ -56,23 +56,18 @@ struct BackupCommandLine: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
 
-        let started = Date().timeIntervalSince1970
+        let run = CommandRun(command: "backup", reportPath: report.reportPath)
         do {
             let result = try await runInterruptibly { try await BackupCommand(context: context, options: options).run() }
-            emit(WorkerReport(
-                command: "backup", outcome: .succeeded, backupID: result.manifest.id,
-                startedAt: result.manifest.startedAt, completedAt: UTCTimestamp(secondsSince1970: Int64(Date().timeIntervalSince1970)),
-                durationSeconds: Date().timeIntervalSince1970 - started, storedBytes: result.manifest.storedBytes,
-                dumpBytes: result.manifest.plaintext.size, verified: result.verification.succeeded,
-                message: "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))"),
-                reportPath: report.reportPath)
+            run.succeeded { report in
+                report.backupID = result.manifest.id
+                report.storedBytes = result.manifest.storedBytes
+                report.dumpBytes = result.manifest.plaintext.size
+                report.verified = result.verification.succeeded
+                report.message = "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))"
+            }
         } catch {
-            let now = Date().timeIntervalSince1970
-            emit(WorkerReport(
-                command: "backup", outcome: .failed, startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
-                completedAt: UTCTimestamp(secondsSince1970: Int64(now)), durationSeconds: now - started,
-                message: (error as? EngineError)?.message ?? "\(error)"), reportPath: report.reportPath)
-            throw fail(error)
+            throw run.failed(error)
         }
     }
 }

@@ -53,30 +53,21 @@ struct RestoreCommandLine: AsyncParsableCommand {
         } catch { throw ValidationError(error.message) }
         let options = RestoreCommand.Options(target: settings, encryption: try encryption.source(),
                                              clean: clean, confirmed: yes, noOwner: noOwner)
-        let started = Date().timeIntervalSince1970
+        let run = CommandRun(command: "restore", reportPath: report.reportPath)
         let reference = backup
+        let result: RestoreCommand.Result
         do {
-            let result = try await runInterruptibly { try await RestoreCommand(context: context, options: options).run(reference) }
-            let now = Date().timeIntervalSince1970
-            let matched = result.rowCountDifferences.isEmpty
-            emit(WorkerReport(
-                command: "restore", outcome: matched ? .succeeded : .failed, backupID: result.backupID,
-                startedAt: UTCTimestamp(secondsSince1970: Int64(started)), completedAt: UTCTimestamp(secondsSince1970: Int64(now)),
-                durationSeconds: now - started,
-                message: matched
-                    ? "restored into \(result.database); row counts of \(result.tablesCompared) tables match the backup"
-                    : "restored into \(result.database), but row counts differ: \(result.rowCountDifferences.joined(separator: "; "))"),
-                reportPath: report.reportPath)
-            if !matched { throw ExitCode.failure }
-        } catch let exit as ExitCode {
-            throw exit
+            result = try await runInterruptibly { try await RestoreCommand(context: context, options: options).run(reference) }
         } catch {
-            let now = Date().timeIntervalSince1970
-            emit(WorkerReport(
-                command: "restore", outcome: .failed, startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
-                completedAt: UTCTimestamp(secondsSince1970: Int64(now)), durationSeconds: now - started,
-                message: (error as? EngineError)?.message ?? "\(error)"), reportPath: report.reportPath)
-            throw fail(error)
+            throw run.failed(error)
+        }
+        guard result.rowCountDifferences.isEmpty else {
+            // The data is restored, but the user must look before trusting it.
+            throw run.failed(EngineError(.restoreFailed, "restored \(result.backupID) into \(result.database), but row counts differ: \(result.rowCountDifferences.joined(separator: "; "))"))
+        }
+        run.succeeded { report in
+            report.backupID = result.backupID
+            report.message = "restored into \(result.database); row counts of \(result.tablesCompared) tables match the backup"
         }
     }
 }

@@ -23,24 +23,17 @@ struct VerifyCommandLine: AsyncParsableCommand {
     func run() async throws {
         let context = try location.context(logger: Backstop.makeLogger())
         let source = try encryption.source()
-        let started = Date().timeIntervalSince1970
+        let run = CommandRun(command: "verify", reportPath: report.reportPath)
         let reference = backup
         do {
             let record = try await runInterruptibly { try await VerifyCommand(context: context, encryption: source).run(reference) }
-            let now = Date().timeIntervalSince1970
-            emit(WorkerReport(
-                command: "verify", outcome: .succeeded, backupID: record.backupID,
-                startedAt: UTCTimestamp(secondsSince1970: Int64(started)), completedAt: UTCTimestamp(secondsSince1970: Int64(now)),
-                durationSeconds: now - started, verified: true,
-                message: "\(record.checks.joined(separator: ", ")); \(record.archiveEntries ?? 0) archive entries"),
-                reportPath: report.reportPath)
+            run.succeeded { report in
+                report.backupID = record.backupID
+                report.verified = true
+                report.message = "\(record.checks.joined(separator: ", ")); \(record.archiveEntries ?? 0) archive entries"
+            }
         } catch {
-            let now = Date().timeIntervalSince1970
-            emit(WorkerReport(
-                command: "verify", outcome: .failed, startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
-                completedAt: UTCTimestamp(secondsSince1970: Int64(now)), durationSeconds: now - started, verified: false,
-                message: (error as? EngineError)?.message ?? "\(error)"), reportPath: report.reportPath)
-            throw fail(error)
+            throw run.failed(error, verified: false)
         }
     }
 }
