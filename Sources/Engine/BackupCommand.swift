@@ -54,14 +54,24 @@ public struct BackupCommand: Sendable {
 
     public func run() async throws(EngineError) -> Result {
         let started = context.now()
-        let logger = context.logger
         let tools: PostgresTools
         do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
         catch { throw EngineError.wrapping(error) }
         let connection: PostgresConnection
         do { connection = try await PostgresConnection.connect(options.database) }
         catch { throw EngineError.wrapping(error) }
-        defer { Task { await connection.close() } }
+        do {
+            let result = try await run(tools: tools, connection: connection, started: started)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    private func run(tools: PostgresTools, connection: PostgresConnection, started: Double) async throws(EngineError) -> Result {
+        let logger = context.logger
 
         let version: PostgresConnection.ServerVersion
         let databaseSize: Int64

@@ -89,21 +89,24 @@ public struct RestoreCommand: Sendable {
     /// Returns whether this restore created it.
     private func prepareTarget(_ database: String) async throws(EngineError) -> Bool {
         let maintenance = options.target.withDatabase("postgres")
+        let target = options.target
         do {
-            let server = try await PostgresConnection.connect(maintenance)
-            defer { Task { await server.close() } }
-            if try await server.databaseExists(database) {
-                let target = try await PostgresConnection.connect(options.target)
-                let occupied = try await target.hasUserObjects()
-                await target.close()
-                if occupied && !options.clean {
-                    throw EngineError(.invalidOption, "database \(database) already holds tables or other objects; restore into a new database name, or pass --clean --yes to replace its contents")
+            let created = try await PostgresConnection.with(maintenance) { server in
+                if try await server.databaseExists(database) {
+                    return false
                 }
-                return false
+                try await server.createDatabase(database)
+                return true
             }
-            try await server.createDatabase(database)
-            context.logger.info("created database \(database)")
-            return true
+            if created {
+                context.logger.info("created database \(database)")
+                return true
+            }
+            let occupied = try await PostgresConnection.with(target) { try await $0.hasUserObjects() }
+            if occupied && !options.clean {
+                throw EngineError(.invalidOption, "database \(database) already holds tables or other objects; restore into a new database name, or pass --clean --yes to replace its contents")
+            }
+            return false
         } catch {
             throw EngineError.wrapping(error)
         }
@@ -153,9 +156,7 @@ public struct RestoreCommand: Sendable {
 
     private func compareRowCounts(_ manifest: BackupManifest) async throws(EngineError) -> [String] {
         do {
-            let target = try await PostgresConnection.connect(options.target)
-            let restored = try await target.tableRowCounts()
-            await target.close()
+            let restored = try await PostgresConnection.with(options.target) { try await $0.tableRowCounts() }
             var counts: [String: Int64] = [:]
             for table in restored { counts["\(table.schema).\(table.name)"] = table.rows }
             return manifest.tables.compactMap { table in
@@ -170,9 +171,7 @@ public struct RestoreCommand: Sendable {
 
     private func dropCreatedDatabase(_ database: String) async {
         do {
-            let server = try await PostgresConnection.connect(options.target.withDatabase("postgres"))
-            try await server.dropDatabase(database)
-            await server.close()
+            try await PostgresConnection.with(options.target.withDatabase("postgres")) { try await $0.dropDatabase(database) }
             context.logger.info("dropped database \(database), which this failed restore had created")
         } catch {
             context.logger.error("could not drop database \(database) after the failed restore: \(error); drop it by hand")

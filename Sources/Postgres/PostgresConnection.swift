@@ -101,6 +101,23 @@ public actor PostgresConnection {
         try query(sql, arguments).first?.first ?? nil
     }
 
+    /// Connects, runs `body`, and closes the connection whatever happens, before returning:
+    /// a close left to a later task could run while the process exits, inside libpq's
+    /// (and Kerberos') teardown.
+    public static func with<T: Sendable>(
+        _ settings: ConnectionSettings, _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await connect(settings)
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
     public func close() {
         if let connection { PQfinish(connection) }
         connection = nil

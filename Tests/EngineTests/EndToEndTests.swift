@@ -10,105 +10,105 @@ struct EndToEndTests {
     @Test("backup, verify, restore: same rows and same schema", arguments: [CompressionAlgorithm.zstd, .gzip, .none])
     func roundTrip(_ compression: CompressionAlgorithm) async throws {
         try TestEnvironment.requireServer()
-        let source = try await TestEnvironment.makeDatabase("source")
-        let target = source + "_restored"
-        defer { Task { await TestEnvironment.dropDatabase(source); await TestEnvironment.dropDatabase(target) } }
-        try TestEnvironment.loadSample(into: source)
-        let (context, root) = try TestEnvironment.makeContext()
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let key = try TestEnvironment.keyFile()
-        let encryption = EncryptionSource.keyFile(key)
+        try await TestEnvironment.withDatabase("source") { source in
+            let target = source + "_restored"
+            try TestEnvironment.loadSample(into: source)
+            let (context, root) = try TestEnvironment.makeContext()
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let key = try TestEnvironment.keyFile()
+            let encryption = EncryptionSource.keyFile(key)
 
-        let first = try await BackupCommand(context: context, options: .init(
-            database: ConnectionSettings("dbname=\(source)"), compression: compression, level: nil,
-            encryption: encryption)).run()
-        #expect(first.verification.succeeded)
-        #expect(first.verification.checks.contains("pg_restore --list"))
-        #expect(first.manifest.previousManifestSHA256 == nil)
-        let counts = Dictionary(uniqueKeysWithValues: first.manifest.tables.map { ($0.qualifiedName, $0.rows) })
-        #expect(counts == ["shop.customers": 2000, "shop.orders": 20000, "audit.events": 5000])
-        #expect(first.manifest.encryption?.keyFingerprint.hasPrefix("hmac-sha256:") == true)
+            let first = try await BackupCommand(context: context, options: .init(
+                database: ConnectionSettings("dbname=\(source)"), compression: compression, level: nil,
+                encryption: encryption)).run()
+            #expect(first.verification.succeeded)
+            #expect(first.verification.checks.contains("pg_restore --list"))
+            #expect(first.manifest.previousManifestSHA256 == nil)
+            let counts = Dictionary(uniqueKeysWithValues: first.manifest.tables.map { ($0.qualifiedName, $0.rows) })
+            #expect(counts == ["shop.customers": 2000, "shop.orders": 20000, "audit.events": 5000])
+            #expect(first.manifest.encryption?.keyFingerprint.hasPrefix("hmac-sha256:") == true)
 
-        // A second backup chains to the first manifest's stored bytes.
-        let second = try await BackupCommand(context: context, options: .init(
-            database: ConnectionSettings("dbname=\(source)"), compression: compression, level: nil,
-            encryption: encryption)).run()
-        let firstBytes = try await context.storage.get(context.location.manifestKey(first.manifest.id))
-        #expect(second.manifest.previousManifestSHA256 == sha256Hex(firstBytes))
+            // A second backup chains to the first manifest's stored bytes.
+            let second = try await BackupCommand(context: context, options: .init(
+                database: ConnectionSettings("dbname=\(source)"), compression: compression, level: nil,
+                encryption: encryption)).run()
+            let firstBytes = try await context.storage.get(context.location.manifestKey(first.manifest.id))
+            #expect(second.manifest.previousManifestSHA256 == sha256Hex(firstBytes))
 
-        let entries = try await BackupCatalog(context: context).entries()
-        #expect(entries.map(\.manifest.id) == [first.manifest.id, second.manifest.id])
-        #expect(entries.allSatisfy { $0.verification?.succeeded == true })
+            let entries = try await BackupCatalog(context: context).entries()
+            #expect(entries.map(\.manifest.id) == [first.manifest.id, second.manifest.id])
+            #expect(entries.allSatisfy { $0.verification?.succeeded == true })
 
-        let verified = try await VerifyCommand(context: context, encryption: encryption).run("latest")
-        #expect(verified.backupID == second.manifest.id)
-        #expect((verified.archiveEntries ?? 0) > 10)
+            let verified = try await VerifyCommand(context: context, encryption: encryption).run("latest")
+            #expect(verified.backupID == second.manifest.id)
+            #expect((verified.archiveEntries ?? 0) > 10)
 
-        let restored = try await RestoreCommand(context: context, options: .init(
-            target: ConnectionSettings("dbname=\(target)"), encryption: encryption,
-            clean: false, confirmed: false, noOwner: false)).run(first.manifest.id.rawValue)
-        #expect(restored.createdDatabase)
-        #expect(restored.rowCountDifferences.isEmpty)
-        #expect(restored.tablesCompared == 3)
-        #expect(try schema(of: source) == schema(of: target))
-        #expect(try TestEnvironment.run("psql", ["-tA", "-d", target, "-c", "SELECT sum(total)::text || count(attachment) FROM shop.orders"])
-            == TestEnvironment.run("psql", ["-tA", "-d", source, "-c", "SELECT sum(total)::text || count(attachment) FROM shop.orders"]))
-
-        // Restoring over the now non-empty database is refused without --clean --yes.
-        await #expect(throws: EngineError.self) {
-            try await RestoreCommand(context: context, options: .init(
+            let restored = try await RestoreCommand(context: context, options: .init(
                 target: ConnectionSettings("dbname=\(target)"), encryption: encryption,
-                clean: false, confirmed: false, noOwner: false)).run("latest")
+                clean: false, confirmed: false, noOwner: false)).run(first.manifest.id.rawValue)
+            #expect(restored.createdDatabase)
+            #expect(restored.rowCountDifferences.isEmpty)
+            #expect(restored.tablesCompared == 3)
+            #expect(try schema(of: source) == schema(of: target))
+            #expect(try TestEnvironment.run("psql", ["-tA", "-d", target, "-c", "SELECT sum(total)::text || count(attachment) FROM shop.orders"])
+                == TestEnvironment.run("psql", ["-tA", "-d", source, "-c", "SELECT sum(total)::text || count(attachment) FROM shop.orders"]))
+
+            // Restoring over the now non-empty database is refused without --clean --yes.
+            await #expect(throws: EngineError.self) {
+                try await RestoreCommand(context: context, options: .init(
+                    target: ConnectionSettings("dbname=\(target)"), encryption: encryption,
+                    clean: false, confirmed: false, noOwner: false)).run("latest")
+            }
+            let replaced = try await RestoreCommand(context: context, options: .init(
+                target: ConnectionSettings("dbname=\(target)"), encryption: encryption,
+                clean: true, confirmed: true, noOwner: false)).run("latest")
+            #expect(!replaced.createdDatabase && replaced.rowCountDifferences.isEmpty)
         }
-        let replaced = try await RestoreCommand(context: context, options: .init(
-            target: ConnectionSettings("dbname=\(target)"), encryption: encryption,
-            clean: true, confirmed: true, noOwner: false)).run("latest")
-        #expect(!replaced.createdDatabase && replaced.rowCountDifferences.isEmpty)
     }
 
     @Test("a flipped byte fails verify naming the block, and restore leaves no database")
     func flippedByte() async throws {
         try TestEnvironment.requireServer()
-        let source = try await TestEnvironment.makeDatabase("flip")
-        let target = source + "_restored"
-        defer { Task { await TestEnvironment.dropDatabase(source); await TestEnvironment.dropDatabase(target) } }
-        try TestEnvironment.loadSample(into: source)
-        let (context, root) = try TestEnvironment.makeContext()
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let backup = try await BackupCommand(context: context, options: .init(
-            database: ConnectionSettings("dbname=\(source)"), compression: .none, level: nil, encryption: .none)).run()
+        try await TestEnvironment.withDatabase("flip") { source in
+            let target = source + "_restored"
+            try TestEnvironment.loadSample(into: source)
+            let (context, root) = try TestEnvironment.makeContext()
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let backup = try await BackupCommand(context: context, options: .init(
+                database: ConnectionSettings("dbname=\(source)"), compression: .none, level: nil, encryption: .none)).run()
 
-        let object = backup.manifest.objects[0]
-        let path = root + "/" + context.location.objectKey(backup.manifest.id, name: object.name)
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        bytes[bytes.count / 2] ^= 0x40
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let object = backup.manifest.objects[0]
+            let path = root + "/" + context.location.objectKey(backup.manifest.id, name: object.name)
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes[bytes.count / 2] ^= 0x40
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
 
-        let error = await #expect(throws: EngineError.self) {
-            try await VerifyCommand(context: context, encryption: .none).run("latest")
+            let error = await #expect(throws: EngineError.self) {
+                try await VerifyCommand(context: context, encryption: .none).run("latest")
+            }
+            #expect(error?.kind == .integrity)
+            #expect(error?.message.contains("\(object.name): block 0") == true)
+            let record = try #require(await BackupCatalog(context: context).entries().first?.verification)
+            #expect(!record.succeeded)
+
+            let restoreError = await #expect(throws: EngineError.self) {
+                try await RestoreCommand(context: context, options: .init(
+                    target: ConnectionSettings("dbname=\(target)"), encryption: .none,
+                    clean: false, confirmed: false, noOwner: false)).run("latest")
+            }
+            #expect(restoreError?.kind == .integrity)
+            #expect(try await !TestEnvironment.databaseExists(target))
+
+            // A shortened object is refused before anything is created.
+            try Data(bytes.dropLast(10)).write(to: URL(fileURLWithPath: path))
+            let sizeError = await #expect(throws: EngineError.self) {
+                try await RestoreCommand(context: context, options: .init(
+                    target: ConnectionSettings("dbname=\(target)"), encryption: .none,
+                    clean: false, confirmed: false, noOwner: false)).run("latest")
+            }
+            #expect(sizeError?.message.contains("the manifest says") == true)
+            #expect(try await !TestEnvironment.databaseExists(target))
         }
-        #expect(error?.kind == .integrity)
-        #expect(error?.message.contains("\(object.name): block 0") == true)
-        let record = try #require(await BackupCatalog(context: context).entries().first?.verification)
-        #expect(!record.succeeded)
-
-        let restoreError = await #expect(throws: EngineError.self) {
-            try await RestoreCommand(context: context, options: .init(
-                target: ConnectionSettings("dbname=\(target)"), encryption: .none,
-                clean: false, confirmed: false, noOwner: false)).run("latest")
-        }
-        #expect(restoreError?.kind == .integrity)
-        #expect(try await !TestEnvironment.databaseExists(target))
-
-        // A shortened object is refused before anything is created.
-        try Data(bytes.dropLast(10)).write(to: URL(fileURLWithPath: path))
-        let sizeError = await #expect(throws: EngineError.self) {
-            try await RestoreCommand(context: context, options: .init(
-                target: ConnectionSettings("dbname=\(target)"), encryption: .none,
-                clean: false, confirmed: false, noOwner: false)).run("latest")
-        }
-        #expect(sizeError?.message.contains("the manifest says") == true)
-        #expect(try await !TestEnvironment.databaseExists(target))
     }
 
     @Test("a failing dump writes no manifest", arguments: [
@@ -131,52 +131,52 @@ struct EndToEndTests {
     @Test("wrong or missing keys are refused before reading data")
     func wrongKey() async throws {
         try TestEnvironment.requireServer()
-        let source = try await TestEnvironment.makeDatabase("keys")
-        defer { Task { await TestEnvironment.dropDatabase(source) } }
-        try TestEnvironment.loadSample(into: source)
-        let (context, root) = try TestEnvironment.makeContext()
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        _ = try await BackupCommand(context: context, options: .init(
-            database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: nil,
-            encryption: .keyFile(try TestEnvironment.keyFile()))).run()
-        let wrong = await #expect(throws: EngineError.self) {
-            try await VerifyCommand(context: context, encryption: .keyFile(try TestEnvironment.keyFile())).run("latest")
+        try await TestEnvironment.withDatabase("keys") { source in
+            try TestEnvironment.loadSample(into: source)
+            let (context, root) = try TestEnvironment.makeContext()
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            _ = try await BackupCommand(context: context, options: .init(
+                database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: nil,
+                encryption: .keyFile(try TestEnvironment.keyFile()))).run()
+            let wrong = await #expect(throws: EngineError.self) {
+                try await VerifyCommand(context: context, encryption: .keyFile(try TestEnvironment.keyFile())).run("latest")
+            }
+            #expect(wrong?.kind == .encryption)
+            #expect(wrong?.message.contains("wrong key") == true)
+            let missing = await #expect(throws: EngineError.self) {
+                try await VerifyCommand(context: context, encryption: .none).run("latest")
+            }
+            #expect(missing?.message.contains("--encryption-key-file") == true)
+            // A wrong key is the caller's mistake, not damage: the backup stays verified.
+            #expect(try await BackupCatalog(context: context).entries().first?.verification?.succeeded == true)
         }
-        #expect(wrong?.kind == .encryption)
-        #expect(wrong?.message.contains("wrong key") == true)
-        let missing = await #expect(throws: EngineError.self) {
-            try await VerifyCommand(context: context, encryption: .none).run("latest")
-        }
-        #expect(missing?.message.contains("--encryption-key-file") == true)
-        // A wrong key is the caller's mistake, not damage: the backup stays verified.
-        #expect(try await BackupCatalog(context: context).entries().first?.verification?.succeeded == true)
     }
 
     @Test("cancelling a backup mid-stream leaves nothing behind")
     func cancelled() async throws {
         try TestEnvironment.requireServer()
-        let source = try await TestEnvironment.makeDatabase("cancel")
-        defer { Task { await TestEnvironment.dropDatabase(source) } }
-        // About 60 MB of incompressible text, so the dump is still running when cancelled.
-        try TestEnvironment.run("psql", ["-q", "-d", source, "-c",
-            "CREATE TABLE noise AS SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) AS t FROM generate_series(1, 600000) i"])
-        let (context, root) = try TestEnvironment.makeContext()
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let backup = Task {
-            try await BackupCommand(context: context, options: .init(
-                database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: 19, encryption: .none)).run()
+        try await TestEnvironment.withDatabase("cancel") { source in
+            // About 60 MB of incompressible text, so the dump is still running when cancelled.
+            try TestEnvironment.run("psql", ["-q", "-d", source, "-c",
+                "CREATE TABLE noise AS SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) AS t FROM generate_series(1, 600000) i"])
+            let (context, root) = try TestEnvironment.makeContext()
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let backup = Task {
+                try await BackupCommand(context: context, options: .init(
+                    database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: 19, encryption: .none)).run()
+            }
+            try await Task.sleep(for: .milliseconds(400))
+            backup.cancel()
+            let result = await backup.result
+            guard case .failure(let error as EngineError) = result else {
+                Issue.record("the backup was not interrupted: \(result)")
+                return
+            }
+            #expect(error.kind == .interrupted)
+            #expect(try await context.storage.list(prefix: "").isEmpty)
+            #expect(FileManager.default.enumerator(atPath: root)?.allObjects.compactMap { $0 as? String }
+                .filter { $0.contains(".partial-") }.isEmpty ?? true)
         }
-        try await Task.sleep(for: .milliseconds(400))
-        backup.cancel()
-        let result = await backup.result
-        guard case .failure(let error as EngineError) = result else {
-            Issue.record("the backup was not interrupted: \(result)")
-            return
-        }
-        #expect(error.kind == .interrupted)
-        #expect(try await context.storage.list(prefix: "").isEmpty)
-        #expect(FileManager.default.enumerator(atPath: root)?.allObjects.compactMap { $0 as? String }
-            .filter { $0.contains(".partial-") }.isEmpty ?? true)
     }
 
     private func schema(of database: String) throws -> String {

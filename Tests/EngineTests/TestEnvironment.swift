@@ -16,25 +16,31 @@ enum TestEnvironment {
                      "no PostgreSQL: run hack/test.sh, or set BACKSTOP_SKIP_INTEGRATION=1 to skip integration tests on purpose")
     }
 
-    /// A fresh database per test, named after it, dropped at the end.
-    static func makeDatabase(_ purpose: String) async throws -> String {
+    /// Runs `body` with a fresh database named after the test; afterwards drops it and its
+    /// `_restored` twin. The drop is awaited here: a drop left to a detached task could run
+    /// while the test process exits, inside libpq's teardown.
+    static func withDatabase(_ purpose: String, _ body: (String) async throws -> Void) async throws {
         let name = "t_\(purpose)_\(UInt32.random(in: 0...UInt32.max))"
-        let server = try await PostgresConnection.connect(ConnectionSettings("dbname=postgres"))
-        try await server.createDatabase(name)
-        await server.close()
-        return name
+        let maintenance = try ConnectionSettings("dbname=postgres")
+        try await PostgresConnection.with(maintenance) { try await $0.createDatabase(name) }
+        do {
+            try await body(name)
+        } catch {
+            try? await drop(name, maintenance)
+            throw error
+        }
+        try await drop(name, maintenance)
     }
 
-    static func dropDatabase(_ name: String) async {
-        guard let server = try? await PostgresConnection.connect(ConnectionSettings("dbname=postgres")) else { return }
-        try? await server.dropDatabase(name)
-        await server.close()
+    private static func drop(_ name: String, _ maintenance: ConnectionSettings) async throws {
+        try await PostgresConnection.with(maintenance) { server in
+            try await server.dropDatabase(name)
+            try await server.dropDatabase(name + "_restored")
+        }
     }
 
     static func databaseExists(_ name: String) async throws -> Bool {
-        let server = try await PostgresConnection.connect(ConnectionSettings("dbname=postgres"))
-        defer { Task { await server.close() } }
-        return try await server.databaseExists(name)
+        try await PostgresConnection.with(ConnectionSettings("dbname=postgres")) { try await $0.databaseExists(name) }
     }
 
     /// Runs a tool from the server's bin folder (psql, pg_dump) and returns its stdout.
