@@ -6,8 +6,9 @@ import Foundation
 /// cooperative pool, which has one thread per core: an actor whose `unownedExecutor` is a
 /// `DedicatedThread` may block freely, and so may closures passed to `run(_:)`.
 public final class DedicatedThread: SerialExecutor, @unchecked Sendable {
-    // Guarded by `condition`.
+    // Guarded by `condition`: actor jobs, and closures from `run(_:)`.
     private var jobs: [UnownedJob] = []
+    private var plainWork: [@Sendable () -> Void] = []
     private var stopping = false
     private let condition = NSCondition()
 
@@ -42,8 +43,6 @@ public final class DedicatedThread: SerialExecutor, @unchecked Sendable {
             submit { continuation.resume(with: Result(catching: body)) }
         }
     }
-
-    private var plainWork: [@Sendable () -> Void] = []
 
     private func submit(_ work: @escaping @Sendable () -> Void) {
         condition.lock()

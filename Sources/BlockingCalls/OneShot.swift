@@ -44,8 +44,10 @@ public final class OneShot<Value: Sendable>: @unchecked Sendable {
     public func waitBlocking() -> Value {
         condition.lock()
         defer { condition.unlock() }
-        while result == nil { condition.wait() }
-        return result!
+        while true {
+            if let result { return result }
+            condition.wait()
+        }
     }
 
     /// The value if it has arrived.
