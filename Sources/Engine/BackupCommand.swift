@@ -57,16 +57,12 @@ public struct BackupCommand: Sendable {
         let tools: PostgresTools
         do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
         catch { throw EngineError.wrapping(error) }
-        let connection: PostgresConnection
-        do { connection = try await PostgresConnection.connect(options.database) }
-        catch { throw EngineError.wrapping(error) }
         do {
-            let result = try await run(tools: tools, connection: connection, started: started)
-            await connection.close()
-            return result
+            return try await PostgresConnection.with(options.database) { connection in
+                try await run(tools: tools, connection: connection, started: started)
+            }
         } catch {
-            await connection.close()
-            throw error
+            throw EngineError.wrapping(error)
         }
     }
 

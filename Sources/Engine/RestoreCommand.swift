@@ -139,15 +139,12 @@ public struct RestoreCommand: Sendable {
             }
         } catch {
             // Killing pg_restore rolls its single transaction back.
-            restorer.kill(SIGKILL)
-            if let input = restorer.standardInput { close(input) }
-            let outcome = await restorer.wait()
+            let outcome = await restorer.killAndWait()
             let detail = outcome.standardError.isEmpty ? "" : " (pg_restore: \(Self.lastLines(outcome.standardError)))"
             let wrapped = EngineError.wrapping(error)
             throw EngineError(wrapped.kind, wrapped.message + detail, underlying: wrapped.underlying)
         }
-        if let input = restorer.standardInput { close(input) }
-        let outcome = await restorer.wait()
+        let outcome = await restorer.closeInputAndWait()
         guard outcome.termination.succeeded else {
             throw EngineError(.restoreFailed, "pg_restore failed (\(outcome.termination.description)): \(Self.lastLines(outcome.standardError)); nothing was committed")
         }

@@ -49,18 +49,15 @@ public struct VerifyCommand: Sendable {
             do {
                 digest = try await stream.run(into: lister.standardInput, consumerMayStopEarly: true, progress: progress)
             } catch {
-                lister.kill(SIGKILL)
-                if let input = lister.standardInput { close(input) }
-                _ = await lister.wait()
+                _ = await lister.killAndWait()
                 throw error
             }
-            if let input = lister.standardInput { close(input) }
+            let listing = await lister.closeInputAndWait()
             checks.append("block hashes")
             if key != nil { checks.append("decryption") }
             checks.append("decompression")
             try stream.check(digest)
             checks.append("plaintext hash")
-            let listing = await lister.wait()
             guard listing.termination.succeeded else {
                 throw EngineError(.integrity, "pg_restore --list cannot read the dump of \(manifest.id) (\(listing.termination.description)): \(listing.standardError)")
             }

@@ -132,9 +132,6 @@ public final class ChunkDecryptor: StreamStage {
 
     public func process(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard !input.isEmpty else { return }
-        if sawFinal {
-            throw PipelineError(.trailingData, "\(input.count) bytes follow the final encrypted chunk at offset \(offset): the object was appended to; restore from another backup")
-        }
         pending.append(contentsOf: input)
         if cipher == nil { try readHeader() }
         while cipher != nil, try decryptChunkIfComplete(output) {}
@@ -143,9 +140,6 @@ public final class ChunkDecryptor: StreamStage {
     public func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
         if cipher == nil {
             throw PipelineError(.truncated, "the encrypted stream ends inside its header (\(pending.count) bytes): the backup is truncated")
-        }
-        if sawFinal && !pending.isEmpty {
-            throw PipelineError(.trailingData, "\(pending.count) bytes follow the final encrypted chunk at offset \(offset): the object was appended to; restore from another backup")
         }
         if !sawFinal {
             throw PipelineError(.truncated, "the encrypted stream ends after \(index) chunks without its final chunk, at offset \(offset + Int64(pending.count)): the backup is truncated")
@@ -182,7 +176,8 @@ public final class ChunkDecryptor: StreamStage {
         plaintext = [UInt8](repeating: 0, count: chunkSize)
     }
 
-    /// Decrypts the first buffered chunk if all of it is there; returns whether it did.
+    /// Decrypts the first buffered chunk if all of it is there; returns whether it did. The only
+    /// place that sees bytes after the final chunk: `process` calls it until it returns false.
     private func decryptChunkIfComplete(_ output: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
         let headerSize = ChunkedEncryption.chunkHeaderSize
         if sawFinal && !pending.isEmpty {

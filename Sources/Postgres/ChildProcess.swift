@@ -1,6 +1,7 @@
 internal import BlockingCalls
 internal import CChildProcess
 internal import Foundation
+internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -48,6 +49,7 @@ public final class ChildProcess: Sendable {
     /// The worker's end of the child's stdout when `.pipe` was asked for.
     public let standardOutput: Int32?
     private let outcome = OneShot<Outcome>()
+    private let inputClosed = Atomic<Bool>(false)
 
     /// The last bytes of stderr kept for error messages.
     static let stderrTail = 16 * 1024
@@ -141,6 +143,25 @@ public final class ChildProcess: Sendable {
     /// Blocks until the child ends; only for dedicated threads.
     public func waitBlocking() -> Outcome {
         outcome.waitBlocking()
+    }
+
+    /// Closes the child's stdin (it sees EOF) and waits for it to end.
+    public func closeInputAndWait() async -> Outcome {
+        closeInput()
+        return await wait()
+    }
+
+    /// For a child whose input is abandoned mid-stream: SIGKILL, close its stdin, wait.
+    public func killAndWait() async -> Outcome {
+        kill(SIGKILL)
+        closeInput()
+        return await wait()
+    }
+
+    /// Closes the worker's end of the stdin pipe, once.
+    private func closeInput() {
+        guard let standardInput, !inputClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        close(standardInput)
     }
 
     /// Asks the child to stop (SIGTERM).

@@ -74,7 +74,7 @@ struct CommandRun {
     func failed(_ error: any Error, verified: Bool? = nil) -> ExitCode {
         var report = base(.failed)
         report.verified = verified
-        report.message = (error as? EngineError)?.message ?? "\(error)"
+        report.message = oneLine(error)
         emit(report, reportPath: reportPath)
         return fail(error)
     }
@@ -86,10 +86,14 @@ struct CommandRun {
     }
 }
 
+/// What an error says to the user: engine errors carry their own message with the fix.
+func oneLine(_ error: any Error) -> String {
+    (error as? EngineError)?.message ?? "\(error)"
+}
+
 /// One line on stderr, then exit 1 (runtime failures; usage errors exit 64 through ArgumentParser).
 func fail(_ error: any Error) -> ExitCode {
-    let message = (error as? EngineError)?.message ?? "\(error)"
-    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("error: \(oneLine(error))\n".utf8))
     return ExitCode.failure
 }
 
