@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Speed and memory of `backstop backup` against the dump alone and the seeds' pipeline,
-# measured side by side in one run (alternating, median of ROUNDS).
-#   hack/bench.sh [scale] [rounds]     scale: pgbench scale (default 50), rounds: default 3
+# measured side by side in one run (alternating, median of ROUNDS), for each scale given.
+#   hack/bench.sh [scale ...]     pgbench scales (default 50); ROUNDS=3 by default
+# Two scales show whether the worker's memory stays flat as the database grows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=${1:-50}
-rounds=${2:-3}
+scales=("${@:-50}")
+rounds=${ROUNDS:-3}
 
 hack/install-deps.sh
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
@@ -19,46 +20,65 @@ trap 'hack/postgres.sh stop "$work/pg" || true; rm -rf "$work"' EXIT
 # An assignment, unlike eval "$(…)", fails the script when the server does not start.
 server_env=$(hack/postgres.sh start "$work/pg")
 eval "$server_env"
-"$bin/createdb" bench
-"$bin/pgbench" -q -i -s "$scale" bench >/dev/null 2>&1
-# Random text so the data does not compress trivially.
-"$bin/psql" -q -d bench -c "CREATE TABLE noise AS SELECT i, encode(gen_random_bytes(64), 'base64') || md5(random()::text) AS t FROM generate_series(1, $((scale * 20000))) i" 2>/dev/null \
-  || "$bin/psql" -q -d bench -c "CREATE EXTENSION IF NOT EXISTS pgcrypto; CREATE TABLE noise AS SELECT i, encode(gen_random_bytes(64), 'base64') || md5(random()::text) AS t FROM generate_series(1, $((scale * 20000))) i"
-"$bin/psql" -q -d bench -c "VACUUM ANALYZE"
-size=$("$bin/psql" -tA -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
-echo "database: pgbench scale $scale + noise, $size"
+measure() {
+  local scale=$1
+  "$bin/dropdb" --if-exists bench
+  "$bin/createdb" bench
+  "$bin/pgbench" -q -i -s "$scale" bench >/dev/null 2>&1
+  # Random text so the data does not compress trivially.
+  "$bin/psql" -q -d bench -c "CREATE EXTENSION IF NOT EXISTS pgcrypto" \
+    -c "CREATE TABLE noise AS SELECT i, encode(gen_random_bytes(64), 'base64') || md5(random()::text) AS t FROM generate_series(1, $((scale * 20000))) i" \
+    -c "VACUUM ANALYZE"
+  size=$("$bin/psql" -tA -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
 
-# name -> command; each prints nothing on stdout.
-declare -A commands=(
-  [dump]="$bin/pg_dump -Fc -Z0 bench > /dev/null"
-  [seed-gzip]="$bin/pg_dump bench | gzip > $work/seed.sql.gz"
-  [backstop-zstd1]="$backstop backup --storage file://$work/store1 --database dbname=bench --level 1 > /dev/null 2>&1"
-  [backstop-zstd3]="$backstop backup --storage file://$work/store3 --database dbname=bench > /dev/null 2>&1"
-  [backstop-zstd9]="$backstop backup --storage file://$work/store9 --database dbname=bench --level 9 > /dev/null 2>&1"
-)
-order=(dump seed-gzip backstop-zstd1 backstop-zstd3 backstop-zstd9)
-for name in "${order[@]}"; do : > "$work/$name.times"; done
-for round in $(seq "$rounds"); do
-  for name in "${order[@]}"; do
-    rm -rf "$work"/store*/ 2>/dev/null || true
-    /usr/bin/time -f "%e %U %S %M" -o "$work/one" bash -c "${commands[$name]}"
-    cat "$work/one" >> "$work/$name.times"
-    case "$name" in
-      seed-gzip) stat -c %s "$work/seed.sql.gz" > "$work/$name.size" ;;
-      backstop-*) find "$work"/store* -name 'data.dump*' -printf '%s\n' | head -n 1 > "$work/$name.size" ;;
-    esac
+  # name -> command; each prints nothing on stdout.
+  declare -A commands=(
+    [dump]="$bin/pg_dump -Fc -Z0 bench > /dev/null"
+    [seed-gzip]="$bin/pg_dump bench | gzip > $work/seed.sql.gz"
+    [backstop]="$backstop backup --storage file://$work/store1 --database dbname=bench > /dev/null 2>&1"
+    [backstop-zstd3]="$backstop backup --storage file://$work/store3 --database dbname=bench --level 3 > /dev/null 2>&1"
+    [backstop-zstd9]="$backstop backup --storage file://$work/store9 --database dbname=bench --level 9 > /dev/null 2>&1"
+  )
+  order=(dump seed-gzip backstop backstop-zstd3 backstop-zstd9)
+  for name in "${order[@]}"; do : > "$work/$name.times"; rm -f "$work/$name.stored" "$work/$name.size"; done
+  for round in $(seq "$rounds"); do
+    for name in "${order[@]}"; do
+      rm -rf "$work"/store*/ 2>/dev/null || true
+      /usr/bin/time -f "%e %U %S %M" -o "$work/one" bash -c "${commands[$name]}"
+      cat "$work/one" >> "$work/$name.times"
+      case "$name" in
+        seed-gzip) stat -c %s "$work/seed.sql.gz" > "$work/$name.size" ;;
+        backstop*)
+          find "$work"/store* -name 'data.dump*' -printf '%s\n' | head -n 1 > "$work/$name.size"
+          # The manifest's duration ends when the dump is stored; the read-back and commit follow.
+          python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["durationSeconds"])' \
+            "$(find "$work"/store* -name manifest.json | head -n 1)" >> "$work/$name.stored" ;;
+      esac
+    done
   done
-done
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-base=$(awk '{print $1}' "$work/dump.times" | median)
-printf '\n%-16s %9s %9s %9s %11s %12s\n' command wall_s cpu_s ratio peak_rss_MiB stored_MiB
-for name in "${order[@]}"; do
-  wall=$(awk '{print $1}' "$work/$name.times" | median)
-  cpu=$(awk '{print $2 + $3}' "$work/$name.times" | median)
-  rss=$(awk '{print $4}' "$work/$name.times" | median)
-  stored=$([ -f "$work/$name.size" ] && awk '{printf "%.1f", $1 / 1048576}' "$work/$name.size" || echo -)
-  printf '%-16s %9s %9s %9.2f %11.1f %12s\n' "$name" "$wall" "$cpu" "$(awk -v w="$wall" -v b="$base" 'BEGIN {print w / b}')" \
-    "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$stored"
-done
-echo "(peak RSS is the largest process of each command: for backstop, the worker itself)"
+  median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  base=$(awk '{print $1}' "$work/dump.times" | median)
+  echo
+  echo "scale $scale: $size"
+  printf '%-16s %9s %9s %9s %11s %12s %16s\n' command wall_s cpu_s ratio peak_rss_MiB stored_MiB stored_at_s_ratio
+  for name in "${order[@]}"; do
+    wall=$(awk '{print $1}' "$work/$name.times" | median)
+    cpu=$(awk '{print $2 + $3}' "$work/$name.times" | median)
+    rss=$(awk '{print $4}' "$work/$name.times" | median)
+    stored=$([ -f "$work/$name.size" ] && awk '{printf "%.1f", $1 / 1048576}' "$work/$name.size" || echo -)
+    stored_at=-
+    if [ -f "$work/$name.stored" ]; then
+      at=$(median < "$work/$name.stored")
+      stored_at=$(awk -v a="$at" -v b="$base" 'BEGIN {printf "%.2f (%.2f)", a, a / b}')
+    fi
+    printf '%-16s %9s %9s %9.2f %11.1f %12s %16s\n' "$name" "$wall" "$cpu" "$(awk -v w="$wall" -v b="$base" 'BEGIN {print w / b}')" \
+      "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$stored" "$stored_at"
+  done
+}
+
+for scale in "${scales[@]}"; do measure "$scale"; done
+echo
+echo "ratio: wall time / the dump alone. stored_at: seconds until the dump was stored (the manifest's"
+echo "duration), before the read-back that proves it. Peak RSS is the largest process of each command:"
+echo "for backstop, the worker itself."

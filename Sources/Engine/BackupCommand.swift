@@ -54,12 +54,14 @@ public struct BackupCommand: Sendable {
 
     public func run() async throws(EngineError) -> Result {
         let started = context.now()
-        let tools: PostgresTools
-        do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
-        catch { throw EngineError.wrapping(error) }
+        // `pg_dump --version` runs while the connection is opened.
+        let binDirectory = context.postgresBinDirectory
+        let locating = Task { () throws(PostgresError) -> PostgresTools in
+            try await PostgresTools.locate(binDirectory: binDirectory)
+        }
         do {
             return try await PostgresConnection.with(options.database) { connection in
-                try await run(tools: tools, connection: connection, started: started)
+                try await run(tools: try await locating.value, connection: connection, started: started)
             }
         } catch {
             throw EngineError.wrapping(error)
@@ -107,8 +109,6 @@ public struct BackupCommand: Sendable {
             }
             defer { reporter.cancel() }
 
-            // Row counts run in the exported snapshot while pg_dump streams, on the other core.
-            async let counting = connection.tableRowCounts()
             let streamed: StreamedDump
             do {
                 streamed = try await withTaskCancellationHandler {
@@ -119,46 +119,61 @@ public struct BackupCommand: Sendable {
                     dump.terminate()
                 }
             } catch {
-                _ = try? await counting
                 throw EngineError.wrapping(error)
             }
+            reporter.cancel()
+            let completed = context.now()
+            func manifest(tables: [PostgresConnection.TableCount]) -> BackupManifest {
+                BackupManifest(
+                    id: id, namespace: context.location.namespace, policy: context.location.policy,
+                    environment: context.location.environment, toolVersion: WorkerContext.toolVersion,
+                    database: .init(name: options.database.databaseName ?? "", serverVersion: version.text,
+                                    serverVersionNumber: version.number, pgDumpVersion: tools.version),
+                    startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
+                    completedAt: UTCTimestamp(secondsSince1970: Int64(completed)),
+                    durationSeconds: max(0, completed - started),
+                    dump: .init(format: "custom"),
+                    compression: .init(algorithm: options.compression, level: options.level),
+                    encryption: key.map {
+                        .init(algorithm: ChunkedEncryption.algorithmName, chunkSize: ChunkedEncryption.defaultChunkSize,
+                              keyFingerprint: $0.fingerprint, kdf: $0.derivation)
+                    },
+                    objects: [streamed.object], plaintext: streamed.plaintext,
+                    tables: tables.map { .init(schema: $0.schema, name: $0.name, rows: $0.rows) },
+                    previousManifestSHA256: previousManifest)
+            }
+
+            // Once pg_dump is done, the stored object is read back (our CPU and pg_restore) while
+            // the rows are counted in the still-open snapshot (the server's CPU): neither slows
+            // the dump, and a backup that does not read back is never committed.
+            async let readBack = VerifyCommand(context: context, encryption: options.encryption)
+                .check(manifest(tables: []), key: key, tools: tools)
             let tables: [PostgresConnection.TableCount]
             do {
-                tables = try await counting
+                tables = try await connection.tableRowCounts()
                 try await connection.endTransaction()
-            } catch { throw EngineError.wrapping(error, context: "counting rows in the dump's snapshot") }
+            } catch {
+                _ = await readBack
+                throw EngineError.wrapping(error, context: "counting rows in the dump's snapshot")
+            }
+            let verification = await readBack
+            if let failure = verification.failure {
+                throw EngineError(failure.kind, "backup \(id) failed its read-back and was not committed: \(failure.message)", underlying: failure)
+            }
             if Task.isCancelled { throw EngineError(.interrupted, "interrupted (SIGTERM or SIGINT) before the manifest was written") }
 
-            let completed = context.now()
-            let manifest = BackupManifest(
-                id: id, namespace: context.location.namespace, policy: context.location.policy,
-                environment: context.location.environment, toolVersion: WorkerContext.toolVersion,
-                database: .init(name: options.database.databaseName ?? "", serverVersion: version.text,
-                                serverVersionNumber: version.number, pgDumpVersion: tools.version),
-                startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
-                completedAt: UTCTimestamp(secondsSince1970: Int64(completed)),
-                durationSeconds: max(0, completed - started),
-                dump: .init(format: "custom"),
-                compression: .init(algorithm: options.compression, level: options.level),
-                encryption: key.map {
-                    .init(algorithm: ChunkedEncryption.algorithmName, chunkSize: ChunkedEncryption.defaultChunkSize,
-                          keyFingerprint: $0.fingerprint, kdf: $0.derivation)
-                },
-                objects: [streamed.object], plaintext: streamed.plaintext,
-                tables: tables.map { .init(schema: $0.schema, name: $0.name, rows: $0.rows) },
-                previousManifestSHA256: previousManifest)
+            let committed = manifest(tables: tables)
             do {
-                try manifest.validate()
-                try await context.storage.put(context.location.manifestKey(id), bytes: [UInt8](manifest.encoded()))
+                try committed.validate()
+                try await context.storage.put(context.location.manifestKey(id), bytes: [UInt8](committed.encoded()))
             } catch { throw EngineError.wrapping(error, context: "cannot write the manifest of \(id)") }
-            logger.info("backup \(id) committed: \(formatBytes(streamed.plaintext.size)) dumped, \(formatBytes(streamed.object.size)) stored, \(tables.count) tables, \(String(format: "%.1f", manifest.durationSeconds))s")
-
-            let verification = try await VerifyCommand(context: context, encryption: options.encryption)
-                .verify(manifest, key: key)
-            return Result(manifest: manifest, verification: verification)
+            logger.info("backup \(id) committed: \(formatBytes(streamed.plaintext.size)) dumped, \(formatBytes(streamed.object.size)) stored, \(tables.count) tables, \(String(format: "%.1f", committed.durationSeconds))s")
+            try await catalog.record(verification.record)
+            logger.info("\(VerifyCommand.summary(of: verification.record))")
+            return Result(manifest: committed, verification: verification.record)
         } catch {
-            // Verification failures keep the committed backup (it is listed as failed); anything
-            // before the commit removes every object of this id.
+            // Anything before the commit removes every object of this id; once the manifest is
+            // stored the backup stands, even if writing verified.json then fails.
             if (try? await context.storage.head(context.location.manifestKey(id))) == nil {
                 await removeLeftovers(of: id)
             }

@@ -28,17 +28,41 @@ public struct VerifyCommand: Sendable {
         return try await verify(manifest, key: key)
     }
 
-    /// Verifies a loaded manifest with a key already derived (the backup command's own check).
+    /// Verifies a loaded manifest and records the outcome in `verified.json`: a success, or a
+    /// finding about the backup (a missing tool says nothing about it and is not recorded).
     func verify(_ manifest: BackupManifest, key: EncryptionKey?) async throws(EngineError) -> VerificationRecord {
         let catalog = BackupCatalog(context: context)
+        let tools: PostgresTools
+        do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
+        catch { throw EngineError.wrapping(error) }
+        let outcome = await check(manifest, key: key, tools: tools)
+        guard let failure = outcome.failure else {
+            try await catalog.record(outcome.record)
+            context.logger.info("\(Self.summary(of: outcome.record))")
+            return outcome.record
+        }
+        if failure.kind == .integrity { try? await catalog.record(outcome.record) }
+        throw failure
+    }
+
+    static func summary(of record: VerificationRecord) -> String {
+        "verified \(record.backupID): \(record.checks.joined(separator: ", ")); \(record.archiveEntries ?? 0) archive entries"
+    }
+
+    /// The outcome of one read-back: the record to store and, on failure, the error to throw.
+    struct Outcome: Sendable {
+        let record: VerificationRecord
+        let failure: EngineError?
+    }
+
+    /// Re-reads the stored objects of `manifest` and proves them against it, recording nothing.
+    /// The backup command runs this before its commit; `verify` records what it finds.
+    func check(_ manifest: BackupManifest, key: EncryptionKey?, tools: PostgresTools) async -> Outcome {
         var checks: [String] = []
         do throws(EngineError) {
             let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
             try await stream.checkSizes()
             checks.append("object sizes")
-            let tools: PostgresTools
-            do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
-            catch { throw EngineError.wrapping(error) }
             let lister: ChildProcess
             do {
                 lister = try ChildProcess(executable: tools.pgRestore, arguments: ["--list"],
@@ -63,21 +87,13 @@ public struct VerifyCommand: Sendable {
             }
             let entries = listing.standardOutput.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }.count
             checks.append("pg_restore --list")
-            let record = VerificationRecord(
+            return Outcome(record: VerificationRecord(
                 backupID: manifest.id, verifiedAt: context.timestamp, succeeded: true, checks: checks,
-                archiveEntries: entries, failure: nil, toolVersion: WorkerContext.toolVersion)
-            try await catalog.record(record)
-            context.logger.info("verified \(manifest.id): \(checks.joined(separator: ", ")); \(entries) archive entries")
-            return record
+                archiveEntries: entries, failure: nil, toolVersion: WorkerContext.toolVersion), failure: nil)
         } catch {
-            // Only findings about the backup are recorded; a missing tool says nothing about it.
-            if error.kind == .integrity {
-                let record = VerificationRecord(
-                    backupID: manifest.id, verifiedAt: context.timestamp, succeeded: false, checks: checks,
-                    archiveEntries: nil, failure: error.message, toolVersion: WorkerContext.toolVersion)
-                try? await catalog.record(record)
-            }
-            throw error
+            return Outcome(record: VerificationRecord(
+                backupID: manifest.id, verifiedAt: context.timestamp, succeeded: false, checks: checks,
+                archiveEntries: nil, failure: error.message, toolVersion: WorkerContext.toolVersion), failure: error)
         }
     }
 }

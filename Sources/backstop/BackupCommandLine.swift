@@ -25,7 +25,7 @@ struct BackupCommandLine: AsyncParsableCommand {
     var compression: String?
 
     @Option(name: .customLong(WorkerOption.level.flag),
-            help: "Compression level (env \(WorkerOption.level.environmentVariable); default zstd 3, gzip 6).")
+            help: "Compression level (env \(WorkerOption.level.environmentVariable); default zstd 1, gzip 6; zstd 3-19 trade speed for size).")
     var level: Int?
 
     func run() async throws {
