@@ -16,6 +16,14 @@ public enum WorkerOption: String, CaseIterable, Sendable {
     case output
     case reportPath = "report-path"
     case pgBin = "pg-bin"
+    case s3Endpoint = "s3-endpoint"
+    case s3Region = "s3-region"
+    case s3PathStyle = "s3-path-style"
+    case s3CAFile = "s3-ca-file"
+    case s3SSE = "s3-sse"
+    case s3KMSKeyID = "s3-kms-key-id"
+    case s3StorageClass = "s3-storage-class"
+    case s3CredentialsDir = "s3-credentials-dir"
 
     /// The long flag, without dashes: `encryption-key-file`.
     public var flag: String { rawValue }

@@ -27,3 +27,6 @@ CURLcode backstop_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *v
 CURLcode backstop_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value) {
     return curl_easy_getinfo(handle, info, value);
 }
+CURLcode backstop_curl_global_init(void) {
+    return curl_global_init(CURL_GLOBAL_DEFAULT);
+}

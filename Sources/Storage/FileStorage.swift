@@ -110,10 +110,7 @@ public final class FileStorage: ObjectStorage {
 
     /// Rejects keys that could leave the root.
     func path(for key: String) throws(StorageError) -> String {
-        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
-        guard !key.isEmpty, !key.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
-            throw StorageError(.invalidKey, key: key, "\"\(key)\" is not a valid object key (empty, absolute, or with . or .. segments)")
-        }
+        try ObjectKey.validate(key)
         return root + "/" + key
     }
 

@@ -25,7 +25,8 @@ public protocol ObjectStorage: Sendable {
     /// Starts a streamed upload. The object appears only when the writer finishes.
     func makeWriter(_ key: String) throws(StorageError) -> any ObjectWriter
 
-    /// Opens a streamed download of `range` (all of the object when `nil`).
+    /// Opens a streamed download of `range` (all of the object when `nil`); a missing object
+    /// fails here. Blocks (it looks the object up): call it from the thread that will read.
     func makeReader(_ key: String, range: Range<Int64>?) throws(StorageError) -> any ObjectReader
 }
 
@@ -53,5 +54,16 @@ public struct ObjectInfo: Equatable, Sendable {
     public init(key: String, size: Int64) {
         self.key = key
         self.size = size
+    }
+}
+
+/// The one rule for keys, shared by every backend: relative, `/`-separated, no empty, `.` or
+/// `..` segment (they would escape a folder on disk and mean something else in S3).
+enum ObjectKey {
+    static func validate(_ key: String) throws(StorageError) {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard !key.isEmpty, !key.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw StorageError(.invalidKey, key: key, "\"\(key)\" is not a valid object key (empty, absolute, or with . or .. segments)")
+        }
     }
 }

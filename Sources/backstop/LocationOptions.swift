@@ -9,8 +9,11 @@ import Storage
 /// `BACKSTOP_*` variable from `WorkerOption`, the table the CronJob builder uses too.
 struct LocationOptions: ParsableArguments {
     @Option(name: .customLong(WorkerOption.storage.flag),
-            help: "Where backups live: file:///path (env \(WorkerOption.storage.environmentVariable)).")
+            help: "Where backups live: file:///path or s3://bucket/folder (env \(WorkerOption.storage.environmentVariable)).")
     var storage: String?
+
+    @OptionGroup(title: "S3")
+    var s3: S3Options
 
     @Option(name: .customLong(WorkerOption.namespace.flag),
             help: "Kubernetes namespace of the policy (env \(WorkerOption.namespace.environmentVariable); default default).")
@@ -44,11 +47,65 @@ struct LocationOptions: ParsableArguments {
             throw ValidationError("--\(error.field): \(error.problem); \(error.fix)")
         }
         let storage: any ObjectStorage
-        do { storage = try StorageLocation.open(storageURL) } catch {
+        let s3Settings = try s3.settings(environment: environment)
+        do { storage = try StorageLocation.open(storageURL, s3: s3Settings, environment: environment) } catch {
             throw ValidationError(error.message)
         }
         return WorkerContext(storage: storage, location: location, logger: logger,
                              postgresBinDirectory: WorkerOption.pgBin.resolve(flag: pgBin, environment: environment))
+    }
+}
+
+/// `--s3-*`: how an `s3://` location is reached. Credentials come from the standard AWS
+/// variables, a mounted Secret folder, or web identity; never from a flag.
+struct S3Options: ParsableArguments {
+    @Option(name: .customLong(WorkerOption.s3Endpoint.flag),
+            help: "S3-compatible endpoint URL, e.g. https://minio.storage:9000 (env \(WorkerOption.s3Endpoint.environmentVariable); default AWS).")
+    var endpoint: String?
+
+    @Option(name: .customLong(WorkerOption.s3Region.flag),
+            help: "Region (env \(WorkerOption.s3Region.environmentVariable), then AWS_REGION, AWS_DEFAULT_REGION; default us-east-1).")
+    var region: String?
+
+    @Flag(name: .customLong(WorkerOption.s3PathStyle.flag),
+          help: "Address the bucket in the path, not the host name (MinIO, Ceph) (env \(WorkerOption.s3PathStyle.environmentVariable)=true).")
+    var pathStyle = false
+
+    @Option(name: .customLong(WorkerOption.s3CAFile.flag),
+            help: "PEM file of a CA to trust for the endpoint (env \(WorkerOption.s3CAFile.environmentVariable)).")
+    var caFile: String?
+
+    @Option(name: .customLong(WorkerOption.s3SSE.flag),
+            help: "Server-side encryption: AES256 or aws:kms (env \(WorkerOption.s3SSE.environmentVariable)).")
+    var sse: String?
+
+    @Option(name: .customLong(WorkerOption.s3KMSKeyID.flag),
+            help: "KMS key for --s3-sse aws:kms (env \(WorkerOption.s3KMSKeyID.environmentVariable); default: the bucket's).")
+    var kmsKeyID: String?
+
+    @Option(name: .customLong(WorkerOption.s3StorageClass.flag),
+            help: "Storage class of new objects, e.g. STANDARD_IA (env \(WorkerOption.s3StorageClass.environmentVariable)).")
+    var storageClass: String?
+
+    @Option(name: .customLong(WorkerOption.s3CredentialsDir.flag),
+            help: "Folder with files AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN] from a mounted Secret (env \(WorkerOption.s3CredentialsDir.environmentVariable)).")
+    var credentialsDirectory: String?
+
+    func settings(environment: [String: String]) throws -> StorageLocation.S3Settings {
+        var settings = StorageLocation.S3Settings()
+        settings.endpoint = WorkerOption.s3Endpoint.resolve(flag: endpoint, environment: environment)
+        settings.region = WorkerOption.s3Region.resolve(flag: region, environment: environment)
+        let pathStyleText = WorkerOption.s3PathStyle.resolve(flag: pathStyle ? "true" : nil, environment: environment) ?? "false"
+        guard let pathStyle = Bool(pathStyleText) else {
+            throw ValidationError("\(WorkerOption.s3PathStyle.environmentVariable)=\(pathStyleText): use true or false")
+        }
+        settings.pathStyle = pathStyle
+        settings.caFile = WorkerOption.s3CAFile.resolve(flag: caFile, environment: environment)
+        settings.serverSideEncryption = WorkerOption.s3SSE.resolve(flag: sse, environment: environment)
+        settings.kmsKeyID = WorkerOption.s3KMSKeyID.resolve(flag: kmsKeyID, environment: environment)
+        settings.storageClass = WorkerOption.s3StorageClass.resolve(flag: storageClass, environment: environment)
+        settings.credentialsDirectory = WorkerOption.s3CredentialsDir.resolve(flag: credentialsDirectory, environment: environment)
+        return settings
     }
 }
 

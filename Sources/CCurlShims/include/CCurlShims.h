@@ -14,6 +14,9 @@ CURLcode backstop_curl_setopt_pointer(CURL *handle, CURLoption option, void *val
 CURLcode backstop_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value);
 CURLcode backstop_curl_setopt_data_callback(CURL *handle, CURLoption option, backstop_curl_data_callback value);
 
+/// curl_global_init(CURL_GLOBAL_DEFAULT): the flag is a macro expression Swift does not import.
+CURLcode backstop_curl_global_init(void);
+
 CURLcode backstop_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode backstop_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value);
 CURLcode backstop_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value);

@@ -1,0 +1,257 @@
+internal import BlockingCalls
+internal import Foundation
+public import HTTP
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// Objects in an S3 bucket (AWS or any S3-compatible service), under an optional prefix.
+/// Every request is signed with SigV4, retried with backoff when the answer says it may work
+/// later, and failed at once with S3's own error code otherwise.
+public final class S3Storage: ObjectStorage {
+    public let configuration: S3Configuration
+    let http: HTTPClient
+    let credentials: S3CredentialProvider
+    let signer: SigV4Signer
+
+    public init(configuration: S3Configuration, credentials: S3CredentialProvider, http: HTTPClient) {
+        self.configuration = configuration
+        self.credentials = credentials
+        self.http = http
+        self.signer = SigV4Signer(region: configuration.region)
+    }
+
+    public var displayName: String {
+        "s3://\(configuration.bucket)" + (configuration.prefix.isEmpty ? "" : "/\(configuration.prefix)")
+    }
+
+    // MARK: ObjectStorage
+
+    public func put(_ key: String, bytes: [UInt8]) async throws(StorageError) {
+        let full = try fullKey(key)
+        try await blocking { [self] () throws(StorageError) in
+            _ = try exchange("PUT", key: full, headers: creationHeaders() + [HTTPHeader("Content-MD5", Digests.md5(bytes).base64String)],
+                             body: bytes)
+        }
+    }
+
+    public func get(_ key: String) async throws(StorageError) -> [UInt8] {
+        let full = try fullKey(key)
+        return try await blocking { [self] () throws(StorageError) in
+            try exchange("GET", key: full).body
+        }
+    }
+
+    public func head(_ key: String) async throws(StorageError) -> ObjectInfo {
+        let full = try fullKey(key)
+        return try await blocking { [self] () throws(StorageError) in
+            let response = try exchange("HEAD", key: full)
+            guard let size = response[header: "content-length"].flatMap({ Int64($0) }) else {
+                throw StorageError(.io, key: key, "HEAD \(key) in \(displayName): the answer has no Content-Length")
+            }
+            return ObjectInfo(key: key, size: size)
+        }
+    }
+
+    public func list(prefix: String) async throws(StorageError) -> [ObjectInfo] {
+        let rootPrefix = configuration.prefix.isEmpty ? "" : configuration.prefix + "/"
+        return try await blocking { [self] () throws(StorageError) in
+            var objects: [ObjectInfo] = []
+            var token: String?
+            repeat {
+                var query = [("list-type", "2"), ("prefix", rootPrefix + prefix)]
+                if let token { query.append(("continuation-token", token)) }
+                let response = try exchange("GET", key: nil, query: query)
+                guard let result = XMLElement.parse(response.body), result.name == "ListBucketResult" else {
+                    throw StorageError(.io, key: nil, "listing \(displayName)/\(prefix): the answer is not a ListBucketResult")
+                }
+                for entry in result.children("Contents") {
+                    guard let key = entry["Key"], key.hasPrefix(rootPrefix), let size = entry["Size"].flatMap({ Int64($0) }) else { continue }
+                    objects.append(ObjectInfo(key: String(key.dropFirst(rootPrefix.count)), size: size))
+                }
+                token = result["IsTruncated"] == "true" ? result["NextContinuationToken"] : nil
+            } while token != nil
+            // S3 lists in UTF-8 byte order already; sorting keeps the contract for every service.
+            return objects.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        }
+    }
+
+    public func delete(_ keys: [String]) async throws(StorageError) {
+        var full: [String] = []
+        for key in keys { full.append(try fullKey(key)) }
+        let batches = stride(from: 0, to: full.count, by: 1000).map { Array(full[$0..<min($0 + 1000, full.count)]) }
+        try await blocking { [self] () throws(StorageError) in
+            for batch in batches { try deleteBatch(batch) }
+        }
+    }
+
+    public func makeWriter(_ key: String) throws(StorageError) -> any ObjectWriter {
+        S3ObjectWriter(storage: self, key: key, fullKey: try fullKey(key))
+    }
+
+    public func makeReader(_ key: String, range: Range<Int64>?) throws(StorageError) -> any ObjectReader {
+        try S3ObjectReader(storage: self, key: key, fullKey: try fullKey(key), range: range)
+    }
+
+    // MARK: Beyond the protocol
+
+    /// Copies an object inside the bucket, e.g. to change its storage class.
+    public func copy(_ source: String, to destination: String, storageClass: String? = nil) async throws(StorageError) {
+        let from = try fullKey(source)
+        let to = try fullKey(destination)
+        try await blocking { [self] () throws(StorageError) in
+            var headers = [HTTPHeader("x-amz-copy-source", "/\(configuration.bucket)/\(S3URI.encode(from, keepingSlashes: true))")]
+            if let storageClass { headers.append(HTTPHeader("x-amz-storage-class", storageClass)) }
+            if let encryption = configuration.serverSideEncryption { headers += Self.headers(for: encryption) }
+            let response = try exchange("PUT", key: to, headers: headers)
+            // CopyObject can fail after its 200 status line: the error is in the body.
+            if let error = XMLElement.parse(response.body), error.name == "Error" {
+                throw storageError(status: 200, document: error, method: "PUT (copy)", key: destination)
+            }
+        }
+    }
+
+    /// Multipart uploads not yet completed or aborted under `prefix` (for tests and cleanup).
+    public func pendingUploads(prefix: String) async throws(StorageError) -> [(key: String, uploadID: String)] {
+        let full = configuration.prefix.isEmpty ? prefix : configuration.prefix + "/" + prefix
+        return try await blocking { [self] () throws(StorageError) in
+            let response = try exchange("GET", key: nil, query: [("uploads", ""), ("prefix", full)])
+            return XMLElement.parse(response.body)?.children("Upload").compactMap { upload in
+                guard let key = upload["Key"], let id = upload["UploadId"] else { return nil }
+                return (key, id)
+            } ?? []
+        }
+    }
+
+    // MARK: Requests
+
+    func fullKey(_ key: String) throws(StorageError) -> String {
+        try ObjectKey.validate(key)
+        return configuration.prefix.isEmpty ? key : configuration.prefix + "/" + key
+    }
+
+    /// Headers for anything that creates an object: encryption at rest and storage class.
+    func creationHeaders() -> [HTTPHeader] {
+        var headers: [HTTPHeader] = []
+        if let encryption = configuration.serverSideEncryption { headers += Self.headers(for: encryption) }
+        if let storageClass = configuration.storageClass { headers.append(HTTPHeader("x-amz-storage-class", storageClass)) }
+        return headers
+    }
+
+    private static func headers(for encryption: S3Configuration.ServerSideEncryption) -> [HTTPHeader] {
+        switch encryption {
+        case .aes256:
+            return [HTTPHeader("x-amz-server-side-encryption", "AES256")]
+        case .kms(let keyID):
+            return [HTTPHeader("x-amz-server-side-encryption", "aws:kms")]
+                + (keyID.map { [HTTPHeader("x-amz-server-side-encryption-aws-kms-key-id", $0)] } ?? [])
+        }
+    }
+
+    /// Sends one signed request and retries it while the failure is transient. Blocks.
+    /// `key` is the full key in the bucket, or `nil` for a bucket-level request.
+    func exchange(_ method: String, key: String?, query: [(String, String)] = [], headers: [HTTPHeader] = [],
+                  body: [UInt8] = [], maximumResponseBytes: Int = 64 << 20) throws(StorageError) -> HTTPResponse {
+        let target = address(of: key)
+        let encodedQuery = query.map { (name: S3URI.encode($0.0), value: S3URI.encode($0.1)) }
+        let url = target.base + target.path + (encodedQuery.isEmpty ? "" : "?" + encodedQuery.map { "\($0.name)=\($0.value)" }.joined(separator: "&"))
+        let payloadHash = Digests.sha256(body).hexString
+        let shownKey = key.map { configuration.prefix.isEmpty ? $0 : String($0.dropFirst(configuration.prefix.count + 1)) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let keys = try credentials.current()
+            let unsigned = headers + [HTTPHeader("host", target.host)]
+            let signature = signer.signatureHeaders(
+                for: .init(method: method, path: target.path, query: encodedQuery, headers: unsigned, payloadHash: payloadHash),
+                credentials: keys, at: Date())
+            let request = HTTPRequest(method: method, url: url, headers: headers + signature, body: body,
+                                      maximumResponseBytes: maximumResponseBytes)
+            let failure: StorageError
+            let retryable: Bool
+            do {
+                let response = try http.perform(request)
+                if (200..<300).contains(response.status) { return response }
+                let document = XMLElement.parse(response.body)
+                failure = storageError(status: response.status, document: document, method: method, key: shownKey)
+                retryable = Self.isRetryable(status: response.status, code: document?["Code"])
+            } catch {
+                failure = StorageError(.io, key: shownKey, "\(method) \(shownKey ?? displayName) in \(displayName): \(error.message)")
+                retryable = error.isTransient
+            }
+            guard retryable, attempt < configuration.maximumAttempts else {
+                if retryable {
+                    throw StorageError(failure.kind, key: failure.key, failure.message + " (gave up after \(attempt) attempts)")
+                }
+                throw failure
+            }
+            Self.backOff(attempt: attempt)
+        }
+    }
+
+    static func isRetryable(status: Int, code: String?) -> Bool {
+        [500, 502, 503, 504].contains(status) || ["SlowDown", "RequestTimeout", "InternalError", "RequestTimeTooSkewed"].contains(code ?? "")
+    }
+
+    /// Exponential backoff with full jitter: up to 0.2 s, 0.4 s, 0.8 s … capped at 10 s.
+    static func backOff(attempt: Int) {
+        let ceiling = min(10.0, 0.1 * pow(2.0, Double(attempt)))
+        usleep(useconds_t(Double.random(in: 0...ceiling) * 1_000_000))
+    }
+
+    func storageError(status: Int, document: XMLElement?, method: String, key: String?) -> StorageError {
+        let code = document?["Code"] ?? (status == 404 ? "NoSuchKey" : "HTTP \(status)")
+        let message = document?["Message"].map { ": \($0)" } ?? ""
+        let what = "\(method) \(key ?? "") in \(displayName)"
+        switch code {
+        case "NoSuchKey":
+            return StorageError(.notFound, key: key, "\(what): no such object")
+        case "NoSuchBucket":
+            return StorageError(.invalidLocation, key: key, "\(displayName): bucket \(configuration.bucket) does not exist (NoSuchBucket); create it or fix --storage")
+        case "SignatureDoesNotMatch":
+            return StorageError(.permissionDenied, key: key, "\(what): SignatureDoesNotMatch\(message); the secret access key does not belong to the access key id — check AWS_SECRET_ACCESS_KEY or the Secret it comes from")
+        case "InvalidAccessKeyId":
+            return StorageError(.permissionDenied, key: key, "\(what): InvalidAccessKeyId; the access key id is unknown to \(configuration.endpoint ?? "AWS")")
+        case "AccessDenied", "HTTP 403":
+            return StorageError(.permissionDenied, key: key, "\(what): AccessDenied\(message); the credentials lack s3 permissions on this bucket and prefix")
+        case "PermanentRedirect", "AuthorizationHeaderMalformed":
+            return StorageError(.invalidLocation, key: key, "\(what): \(code)\(message); the bucket is in another region — set --s3-region to it")
+        default:
+            return StorageError(.io, key: key, "\(what): \(code)\(message)")
+        }
+    }
+
+    /// The URL base, path and Host of an object (or of the bucket when `key` is nil).
+    private func address(of key: String?) -> (base: String, path: String, host: String) {
+        let endpoint = configuration.endpoint ?? "https://s3.\(configuration.region).amazonaws.com"
+        let scheme = endpoint.hasPrefix("http://") ? "http://" : "https://"
+        let authority = String(endpoint.dropFirst(endpoint.hasPrefix("http://") ? 7 : endpoint.hasPrefix("https://") ? 8 : 0))
+        let objectPath = key.map { "/" + S3URI.encode($0, keepingSlashes: true) } ?? "/"
+        if configuration.pathStyle {
+            return (scheme + authority, "/\(configuration.bucket)" + (key == nil ? "" : objectPath), authority)
+        }
+        let host = "\(configuration.bucket).\(authority)"
+        return (scheme + host, objectPath, host)
+    }
+
+    private func deleteBatch(_ keys: [String]) throws(StorageError) {
+        let objects = keys.map { "<Object><Key>\(XMLText.escape($0))</Key></Object>" }.joined()
+        let body = Array("<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>\(objects)</Delete>".utf8)
+        let response = try exchange("POST", key: nil, query: [("delete", "")],
+                                    headers: [HTTPHeader("Content-MD5", Digests.md5(body).base64String),
+                                              HTTPHeader("Content-Type", "application/xml")], body: body)
+        if let failed = XMLElement.parse(response.body)?.children("Error").first {
+            throw StorageError(.io, key: failed["Key"], "deleting \(failed["Key"] ?? "") in \(displayName): \(failed["Code"] ?? "") \(failed["Message"] ?? "")")
+        }
+    }
+
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(StorageError) -> T) async throws(StorageError) -> T {
+        do {
+            return try await runBlocking(name: "s3") { try body() }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError(.io, key: nil, "\(displayName): \(error)")
+        }
+    }
+}
