@@ -66,6 +66,29 @@ struct EndToEndTests {
         }
     }
 
+    @Test("backup, verify, restore through S3")
+    func roundTripThroughS3() async throws {
+        try TestEnvironment.requireServer()
+        try await TestEnvironment.withDatabase("s3") { source in
+            try TestEnvironment.loadSample(into: source)
+            let context = try await TestEnvironment.makeS3Context()
+            let encryption = EncryptionSource.keyFile(try TestEnvironment.keyFile())
+            let backup = try await BackupCommand(context: context, options: .init(
+                database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: nil,
+                encryption: encryption)).run()
+            #expect(backup.verification.succeeded)
+            let stored = try await context.storage.list(prefix: context.location.backupPrefix(backup.manifest.id)).map(\.key)
+            #expect(stored.map { $0.split(separator: "/").last.map(String.init) ?? "" } == ["data.dump.zst.enc", "manifest.json", "verified.json"])
+            let verified = try await VerifyCommand(context: context, encryption: encryption).run("latest")
+            #expect(verified.succeeded)
+            let restored = try await RestoreCommand(context: context, options: .init(
+                target: ConnectionSettings("dbname=\(source)_restored"), encryption: encryption,
+                clean: false, confirmed: false, noOwner: false)).run("latest")
+            #expect(restored.rowCountDifferences.isEmpty && restored.tablesCompared == 3)
+            #expect(try schema(of: source) == schema(of: source + "_restored"))
+        }
+    }
+
     @Test("a flipped byte fails verify naming the block, and restore leaves no database")
     func flippedByte() async throws {
         try TestEnvironment.requireServer()

@@ -3,7 +3,7 @@ import Engine
 import Foundation
 import Logging
 import Postgres
-import Storage
+@testable import Storage
 import Testing
 
 /// The real PostgreSQL that hack/test.sh starts (PGHOST, PGPORT, PGUSER, PGPASSWORD).
@@ -82,6 +82,24 @@ enum TestEnvironment {
             location: try BackupLocation(namespace: "shop", policy: "orders", environment: environment),
             logger: logger)
         return (context, root)
+    }
+
+    /// A context on a new bucket of the moto server hack/test.sh starts, opened the way the
+    /// CLI opens `--storage s3://…`.
+    static func makeS3Context() async throws -> WorkerContext {
+        let environment = ProcessInfo.processInfo.environment
+        let endpoint = try #require(environment["BACKSTOP_TEST_S3_ENDPOINT"],
+                                    "no S3 server: run hack/test.sh, or set BACKSTOP_SKIP_INTEGRATION=1 to skip integration tests on purpose")
+        var settings = StorageLocation.S3Settings()
+        settings.endpoint = endpoint
+        settings.pathStyle = true
+        let bucket = "e2e-\(UUID().uuidString.lowercased().prefix(20))"
+        let storage = try #require(try StorageLocation.open("s3://\(bucket)/clusters/eu", s3: settings, environment: environment) as? S3Storage)
+        _ = try await Task.detached { try storage.exchange("PUT", key: nil) }.value  // create the bucket
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return WorkerContext(storage: storage, location: try BackupLocation(namespace: "shop", policy: "orders", environment: "s3"),
+                             logger: logger)
     }
 
     static func keyFile() throws -> String {

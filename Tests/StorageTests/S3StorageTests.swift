@@ -17,11 +17,11 @@ enum S3TestEnvironment {
 
     /// A storage on a new, empty bucket (and an optional prefix inside it).
     static func makeStorage(prefix: String = "", partSize: Int = S3Configuration.minimumPartSize,
-                            secret: String? = nil, endpoint: String? = nil) async throws -> S3Storage {
+                            credentials: S3Credentials? = nil, endpoint: String? = nil) async throws -> S3Storage {
         let bucket = "backstop-\(UUID().uuidString.lowercased().prefix(18))"
         let http = try HTTPClient()
-        let credentials = S3Credentials(accessKeyID: environment["AWS_ACCESS_KEY_ID"] ?? "AKIABACKSTOPTEST0001",
-                                        secretAccessKey: secret ?? environment["AWS_SECRET_ACCESS_KEY"] ?? "secret")
+        let credentials = credentials ?? S3Credentials(accessKeyID: environment["AWS_ACCESS_KEY_ID"] ?? "AKIABACKSTOPTEST0001",
+                                                       secretAccessKey: environment["AWS_SECRET_ACCESS_KEY"] ?? "secret")
         let storage = S3Storage(
             configuration: S3Configuration(bucket: bucket, prefix: prefix, region: "us-east-1",
                                            endpoint: try endpoint ?? self.endpoint(), pathStyle: true,
@@ -155,6 +155,36 @@ struct S3StorageTests {
         #expect(back == Array(data.reversed()))
     }
 
+    /// moto checks signatures only in this mode, and then wrongly rejects some correct ones
+    /// (DESIGN §5), so it sees plain keys only; botocore is the signer's oracle for the rest.
+    @Test("a signature-checking server accepts our requests and rejects a wrong secret")
+    func checkedSignatures() async throws {
+        let environment = S3TestEnvironment.environment
+        let endpoint = try #require(environment["BACKSTOP_TEST_S3_AUTH_ENDPOINT"], "no signature-checking moto: run hack/test.sh")
+        let good = S3Credentials(accessKeyID: try #require(environment["BACKSTOP_TEST_S3_AUTH_ACCESS_KEY_ID"]),
+                                 secretAccessKey: try #require(environment["BACKSTOP_TEST_S3_AUTH_SECRET_ACCESS_KEY"]))
+        let storage = try await S3TestEnvironment.makeStorage(credentials: good, endpoint: endpoint)
+        try await storage.put("plain-key.json", bytes: Array("{\"a\":1}".utf8))
+        #expect(try await storage.get("plain-key.json") == Array("{\"a\":1}".utf8))
+        #expect(try await storage.head("plain-key.json").size == 7)
+        try await storage.delete(["plain-key.json"])
+        await #expect(throws: StorageError.self) { try await storage.head("plain-key.json") }
+
+        var wrong = good
+        wrong.secretAccessKey += "x"
+        let forged = S3Storage(configuration: storage.configuration,
+                               credentials: S3CredentialProvider(source: .fixed(wrong), http: storage.http), http: storage.http)
+        do {
+            try await forged.put("plain-key.json", bytes: [1])
+            Issue.record("a request signed with the wrong secret was accepted")
+        } catch {
+            #expect(error.kind == .permissionDenied)
+            #expect(error.message.contains("SignatureDoesNotMatch"))
+            #expect(error.message.contains("AWS_SECRET_ACCESS_KEY"), "the hint names what to fix")
+            #expect(!error.message.contains(wrong.secretAccessKey), "never the secret itself")
+        }
+    }
+
     private func aws(_ arguments: [String], endpoint: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -176,5 +206,67 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+@Suite("S3 credentials", .enabled(if: S3TestEnvironment.integrationEnabled))
+struct S3CredentialTests {
+    @Test("web identity: the service account token is exchanged at STS and refreshed before expiry")
+    func webIdentity() async throws {
+        let endpoint = try S3TestEnvironment.endpoint()
+        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-token-\(UUID().uuidString)").path
+        try Data("eyJhbGciOiJSUzI1NiJ9.service-account-token".utf8).write(to: URL(fileURLWithPath: tokenFile))
+        defer { try? FileManager.default.removeItem(atPath: tokenFile) }
+        let http = try HTTPClient()
+        let provider = try S3CredentialProvider.resolve(
+            directory: nil,
+            environment: ["AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile, "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/backstop",
+                          "AWS_ENDPOINT_URL_STS": endpoint],
+            region: "us-east-1", http: http)
+        let first = try await Task.detached { try provider.current() }.value
+        #expect(first.sessionToken?.isEmpty == false)
+        let expiration = try #require(first.expiration)
+        #expect(expiration > Date())
+        #expect(try await Task.detached { try provider.current() }.value == first, "cached while fresh")
+        let nearExpiry = expiration.addingTimeInterval(-60)
+        let renewed = try await Task.detached { try provider.current(now: nearExpiry) }.value
+        #expect(renewed.accessKeyID != first.accessKeyID, "renewed within five minutes of expiry")
+
+        // The temporary keys sign S3 requests, session token included.
+        let storage = try await S3TestEnvironment.makeStorage(credentials: renewed)
+        try await storage.put("from-web-identity", bytes: [42])
+        #expect(try await storage.get("from-web-identity") == [42])
+    }
+
+    @Test("missing or half-set credentials name what to set")
+    func missingCredentials() throws {
+        let http = try HTTPClient()
+        #expect(throws: StorageError.self) { try S3CredentialProvider.resolve(directory: nil, environment: [:], region: "us-east-1", http: http) }
+        do {
+            _ = try S3CredentialProvider.resolve(directory: nil, environment: ["AWS_ACCESS_KEY_ID": "AKID"], region: "us-east-1", http: http)
+            Issue.record("a key id without a secret was accepted")
+        } catch {
+            #expect(error.message.contains("AWS_SECRET_ACCESS_KEY"))
+        }
+        let provider = try S3CredentialProvider.resolve(
+            directory: nil, environment: ["AWS_WEB_IDENTITY_TOKEN_FILE": "/nonexistent/token", "AWS_ROLE_ARN": "arn:aws:iam::1:role/r"],
+            region: "us-east-1", http: http)
+        #expect(throws: StorageError.self) { try provider.current() }
+    }
+
+    @Test("a mounted Secret folder is read, and re-read after a minute")
+    func secretFolder() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-secret-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data("AKIDONE\n".utf8).write(to: folder.appendingPathComponent("AWS_ACCESS_KEY_ID"))
+        try Data("secret-one\n".utf8).write(to: folder.appendingPathComponent("AWS_SECRET_ACCESS_KEY"))
+        let provider = try S3CredentialProvider.resolve(directory: folder.path, environment: [:], region: "us-east-1", http: try HTTPClient())
+        let now = Date()
+        #expect(try provider.current(now: now) == S3Credentials(accessKeyID: "AKIDONE", secretAccessKey: "secret-one"))
+        try Data("AKIDTWO".utf8).write(to: folder.appendingPathComponent("AWS_ACCESS_KEY_ID"))
+        #expect(try provider.current(now: now.addingTimeInterval(10)).accessKeyID == "AKIDONE")
+        #expect(try provider.current(now: now.addingTimeInterval(61)).accessKeyID == "AKIDTWO")
+        #expect(!String(describing: try provider.current(now: now.addingTimeInterval(61))).contains("secret"))
     }
 }

@@ -85,6 +85,14 @@ public final class S3CredentialProvider: Sendable {
                              sessionToken: try value("AWS_SESSION_TOKEN", required: false))
     }
 
+    /// STS writes `2026-11-22T01:00:00Z`, some services add fractional seconds.
+    static func parseTimestamp(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
+    }
+
     private func assumeRole(tokenFile: String, role: String, session: String, endpoint: String) throws(StorageError) -> S3Credentials {
         guard let token = FileManager.default.contents(atPath: tokenFile).map({ String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }),
               !token.isEmpty else {
@@ -107,7 +115,7 @@ public final class S3CredentialProvider: Sendable {
             let message = document?.child("Error")?["Message"] ?? ""
             throw StorageError(.permissionDenied, key: nil, "STS refused AssumeRoleWithWebIdentity for \(role): \(code) \(message); check the role's trust policy for this service account")
         }
-        let expiration = credentials["Expiration"].flatMap { ISO8601DateFormatter().date(from: $0) }
+        let expiration = credentials["Expiration"].flatMap(Self.parseTimestamp)
         return S3Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: credentials["SessionToken"], expiration: expiration)
     }
 }
