@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 hack/install-deps.sh
 services=$(mktemp -d /tmp/backstop-test.XXXXXX)
 chmod 755 "$services"  # the server runs as postgres and must reach its folder
-trap 'hack/postgres.sh stop "$services/pg" || true; hack/moto.sh stop "$services/s3" || true; hack/moto.sh stop "$services/s3-auth" || true; rm -rf "$services"' EXIT
+trap 'hack/postgres.sh stop "$services/pg" || true; hack/moto.sh stop "$services/s3" || true; hack/moto.sh stop "$services/s3-auth" || true; hack/moto.sh stop "$services/s3-tls" || true; rm -rf "$services"' EXIT
 # An assignment, unlike eval "$(…)", fails the script when a server does not start.
 server_env=$(hack/postgres.sh start "$services/pg")
 eval "$server_env"
@@ -15,6 +15,8 @@ s3_env=$(hack/moto.sh start "$services/s3")
 eval "$s3_env"
 s3_auth_env=$(hack/moto.sh start "$services/s3-auth" --auth)
 eval "$s3_auth_env"
+s3_tls_env=$(hack/moto.sh start "$services/s3-tls" --tls)
+eval "$s3_tls_env"
 export BACKSTOP_TEST_REQUIRE_INTEGRATION=1
 
 swift build --build-tests

@@ -185,6 +185,34 @@ struct S3StorageTests {
         }
     }
 
+    @Test("TLS: a private CA is trusted only when its bundle is given")
+    func privateCA() async throws {
+        let environment = S3TestEnvironment.environment
+        let endpoint = try #require(environment["BACKSTOP_TEST_S3_TLS_ENDPOINT"], "no TLS moto: run hack/test.sh")
+        let ca = try #require(environment["BACKSTOP_TEST_S3_TLS_CA"])
+        var settings = StorageLocation.S3Settings()
+        settings.endpoint = endpoint
+        settings.pathStyle = true
+        let bucket = "tls-\(UUID().uuidString.lowercased().prefix(12))"
+
+        let untrusted = try StorageLocation.open("s3://\(bucket)", s3: settings, environment: environment)
+        do {
+            _ = try await untrusted.list(prefix: "")
+            Issue.record("a certificate from an unknown CA was accepted")
+        } catch {
+            #expect(error.message.contains("CA bundle"), "the error says how to trust a private CA: \(error.message)")
+        }
+
+        settings.caFile = ca
+        let trusted = try #require(try StorageLocation.open("s3://\(bucket)", s3: settings, environment: environment) as? S3Storage)
+        _ = try await Task.detached { try trusted.exchange("PUT", key: nil) }.value
+        try await trusted.put("over-tls", bytes: [1, 2, 3])
+        #expect(try await trusted.get("over-tls") == [1, 2, 3])
+
+        settings.caFile = "/nonexistent/ca.pem"
+        #expect(throws: StorageError.self) { try StorageLocation.open("s3://\(bucket)", s3: settings, environment: environment) }
+    }
+
     private func aws(_ arguments: [String], endpoint: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
