@@ -46,6 +46,9 @@ let package = Package(
             "BackstopAPI", "Pipeline", "Storage", "Postgres", "BlockingCalls",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
+        // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
+        .target(name: "TestSupport", swiftSettings: swiftSettings),
+
         .executableTarget(name: "backstop", dependencies: [
             "Engine", "BackstopAPI", "Storage", "Pipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -56,10 +59,10 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BackstopAPI"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "HTTP"],
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "HTTP", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: [
-            "Engine", "BackstopAPI", "Storage", "Pipeline", "Postgres",
+            "Engine", "BackstopAPI", "Storage", "Pipeline", "Postgres", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
     ]

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Postgres
 import Storage
+import TestSupport
 import Testing
 
 @Suite("End to end against PostgreSQL", .serialized, .enabled(if: TestEnvironment.integrationEnabled))
@@ -86,6 +87,54 @@ struct EndToEndTests {
                 clean: false, confirmed: false, noOwner: false)).run("latest")
             #expect(restored.rowCountDifferences.isEmpty && restored.tablesCompared == 3)
             #expect(try schema(of: source) == schema(of: source + "_restored"))
+        }
+    }
+
+    /// Injected faults (503 SlowDown, resets before answers and mid-part, delays) through a
+    /// loopback proxy: each backup either commits and verifies, or fails and leaves no
+    /// manifest, no stray object and no pending multipart upload.
+    @Test("backups through a faulty S3 connection commit and verify, or leave nothing")
+    func throughFaults() async throws {
+        try TestEnvironment.requireServer()
+        try await TestEnvironment.withDatabase("faults") { source in
+            // About 12 MB of incompressible rows, so the dump goes up in several parts.
+            try TestEnvironment.run("psql", ["-q", "-d", source, "-c", "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+                                             "-c", "CREATE TABLE blobs AS SELECT i, gen_random_bytes(1024) AS b FROM generate_series(1, 12000) i"])
+            let clean = try await TestEnvironment.makeS3Context()
+            let direct = try #require(clean.storage as? S3Storage)
+            let proxy = try FaultProxy(upstream: direct.configuration.endpoint!, faultRate: 0.3, seed: 3)
+            defer { proxy.stop() }
+            var configuration = direct.configuration
+            configuration.endpoint = proxy.endpoint
+            configuration.partSize = S3Configuration.minimumPartSize
+            configuration.maximumAttempts = 3  // few enough that some backups fail
+            let faulty = WorkerContext(storage: S3Storage(configuration: configuration, credentials: direct.credentials, http: direct.http),
+                                       location: clean.location, logger: clean.logger)
+            var committed = 0
+            var failed = 0
+            for _ in 0..<25 where proxy.counts.totalInjected < 50 || committed == 0 || failed == 0 {
+                do {
+                    let result = try await BackupCommand(context: faulty, options: .init(
+                        database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: nil, encryption: .none)).run()
+                    #expect(result.verification.succeeded)
+                    committed += 1
+                } catch {
+                    failed += 1
+                }
+                // Whatever happened, storage holds only committed backups, each complete.
+                let objects = try await direct.list(prefix: clean.location.backupsPrefix)
+                let folders = Set(objects.map { $0.key.split(separator: "/").dropLast().joined(separator: "/") })
+                for folder in folders {
+                    let names = Set(objects.filter { $0.key.hasPrefix(folder + "/") }.map { $0.key.split(separator: "/").last.map(String.init) ?? "" })
+                    #expect(names.contains("manifest.json") && names.contains("data.dump.zst"), "\(folder) holds \(names)")
+                }
+                #expect(try await direct.pendingUploads(prefix: "").isEmpty, "no multipart upload left pending")
+            }
+            #expect(committed > 0)
+            #expect(proxy.counts.totalInjected >= 50, "faults injected: \(proxy.counts.injected); \(committed) committed, \(failed) failed")
+            proxy.setFaultRate(0)
+            let verified = try await VerifyCommand(context: clean, encryption: .none).run("latest")
+            #expect(verified.succeeded)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTP
 @testable import Storage
+import TestSupport
 import Testing
 
 /// The moto server that hack/test.sh starts (hack/moto.sh), reached like any S3 endpoint.
@@ -211,6 +212,34 @@ struct S3StorageTests {
 
         settings.caFile = "/nonexistent/ca.pem"
         #expect(throws: StorageError.self) { try StorageLocation.open("s3://\(bucket)", s3: settings, environment: environment) }
+    }
+
+    @Test("the contract holds through 503s, resets and delays (retried, parts re-sent)")
+    func throughFaults() async throws {
+        let direct = try await S3TestEnvironment.makeStorage()
+        let proxy = try FaultProxy(upstream: direct.configuration.endpoint!, faultRate: 0.3, seed: 11)
+        defer { proxy.stop() }
+        var configuration = direct.configuration
+        configuration.endpoint = proxy.endpoint
+        configuration.maximumAttempts = 10
+        let faulty = S3Storage(configuration: configuration, credentials: direct.credentials, http: direct.http)
+        try await StorageContract.check(faulty)
+
+        // Multipart uploads until every kind of fault has hit at least once.
+        var generator = SplitMix(seed: 5)
+        let data = (0..<(17 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        for round in 0..<8 where round == 0 || proxy.counts.injected.count < FaultProxy.Fault.allCases.count {
+            _ = try await Task.detached {
+                let writer = try faulty.makeWriter("faults/big-\(round).bin")
+                try data.withUnsafeBytes { try writer.write($0) }
+                return try writer.finish()
+            }.value
+            let back = try await Task.detached { try StorageContract.readAll(direct.makeReader("faults/big-\(round).bin", range: nil)) }.value
+            #expect(back == data)
+        }
+        #expect(try await direct.pendingUploads(prefix: "").isEmpty)
+        let counts = proxy.counts
+        #expect(counts.totalInjected >= 10 && counts.injected.count == FaultProxy.Fault.allCases.count, "\(counts)")
     }
 
     private func aws(_ arguments: [String], endpoint: String) throws {

@@ -10,8 +10,8 @@ internal import Glibc
 /// later, and failed at once with S3's own error code otherwise.
 public final class S3Storage: ObjectStorage {
     public let configuration: S3Configuration
-    let http: HTTPClient
-    let credentials: S3CredentialProvider
+    public let http: HTTPClient
+    public let credentials: S3CredentialProvider
     let signer: SigV4Signer
 
     public init(configuration: S3Configuration, credentials: S3CredentialProvider, http: HTTPClient) {
