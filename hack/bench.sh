@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Speed and memory of `backstop backup` against the dump alone and the seeds' pipeline,
-# measured side by side in one run (alternating, median of ROUNDS), for each scale given.
+# Speed and memory of `backstop backup` against the dump alone and the seeds' pipelines,
+# measured side by side in one run (alternating, median of ROUNDS), for each scale given:
+# to a local folder against `pg_dump | gzip > file`, and to S3 (moto on loopback) against
+# seed 003's `pg_dump | gzip | aws s3 cp -`. moto is slow and shares the two cores, so the
+# S3 ratios to the dump alone carry no target.
 #   hack/bench.sh [scale ...]     pgbench scales (default 50); ROUNDS=3 by default
 # Two scales show whether the worker's memory stays flat as the database grows.
 set -euo pipefail
@@ -16,10 +19,14 @@ bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 
 work=$(mktemp -d /tmp/backstop-bench.XXXXXX)
 chmod 755 "$work"  # the server runs as postgres and must reach its folder
-trap 'hack/postgres.sh stop "$work/pg" || true; rm -rf "$work"' EXIT
+trap 'hack/postgres.sh stop "$work/pg" || true; hack/moto.sh stop "$work/s3" || true; rm -rf "$work"' EXIT
 # An assignment, unlike eval "$(…)", fails the script when the server does not start.
 server_env=$(hack/postgres.sh start "$work/pg")
 eval "$server_env"
+s3_env=$(hack/moto.sh start "$work/s3")
+eval "$s3_env"
+aws --endpoint-url "$BACKSTOP_TEST_S3_ENDPOINT" s3 mb s3://bench >/dev/null
+s3_options="--s3-endpoint $BACKSTOP_TEST_S3_ENDPOINT --s3-path-style"
 measure() {
   local scale=$1
   "$bin/dropdb" --if-exists bench
@@ -38,16 +45,27 @@ measure() {
     [backstop]="$backstop backup --storage file://$work/store1 --database dbname=bench > /dev/null 2>&1"
     [backstop-zstd3]="$backstop backup --storage file://$work/store3 --database dbname=bench --level 3 > /dev/null 2>&1"
     [backstop-zstd9]="$backstop backup --storage file://$work/store9 --database dbname=bench --level 9 > /dev/null 2>&1"
+    [seed-s3]="$bin/pg_dump bench | gzip | aws --endpoint-url $BACKSTOP_TEST_S3_ENDPOINT s3 cp - s3://bench/seed/bench.sql.gz"
+    [backstop-s3]="$backstop backup --storage s3://bench/backstop $s3_options --database dbname=bench > /dev/null 2>&1"
   )
-  order=(dump seed-gzip backstop backstop-zstd3 backstop-zstd9)
+  order=(dump seed-gzip backstop backstop-zstd3 backstop-zstd9 seed-s3 backstop-s3)
   for name in "${order[@]}"; do : > "$work/$name.times"; rm -f "$work/$name.stored" "$work/$name.size"; done
   for round in $(seq "$rounds"); do
     for name in "${order[@]}"; do
       rm -rf "$work"/store*/ 2>/dev/null || true
+      aws --endpoint-url "$BACKSTOP_TEST_S3_ENDPOINT" s3 rm --recursive --quiet s3://bench/ >/dev/null 2>&1 || true
       /usr/bin/time -f "%e %U %S %M" -o "$work/one" bash -c "${commands[$name]}"
       cat "$work/one" >> "$work/$name.times"
       case "$name" in
         seed-gzip) stat -c %s "$work/seed.sql.gz" > "$work/$name.size" ;;
+        seed-s3)
+          aws --endpoint-url "$BACKSTOP_TEST_S3_ENDPOINT" s3api head-object --bucket bench --key seed/bench.sql.gz \
+            --query ContentLength --output text > "$work/$name.size" ;;
+        backstop-s3)
+          aws --endpoint-url "$BACKSTOP_TEST_S3_ENDPOINT" s3 ls --recursive s3://bench/backstop/ | awk '/data.dump/ {print $3}' > "$work/$name.size"
+          aws --endpoint-url "$BACKSTOP_TEST_S3_ENDPOINT" s3 cp --quiet \
+            "s3://bench/$(aws --endpoint-url "$BACKSTOP_TEST_S3_ENDPOINT" s3 ls --recursive s3://bench/backstop/ | awk '/manifest.json/ {print $4}')" "$work/manifest.json"
+          python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["durationSeconds"])' "$work/manifest.json" >> "$work/$name.stored" ;;
         backstop*)
           find "$work"/store* -name 'data.dump*' -printf '%s\n' | head -n 1 > "$work/$name.size"
           # The manifest's duration ends when the dump is stored; the read-back and commit follow.
@@ -75,6 +93,12 @@ measure() {
     printf '%-16s %9s %9s %9.2f %11.1f %12s %16s\n' "$name" "$wall" "$cpu" "$(awk -v w="$wall" -v b="$base" 'BEGIN {print w / b}')" \
       "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$stored" "$stored_at"
   done
+  seed_s3=$(awk '{print $1}' "$work/seed-s3.times" | median)
+  backstop_s3=$(awk '{print $1}' "$work/backstop-s3.times" | median)
+  seed_local=$(awk '{print $1}' "$work/seed-gzip.times" | median)
+  backstop_local=$(awk '{print $1}' "$work/backstop.times" | median)
+  awk -v a="$seed_local" -v b="$backstop_local" -v c="$seed_s3" -v d="$backstop_s3" \
+    'BEGIN {printf "backstop is %.2fx faster than pg_dump | gzip > file, %.2fx faster than pg_dump | gzip | aws s3 cp\n", a / b, c / d}'
 }
 
 for scale in "${scales[@]}"; do measure "$scale"; done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: a throwaway PostgreSQL with a sample database, backed up
 # to a local folder (file://), listed, verified, restored into a new database, row counts
-# compared. Everything it creates lives under ./demo and the server stops at the end.
+# compared; then the same through S3 (a throwaway moto server). Everything it creates lives
+# under ./demo and the servers stop at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ backstop="$(swift build --show-bin-path)/backstop"
 demo="$PWD/demo"
 rm -rf "$demo"
 mkdir -p "$demo"
-trap 'hack/postgres.sh stop "$demo/postgres" || true' EXIT
+trap 'hack/postgres.sh stop "$demo/postgres" || true; hack/moto.sh stop "$demo/s3" || true' EXIT
 echo "== starting a throwaway PostgreSQL"
 # An assignment, unlike eval "$(…)", fails the script when the server does not start.
 server_env=$(hack/postgres.sh start "$demo/postgres")
@@ -38,14 +39,34 @@ echo "== backstop verify latest"
 echo "== backstop restore latest --target dbname=shop_restored"
 "$backstop" restore latest --target "dbname=shop_restored"
 
-echo "== row counts, source and restored"
-query="SELECT 'shop.customers', count(*) FROM shop.customers UNION ALL SELECT 'shop.orders', count(*) FROM shop.orders UNION ALL SELECT 'audit.events', count(*) FROM audit.events"
-paste <("$createdb/psql" -tA -F ' ' -d shop -c "$query") <("$createdb/psql" -tA -F ' ' -d shop_restored -c "$query")
-if [ "$("$createdb/psql" -tA -d shop -c "$query")" = "$("$createdb/psql" -tA -d shop_restored -c "$query")" ]; then
-    echo "row counts match"
-else
-    echo "row counts differ" >&2
-    exit 1
-fi
+compare_counts() {
+    local restored=$1
+    echo "== row counts, shop and $restored"
+    query="SELECT 'shop.customers', count(*) FROM shop.customers UNION ALL SELECT 'shop.orders', count(*) FROM shop.orders UNION ALL SELECT 'audit.events', count(*) FROM audit.events"
+    paste <("$createdb/psql" -tA -F ' ' -d shop -c "$query") <("$createdb/psql" -tA -F ' ' -d "$restored" -c "$query")
+    if [ "$("$createdb/psql" -tA -d shop -c "$query")" = "$("$createdb/psql" -tA -d "$restored" -c "$query")" ]; then
+        echo "row counts match"
+    else
+        echo "row counts differ" >&2
+        exit 1
+    fi
+}
+compare_counts shop_restored
 echo "== stored objects"
 find "$demo/backups" -type f | sed "s|$demo/||"
+
+echo
+echo "== the same through S3 (moto on loopback)"
+s3_env=$(hack/moto.sh start "$demo/s3")
+eval "$s3_env"
+export BACKSTOP_STORAGE=s3://demo-backups/clusters/local
+export BACKSTOP_S3_ENDPOINT=$BACKSTOP_TEST_S3_ENDPOINT BACKSTOP_S3_PATH_STYLE=true
+aws --endpoint-url "$BACKSTOP_S3_ENDPOINT" s3 mb s3://demo-backups >/dev/null
+echo "== backstop backup (to $BACKSTOP_STORAGE)"
+"$backstop" backup --database "dbname=shop"
+"$backstop" list
+"$backstop" verify latest
+"$backstop" restore latest --target "dbname=shop_restored_s3"
+compare_counts shop_restored_s3
+echo "== stored objects"
+aws --endpoint-url "$BACKSTOP_S3_ENDPOINT" s3 ls --recursive s3://demo-backups

@@ -327,3 +327,46 @@ struct S3CredentialTests {
         #expect(!String(describing: try provider.current(now: now.addingTimeInterval(61))).contains("secret"))
     }
 }
+
+@Suite("S3 configuration")
+struct S3ConfigurationTests {
+    @Test("parts stay 8 MiB to about 80 GB, then grow so 10,000 parts hold 2 TB")
+    func partSizes() {
+        let configuration = S3Configuration(bucket: "b")
+        #expect(configuration.partSize(forPart: 1) == 8 << 20)
+        #expect(configuration.partSize(forPart: 9_500) == 8 << 20)
+        #expect(configuration.partSize(forPart: 9_501) == 16 << 20)
+        #expect(configuration.partSize(forPart: 10_000) == 5 << 30)
+        let capacity = (1...10_000).reduce(Int64(0)) { $0 + Int64(configuration.partSize(forPart: $1)) }
+        #expect(capacity > 2_000_000_000_000)
+        let atEightMiB = (1...9_500).reduce(Int64(0)) { $0 + Int64(configuration.partSize(forPart: $1)) }
+        #expect(atEightMiB > 79_000_000_000)
+    }
+
+    @Test("s3:// locations: bucket and prefix, or an error naming the fix")
+    func locations() throws {
+        #expect(try S3Configuration.bucketAndPrefix(of: "s3://acme-backups/k8s/prod/") == ("acme-backups", "/k8s/prod/"))
+        #expect(S3Configuration(bucket: "b", prefix: "/k8s/prod/").prefix == "k8s/prod")
+        for bad in ["s3://", "s3:///x", "s3://Upper/x", "s3://ab"] {
+            #expect(throws: StorageError.self) { try S3Configuration.bucketAndPrefix(of: bad) }
+        }
+        var settings = StorageLocation.S3Settings()
+        settings.serverSideEncryption = "aes256"
+        #expect(throws: StorageError.self) { try StorageLocation.open("s3://bucket", s3: settings, environment: ["AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"]) }
+        settings = StorageLocation.S3Settings()
+        settings.endpoint = "minio:9000"
+        #expect(throws: StorageError.self) { try StorageLocation.open("s3://bucket", s3: settings, environment: ["AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"]) }
+    }
+
+    @Test("credentials never show in descriptions of requests")
+    func redaction() {
+        let request = HTTPRequest(method: "PUT", url: "https://b.s3.amazonaws.com/k?X-Amz-Signature=abc", headers: [
+            HTTPHeader("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/…, Signature=deadbeef"),
+            HTTPHeader("x-amz-security-token", "session-token"), HTTPHeader("x-amz-date", "20261122T000000Z"),
+        ])
+        let text = request.redactedDescription
+        #expect(!text.contains("deadbeef") && !text.contains("session-token") && !text.contains("X-Amz-Signature"))
+        #expect(text.contains("x-amz-date: 20261122T000000Z"))
+        #expect(!String(describing: S3Credentials(accessKeyID: "AKID", secretAccessKey: "s3cr3t", sessionToken: "tok")).contains("s3cr3t"))
+    }
+}

@@ -61,11 +61,12 @@ public struct S3Configuration: Sendable {
     }
 
     /// The size of part `number` (1-based). 8 MiB parts take a stream to about 80 GB in 9,500
-    /// parts; past that each further hundred parts doubles the size (up to S3's 5 GiB), so a
-    /// stream of unknown length never needs S3's 10,000-part maximum.
+    /// parts; past that every ten parts double the size up to S3's 5 GiB, so the last 500 of
+    /// S3's 10,000 parts hold about 2 TB more: no stream of unknown length runs out of parts.
+    /// (Parts are buffered, so past 80 GB memory grows with them.)
     public func partSize(forPart number: Int) -> Int {
         guard number > Self.partSizeGrowthStart else { return partSize }
-        let doublings = min((number - Self.partSizeGrowthStart - 1) / 100 + 1, 30)
+        let doublings = min((number - Self.partSizeGrowthStart - 1) / 10 + 1, 30)
         return min(partSize << doublings, Self.maximumPartSize)
     }
 
