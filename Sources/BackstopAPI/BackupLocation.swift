@@ -24,6 +24,13 @@ public struct BackupLocation: Equatable, Sendable {
     public func verificationKey(_ id: BackupID) -> String { backupPrefix(id) + VerificationRecord.fileName }
     public func objectKey(_ id: BackupID, name: String) -> String { backupPrefix(id) + name }
 
+    public var holdsPrefix: String { environmentPrefix + "holds/" }
+    public func holdKey(_ id: BackupID) -> String { holdsPrefix + id.rawValue + ".json" }
+    public var prunesPrefix: String { environmentPrefix + "prunes/" }
+    public func pruneRecordKey(_ record: PruneRecord) -> String {
+        prunesPrefix + record.prunedAt.description.filter { $0 != "-" && $0 != ":" } + "-" + record.runID + ".json"
+    }
+
     /// Kubernetes names (RFC 1123 labels): they become path segments, so nothing else is allowed.
     static func checkName(_ value: String, field: String) throws(BackstopAPIError) {
         let bytes = Array(value.utf8)

@@ -24,6 +24,18 @@ public enum WorkerOption: String, CaseIterable, Sendable {
     case s3KMSKeyID = "s3-kms-key-id"
     case s3StorageClass = "s3-storage-class"
     case s3CredentialsDir = "s3-credentials-dir"
+    case keepWithin = "keep-within"
+    case keepLast = "keep-last"
+    case keepHourly = "keep-hourly"
+    case keepDaily = "keep-daily"
+    case keepWeekly = "keep-weekly"
+    case keepMonthly = "keep-monthly"
+    case keepYearly = "keep-yearly"
+    case minAge = "min-age"
+    case timeZone = "time-zone"
+    case orphanGrace = "orphan-grace"
+    /// Comma-separated in the variable: `30d:STANDARD_IA,90d:GLACIER_IR`.
+    case tier
 
     /// The long flag, without dashes: `encryption-key-file`.
     public var flag: String { rawValue }
@@ -42,6 +54,9 @@ public enum WorkerOption: String, CaseIterable, Sendable {
         case .environment: "default"
         case .compression: CompressionAlgorithm.zstd.rawValue
         case .output: "text"
+        case .minAge: RetentionPolicy.defaultMinAge.description
+        case .timeZone: "Etc/UTC"
+        case .orphanGrace: "24h"
         default: nil
         }
     }

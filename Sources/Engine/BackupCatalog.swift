@@ -17,6 +17,8 @@ public struct BackupCatalog: Sendable {
         public let manifest: BackupManifest
         public let manifestSHA256: String
         public let verification: VerificationRecord?
+        /// The storage class of the data when it is not STANDARD (S3 tiers); `nil` otherwise.
+        public var storageClass: String? = nil
     }
 
     /// Ids that have a manifest, oldest first. A backup without one never completed.
@@ -64,11 +66,17 @@ public struct BackupCatalog: Sendable {
                      verification: await verification(of: id))
     }
 
-    /// Every committed backup, oldest first.
+    /// Every committed backup, oldest first, with the storage class of its data.
     public func entries() async throws(EngineError) -> [Entry] {
+        let objects: [ObjectInfo]
+        do { objects = try await context.storage.list(prefix: context.location.backupsPrefix) }
+        catch { throw EngineError.wrapping(error, context: "cannot list \(context.storage.displayName)") }
+        let classes = Dictionary(objects.map { ($0.key, $0.storageClass) }, uniquingKeysWith: { first, _ in first })
         var entries: [Entry] = []
         for id in try await committedIDs() {
-            entries.append(try await load(id))
+            var entry = try await load(id)
+            entry.storageClass = entry.manifest.objects.first.flatMap { classes[context.location.objectKey(id, name: $0.name)] ?? nil }
+            entries.append(entry)
         }
         return entries
     }
@@ -90,12 +98,117 @@ public struct BackupCatalog: Sendable {
     }
 
     func record(_ verification: VerificationRecord) async throws(EngineError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let data: Data
-        do { data = try encoder.encode(verification) }
+        do { data = try Self.encoder.encode(verification) }
         catch { throw EngineError(.storage, "cannot encode verified.json: \(error)") }
         do { try await context.storage.put(context.location.verificationKey(verification.backupID), bytes: [UInt8](data)) }
         catch { throw EngineError.wrapping(error, context: "cannot write verified.json of \(verification.backupID)") }
     }
+
+    // MARK: Holds
+
+    /// Ids on hold (`holds/<id>.json`), whatever the state of their backups.
+    public func holds() async throws(EngineError) -> Set<BackupID> {
+        let objects: [ObjectInfo]
+        do { objects = try await context.storage.list(prefix: context.location.holdsPrefix) }
+        catch { throw EngineError.wrapping(error, context: "cannot list the holds in \(context.storage.displayName)") }
+        return Set(objects.compactMap { object in
+            guard object.key.hasSuffix(".json") else { return nil }
+            return try? BackupID(String(object.key.dropFirst(context.location.holdsPrefix.count).dropLast(".json".count)))
+        })
+    }
+
+    /// Puts a committed backup on hold: retention keeps it until it is released.
+    public func hold(_ reference: String, reason: String?) async throws(EngineError) -> BackupID {
+        let id = try await resolve(reference)
+        let hold = BackupHold(backupID: id, heldAt: context.timestamp, reason: reason)
+        do {
+            try await context.storage.put(context.location.holdKey(id), bytes: [UInt8](try Self.encoder.encode(hold)))
+        } catch let error as StorageError {
+            throw EngineError.wrapping(error, context: "cannot put \(id) on hold")
+        } catch {
+            throw EngineError(.storage, "cannot encode the hold of \(id): \(error)")
+        }
+        return id
+    }
+
+    /// Releases a hold; releasing a backup that is not held is an error, so a typo shows.
+    public func release(_ reference: String) async throws(EngineError) -> BackupID {
+        let id: BackupID
+        do { id = try BackupID(reference) } catch { throw EngineError.wrapping(error) }
+        guard try await holds().contains(id) else {
+            throw EngineError(.notFound, "\(id) is not on hold; `backstop list` shows the held backups")
+        }
+        do { try await context.storage.delete([context.location.holdKey(id)]) }
+        catch { throw EngineError.wrapping(error, context: "cannot release \(id)") }
+        return id
+    }
+
+    // MARK: The hash chain
+
+    public struct ChainLink: Sendable, Equatable {
+        public enum Status: Sendable, Equatable {
+            /// The oldest backup, which names no predecessor.
+            case first
+            /// Its predecessor's stored manifest has the hash it names.
+            case linked
+            /// It names a manifest that a recorded prune deleted.
+            case predecessorPruned(by: String)
+            /// It names a manifest that is neither here nor in any prune record.
+            case broken(String)
+        }
+        public let id: BackupID
+        public let status: Status
+    }
+
+    /// Follows `previousManifestSHA256` from the oldest backup to the newest. A predecessor
+    /// deleted by prune is fine (the prune record names its hash); any other gap or change is
+    /// reported as broken.
+    public func chain() async throws(EngineError) -> [ChainLink] {
+        let entries = try await entries()
+        let pruned = try await prunedManifests()
+        var links: [ChainLink] = []
+        for (index, entry) in entries.enumerated() {
+            let named = entry.manifest.previousManifestSHA256
+            let previous = index > 0 ? entries[index - 1] : nil
+            let status: ChainLink.Status
+            if let previous, named == previous.manifestSHA256 {
+                status = .linked
+            } else if let named, let prune = pruned[named] {
+                status = .predecessorPruned(by: prune)
+            } else if named == nil {
+                status = previous == nil ? .first
+                    : .broken("names no predecessor, but \(previous!.manifest.id) precedes it")
+            } else if let previous {
+                status = .broken("names a predecessor manifest that is not \(previous.manifest.id)'s and no prune record deleted: \(previous.manifest.id)'s manifest was altered, or a backup between them was removed outside retention")
+            } else {
+                status = .broken("names a predecessor manifest that is missing and no prune record deleted: the oldest backups were removed outside retention")
+            }
+            links.append(ChainLink(id: entry.manifest.id, status: status))
+        }
+        return links
+    }
+
+    /// Hashes of manifests deleted by prune, with the prune that did it.
+    func prunedManifests() async throws(EngineError) -> [String: String] {
+        let objects: [ObjectInfo]
+        do { objects = try await context.storage.list(prefix: context.location.prunesPrefix) }
+        catch { throw EngineError.wrapping(error, context: "cannot list the prune records") }
+        var pruned: [String: String] = [:]
+        for object in objects where object.key.hasSuffix(".json") {
+            let record: PruneRecord
+            do { record = try JSONDecoder().decode(PruneRecord.self, from: Data(try await context.storage.get(object.key))) }
+            catch { throw EngineError(.integrity, "prune record \(object.key) cannot be read: \(error)") }
+            for deleted in record.deleted {
+                pruned[deleted.manifestSHA256] = "prune of \(record.prunedAt) (\(deleted.backupID))"
+            }
+        }
+        return pruned
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return encoder
+    }()
 }

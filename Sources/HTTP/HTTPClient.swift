@@ -245,6 +245,10 @@ private final class Transfer {
             let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
             transfer.headers[name] = value
+            // Room for the whole body at once: growing by doubling would briefly hold two copies.
+            if name == "content-length", let length = Int(value), length <= transfer.limit {
+                transfer.received.reserveCapacity(length)
+            }
         }
         return length
     }

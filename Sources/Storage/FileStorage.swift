@@ -43,6 +43,20 @@ public final class FileStorage: ObjectStorage {
         }
     }
 
+    public func putIfAbsent(_ key: String, bytes: [UInt8]) async throws(StorageError) -> Bool {
+        let path = try self.path(for: key)
+        return try await onIOThread { () throws(StorageError) -> Bool in
+            let writer = try FileObjectWriter(key: key, path: path)
+            do {
+                try bytes.withUnsafeBytes { try writer.write($0) }
+                return try writer.finish(replacing: false) != nil
+            } catch {
+                writer.abort()
+                throw (error as? StorageError) ?? StorageError(.io, key: key, "cannot write \(key): \(error)")
+            }
+        }
+    }
+
     public func get(_ key: String) async throws(StorageError) -> [UInt8] {
         let path = try self.path(for: key)
         return try await onIOThread { () throws(StorageError) -> [UInt8] in
@@ -174,13 +188,28 @@ final class FileObjectWriter: ObjectWriter {
     }
 
     func finish() throws(StorageError) -> ObjectInfo {
+        // Replacing never meets an existing object, so there is always a result.
+        try finish(replacing: true) ?? ObjectInfo(key: key, size: size)
+    }
+
+    /// Publishes the file: by rename (replacing), or by link, which fails when the name is
+    /// taken (`nil`), so creating an object that must not exist yet is atomic.
+    func finish(replacing: Bool) throws(StorageError) -> ObjectInfo? {
         guard descriptor >= 0 else { throw StorageError(.io, key: key, "\(key) was already finished or aborted") }
         guard fsync(descriptor) == 0 else {
             throw StorageError(.io, key: key, "cannot flush \(temporaryPath) to disk: \(String(cString: strerror(errno)))")
         }
         close(descriptor)
         descriptor = -1
-        guard rename(temporaryPath, path) == 0 else {
+        if !replacing {
+            let linked = link(temporaryPath, path) == 0
+            let reason = errno
+            unlink(temporaryPath)
+            if !linked && reason == EEXIST { return nil }
+            guard linked else {
+                throw StorageError(.io, key: key, "cannot create \(path): \(String(cString: strerror(reason)))")
+            }
+        } else if rename(temporaryPath, path) != 0 {
             let reason = String(cString: strerror(errno))
             unlink(temporaryPath)
             throw StorageError(.io, key: key, "cannot rename \(temporaryPath) to \(path): \(reason)")

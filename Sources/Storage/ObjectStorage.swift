@@ -10,6 +10,10 @@ public protocol ObjectStorage: Sendable {
     /// Stores a small object whole; it appears atomically.
     func put(_ key: String, bytes: [UInt8]) async throws(StorageError)
 
+    /// Stores a small object only if no object has that key; `false` when one exists. Atomic:
+    /// of two callers racing for the same key, exactly one gets `true` (leases rely on it).
+    func putIfAbsent(_ key: String, bytes: [UInt8]) async throws(StorageError) -> Bool
+
     /// Reads a small object whole.
     func get(_ key: String) async throws(StorageError) -> [UInt8]
 
@@ -50,11 +54,21 @@ public protocol ObjectReader: AnyObject {
 public struct ObjectInfo: Equatable, Sendable {
     public var key: String
     public var size: Int64
+    /// The S3 storage class when it is not STANDARD; `nil` for STANDARD and for files.
+    public var storageClass: String?
 
-    public init(key: String, size: Int64) {
+    public init(key: String, size: Int64, storageClass: String? = nil) {
         self.key = key
         self.size = size
+        self.storageClass = storageClass
     }
+}
+
+/// Storage whose objects can change class in place (S3). Backends without classes (files)
+/// do not adopt it, and tiering is a no-op for them.
+public protocol TieredStorage: ObjectStorage {
+    /// Rewrites the object in place with `storageClass`, keeping its bytes and encryption.
+    func changeStorageClass(_ key: String, to storageClass: String) async throws(StorageError)
 }
 
 /// The one rule for keys, shared by every backend: relative, `/`-separated, no empty, `.` or

@@ -16,7 +16,8 @@ struct Backstop: AsyncParsableCommand {
               backstop restore latest --storage file:///var/backups --target postgres://backup@localhost:5432/orders_copy
             """,
         version: WorkerContext.toolVersion,
-        subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self])
+        subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self,
+                      PruneCommandLine.self, HoldCommandLine.self, ReleaseCommandLine.self])
 
     /// Logs go to stderr; stdout carries only results (the report line, the list).
     static func makeLogger() -> Logger {
@@ -46,9 +47,9 @@ func runInterruptibly<T: Sendable>(_ body: @escaping @Sendable () async throws -
 
 /// Prints the report line on stdout and writes it where `--report-path` says (the pod's
 /// termination message in a Job).
-func emit(_ report: WorkerReport, reportPath: String?) {
+func emit(_ report: WorkerReport, reportPath: String?, toStandardOutput: Bool = true) {
     let line = report.encodedLine()
-    print(line)
+    if toStandardOutput { print(line) }
     let path = WorkerOption.reportPath.resolve(flag: reportPath, environment: ProcessInfo.processInfo.environment)
     if let path {
         do { try Data(line.utf8).write(to: URL(fileURLWithPath: path)) } catch {
@@ -61,13 +62,16 @@ func emit(_ report: WorkerReport, reportPath: String?) {
 struct CommandRun {
     let command: String
     let reportPath: String?
+    /// False when stdout carries a JSON document of its own (`--output json`): the report then
+    /// goes only to the report path.
+    var reportOnStandardOutput = true
     let started = Date().timeIntervalSince1970
 
     /// Emits a success report that `fill` completes (backup id, sizes, message).
     func succeeded(_ fill: (inout WorkerReport) -> Void) {
         var report = base(.succeeded)
         fill(&report)
-        emit(report, reportPath: reportPath)
+        emit(report, reportPath: reportPath, toStandardOutput: reportOnStandardOutput)
     }
 
     /// Emits the failure report, prints the one-line error and returns exit code 1.

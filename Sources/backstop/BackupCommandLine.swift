@@ -19,6 +19,8 @@ struct BackupCommandLine: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var encryption: EncryptionOptions
     @OptionGroup var report: ReportOptions
+    @OptionGroup(title: "Retention (applied after a verified backup when any --keep-* is set)")
+    var retention: RetentionOptions
 
     @Option(name: .customLong(WorkerOption.compression.flag),
             help: "zstd, gzip or none (env \(WorkerOption.compression.environmentVariable); default zstd).")
@@ -56,15 +58,24 @@ struct BackupCommandLine: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
 
+        let pruning = try retention.policy().map { PruneCommand.Options(retention: $0, dryRun: false, orphanGrace: try retention.grace(),
+                                           tiers: try retention.storageTiers()) }
         let run = CommandRun(command: "backup", reportPath: report.reportPath)
         do {
             let result = try await runInterruptibly { try await BackupCommand(context: context, options: options).run() }
+            // Retention runs only after a verified backup: a failing backup never shrinks the set.
+            var pruned = ""
+            if let pruning {
+                let outcome = try await runInterruptibly { try await PruneCommand(context: context, options: pruning).run() }
+                printDecisions(outcome)
+                pruned = "; pruned \(outcome.decisions.filter { !$0.keep }.count) of \(outcome.decisions.count)"
+            }
             run.succeeded { report in
                 report.backupID = result.manifest.id
                 report.storedBytes = result.manifest.storedBytes
                 report.dumpBytes = result.manifest.plaintext.size
                 report.verified = result.verification.succeeded
-                report.message = "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))"
+                report.message = "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))" + pruned
             }
         } catch {
             throw run.failed(error)

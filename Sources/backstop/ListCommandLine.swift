@@ -31,6 +31,8 @@ struct ListCommandLine: AsyncParsableCommand {
         let verified: String
         let verifiedAt: String?
         let tables: Int
+        let storageClass: String
+        let held: Bool
     }
 
     func run() async throws {
@@ -40,7 +42,11 @@ struct ListCommandLine: AsyncParsableCommand {
             throw ValidationError("--output \(format) is unknown; use text or json")
         }
         let entries: [BackupCatalog.Entry]
-        do { entries = try await BackupCatalog(context: context).entries() } catch { throw fail(error) }
+        let holds: Set<BackupID>
+        do {
+            entries = try await BackupCatalog(context: context).entries()
+            holds = try await BackupCatalog(context: context).holds()
+        } catch { throw fail(error) }
         let rows = entries.reversed().map { entry in
             Row(id: entry.manifest.id.rawValue, time: entry.manifest.startedAt.rfc3339,
                 storedBytes: entry.manifest.storedBytes, dumpBytes: entry.manifest.plaintext.size,
@@ -48,7 +54,8 @@ struct ListCommandLine: AsyncParsableCommand {
                 compression: "\(entry.manifest.compression.algorithm.rawValue)-\(entry.manifest.compression.level)",
                 encrypted: entry.manifest.encryption != nil,
                 verified: entry.verification.map { $0.succeeded ? "ok" : "FAILED" } ?? "never",
-                verifiedAt: entry.verification?.verifiedAt.rfc3339, tables: entry.manifest.tables.count)
+                verifiedAt: entry.verification?.verifiedAt.rfc3339, tables: entry.manifest.tables.count,
+                storageClass: entry.storageClass ?? "STANDARD", held: holds.contains(entry.manifest.id))
         }
         if format == "json" {
             let encoder = JSONEncoder()
@@ -60,10 +67,10 @@ struct ListCommandLine: AsyncParsableCommand {
             print("no backups in \(context.storage.displayName)/\(context.location.environmentPrefix)")
             return
         }
-        let header = ["ID", "TIME", "STORED", "DUMP", "DURATION", "COMPRESSION", "ENCRYPTED", "VERIFIED"]
+        let header = ["ID", "TIME", "STORED", "DUMP", "DURATION", "COMPRESSION", "ENCRYPTED", "VERIFIED", "TIER", "HELD"]
         let table = rows.map { row in
             [row.id, row.time, bytes(row.storedBytes), bytes(row.dumpBytes), String(format: "%.1fs", row.durationSeconds),
-             row.compression, row.encrypted ? "yes" : "no", row.verified]
+             row.compression, row.encrypted ? "yes" : "no", row.verified, row.storageClass, row.held ? "held" : ""]
         }
         let widths = header.indices.map { column in ([header] + table).map { $0[column].count }.max() ?? 0 }
         for line in [header] + table {

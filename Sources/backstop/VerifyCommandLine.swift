@@ -16,12 +16,16 @@ struct VerifyCommandLine: AsyncParsableCommand {
     @Argument(help: "A backup id from `backstop list`, or latest.")
     var backup: String = "latest"
 
+    @Flag(name: .customLong("chain"), help: "Check the manifests' hash chain, oldest to newest, instead of one backup's data.")
+    var chain = false
+
     @OptionGroup var location: LocationOptions
     @OptionGroup var encryption: EncryptionOptions
     @OptionGroup var report: ReportOptions
 
     func run() async throws {
         let context = try location.context(logger: Backstop.makeLogger())
+        if chain { return try await checkChain(context) }
         let source = try encryption.source()
         let run = CommandRun(command: "verify", reportPath: report.reportPath)
         let reference = backup
@@ -34,6 +38,30 @@ struct VerifyCommandLine: AsyncParsableCommand {
             }
         } catch {
             throw run.failed(error, verified: false)
+        }
+    }
+
+    private func checkChain(_ context: WorkerContext) async throws {
+        let run = CommandRun(command: "verify", reportPath: report.reportPath)
+        do {
+            let links = try await BackupCatalog(context: context).chain()
+            var broken = 0
+            for link in links {
+                switch link.status {
+                case .first: print("\(link.id)  first backup of the chain")
+                case .linked: print("\(link.id)  linked to its predecessor")
+                case .predecessorPruned(let prune): print("\(link.id)  predecessor deleted by retention (\(prune))")
+                case .broken(let problem):
+                    broken += 1
+                    print("\(link.id)  BROKEN: \(problem)")
+                }
+            }
+            if broken > 0 {
+                throw EngineError(.integrity, "the hash chain of \(context.location.environmentPrefix) is broken at \(broken) of \(links.count) backups; see the lines above")
+            }
+            run.succeeded { report in report.message = "hash chain intact over \(links.count) backups" }
+        } catch {
+            throw run.failed(error)
         }
     }
 }

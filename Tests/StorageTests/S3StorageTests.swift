@@ -242,6 +242,36 @@ struct S3StorageTests {
         #expect(counts.totalInjected >= 10 && counts.injected.count == FaultProxy.Fault.allCases.count, "\(counts)")
     }
 
+    @Test("storage class changes in place: CopyObject, and a multipart copy past copyPartSize; bytes stay identical")
+    func storageClassChange() async throws {
+        let base = try await S3TestEnvironment.makeStorage()
+        var configuration = base.configuration
+        configuration.copyPartSize = 5 << 20  // S3's real limit is 5 GiB; small here so the multipart path runs
+        configuration.serverSideEncryption = .aes256
+        let storage = S3Storage(configuration: configuration, credentials: base.credentials, http: base.http)
+        var generator = SplitMix(seed: 9)
+        let big = (0..<(12 << 20 + 3)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        try await storage.put("tier/small.bin", bytes: [1, 2, 3])
+        _ = try await Task.detached {
+            let writer = try storage.makeWriter("tier/big.bin")
+            try big.withUnsafeBytes { try writer.write($0) }
+            return try writer.finish()
+        }.value
+        #expect(try await storage.head("tier/big.bin").storageClass == nil, "new objects are STANDARD")
+
+        try await storage.changeStorageClass("tier/small.bin", to: "STANDARD_IA")
+        try await storage.changeStorageClass("tier/big.bin", to: "GLACIER_IR")
+        #expect(try await storage.head("tier/small.bin").storageClass == "STANDARD_IA")
+        #expect(try await storage.head("tier/big.bin").storageClass == "GLACIER_IR")
+        #expect(try await storage.list(prefix: "tier/").map(\.storageClass) == ["GLACIER_IR", "STANDARD_IA"])
+        #expect(try await storage.get("tier/small.bin") == [1, 2, 3])
+        let back = try await Task.detached { try StorageContract.readAll(storage.makeReader("tier/big.bin", range: nil)) }.value
+        #expect(back == big)
+        let raw = try await Task.detached { try storage.exchange("HEAD", key: "tier/big.bin") }.value
+        #expect(raw[header: "x-amz-server-side-encryption"] == "AES256", "encryption at rest survives the copy")
+        #expect(try await storage.pendingUploads(prefix: "").isEmpty)
+    }
+
     private func aws(_ arguments: [String], endpoint: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

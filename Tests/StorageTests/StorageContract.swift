@@ -13,6 +13,18 @@ enum StorageContract {
         try await storage.put("a/b/small.json", bytes: Array("[1]".utf8))
         #expect(try await storage.get("a/b/small.json") == Array("[1]".utf8), "put replaces")
 
+        // create-if-absent: one winner, the object untouched by the loser
+        #expect(try await storage.putIfAbsent("a/lease", bytes: [1]))
+        #expect(try await storage.putIfAbsent("a/lease", bytes: [2]) == false)
+        #expect(try await storage.get("a/lease") == [1])
+        try await storage.delete(["a/lease"])
+        let winners = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for attempt in 0..<4 { group.addTask { try await storage.putIfAbsent("a/race", bytes: [UInt8(attempt)]) } }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(winners == 1, "exactly one of four racing creators wins")
+        try await storage.delete(["a/race"])
+
         // streaming put of 5 MiB in uneven pieces; visible only after finish
         let big = (0..<(5 * 1024 * 1024 + 17)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         let writer = try storage.makeWriter("a/big.bin")

@@ -22,6 +22,9 @@ public struct S3Configuration: Sendable {
     public var partsInFlight: Int
     /// Tries per request, the first included, for answers worth retrying.
     public var maximumAttempts: Int
+    /// Objects larger than this change storage class by a multipart copy in parts of this
+    /// size: S3's CopyObject takes at most 5 GiB.
+    public var copyPartSize: Int = 5 << 30
 
     public static let defaultPartSize = 8 << 20
     /// S3 refuses parts under 5 MiB (but the last).

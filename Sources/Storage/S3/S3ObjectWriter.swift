@@ -21,8 +21,7 @@ final class S3ObjectWriter: ObjectWriter {
         self.key = key
         self.fullKey = fullKey
         parts = PartUploads(buffers: storage.configuration.partsInFlight + 1)
-        current = parts.takeBuffer()
-        current.reserveCapacity(storage.configuration.partSize)
+        current = parts.takeBuffer(capacity: storage.configuration.partSize)
     }
 
     deinit { abort() }
@@ -107,7 +106,7 @@ final class S3ObjectWriter: ObjectWriter {
                 parts.end(part: number, failure: error, returning: body.take())
             }
         }
-        current = parts.takeBuffer()
+        current = parts.takeBuffer(capacity: storage.configuration.partSize(forPart: number + 1))
     }
 
     private func createUpload() throws(StorageError) -> String {
@@ -153,17 +152,22 @@ private final class PartUploads: @unchecked Sendable {
         return failure
     }
 
-    /// An empty buffer, reused when possible; waits while all `limit` are taken.
-    func takeBuffer() -> [UInt8] {
+    /// An empty buffer with room for `capacity` bytes, reused when possible; waits while all
+    /// `limit` are taken. Reserving up front keeps a filling part from growing by doubling.
+    func takeBuffer(capacity: Int) -> [UInt8] {
         condition.lock()
-        defer { condition.unlock() }
         while free.isEmpty && allocated >= limit { condition.wait() }
-        if var buffer = free.popLast() {
-            buffer.removeAll(keepingCapacity: true)
-            return buffer
+        var buffer: [UInt8]
+        if let reused = free.popLast() {
+            buffer = reused
+        } else {
+            allocated += 1
+            buffer = []
         }
-        allocated += 1
-        return []
+        condition.unlock()
+        buffer.removeAll(keepingCapacity: true)
+        buffer.reserveCapacity(capacity)
+        return buffer
     }
 
     func begin() {

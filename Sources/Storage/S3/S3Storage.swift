@@ -8,7 +8,7 @@ internal import Glibc
 /// Objects in an S3 bucket (AWS or any S3-compatible service), under an optional prefix.
 /// Every request is signed with SigV4, retried with backoff when the answer says it may work
 /// later, and failed at once with S3's own error code otherwise.
-public final class S3Storage: ObjectStorage {
+public final class S3Storage: TieredStorage {
     public let configuration: S3Configuration
     public let http: HTTPClient
     public let credentials: S3CredentialProvider
@@ -35,6 +35,26 @@ public final class S3Storage: ObjectStorage {
         }
     }
 
+    /// `If-None-Match: *` (S3 conditional writes): S3 answers 412 when the key exists, or 409
+    /// when another conditional write to it is in flight; some S3-compatible servers refuse
+    /// with another status. So a refusal is settled by reading the object: our own bytes mean
+    /// an earlier attempt of this call succeeded and only its answer was lost (callers write
+    /// content unique to them, like a lease naming its owner).
+    public func putIfAbsent(_ key: String, bytes: [UInt8]) async throws(StorageError) -> Bool {
+        let full = try fullKey(key)
+        do {
+            try await blocking { [self] () throws(StorageError) in
+                _ = try exchange("PUT", key: full, headers: creationHeaders() + [
+                    HTTPHeader("If-None-Match", "*"), HTTPHeader("Content-MD5", Digests.md5(bytes).base64String),
+                ], body: bytes)
+            }
+            return true
+        } catch {
+            guard let existing = try? await get(key) else { throw error }
+            return existing == bytes
+        }
+    }
+
     public func get(_ key: String) async throws(StorageError) -> [UInt8] {
         let full = try fullKey(key)
         return try await blocking { [self] () throws(StorageError) in
@@ -49,7 +69,7 @@ public final class S3Storage: ObjectStorage {
             guard let size = response[header: "content-length"].flatMap({ Int64($0) }) else {
                 throw StorageError(.io, key: key, "HEAD \(key) in \(displayName): the answer has no Content-Length")
             }
-            return ObjectInfo(key: key, size: size)
+            return ObjectInfo(key: key, size: size, storageClass: Self.nonStandard(response[header: "x-amz-storage-class"]))
         }
     }
 
@@ -67,7 +87,8 @@ public final class S3Storage: ObjectStorage {
                 }
                 for entry in result.children("Contents") {
                     guard let key = entry["Key"], key.hasPrefix(rootPrefix), let size = entry["Size"].flatMap({ Int64($0) }) else { continue }
-                    objects.append(ObjectInfo(key: String(key.dropFirst(rootPrefix.count)), size: size))
+                    objects.append(ObjectInfo(key: String(key.dropFirst(rootPrefix.count)), size: size,
+                                              storageClass: Self.nonStandard(entry["StorageClass"])))
                 }
                 token = result["IsTruncated"] == "true" ? result["NextContinuationToken"] : nil
             } while token != nil
@@ -95,20 +116,62 @@ public final class S3Storage: ObjectStorage {
 
     // MARK: Beyond the protocol
 
-    /// Copies an object inside the bucket, e.g. to change its storage class.
-    public func copy(_ source: String, to destination: String, storageClass: String? = nil) async throws(StorageError) {
-        let from = try fullKey(source)
-        let to = try fullKey(destination)
+    /// Rewrites an object in place with another storage class: CopyObject up to
+    /// `copyPartSize`, a multipart copy (UploadPartCopy) beyond. Encryption headers are sent
+    /// again, since a copy does not inherit them.
+    public func changeStorageClass(_ key: String, to storageClass: String) async throws(StorageError) {
+        let full = try fullKey(key)
+        let size = try await head(key).size
         try await blocking { [self] () throws(StorageError) in
-            var headers = [HTTPHeader("x-amz-copy-source", "/\(configuration.bucket)/\(S3URI.encode(from, keepingSlashes: true))")]
-            if let storageClass { headers.append(HTTPHeader("x-amz-storage-class", storageClass)) }
+            let source = HTTPHeader("x-amz-copy-source", "/\(configuration.bucket)/\(S3URI.encode(full, keepingSlashes: true))")
+            var headers = [HTTPHeader("x-amz-storage-class", storageClass)]
             if let encryption = configuration.serverSideEncryption { headers += Self.headers(for: encryption) }
-            let response = try exchange("PUT", key: to, headers: headers)
-            // CopyObject can fail after its 200 status line: the error is in the body.
-            if let error = XMLElement.parse(response.body), error.name == "Error" {
-                throw storageError(status: 200, document: error, method: "PUT (copy)", key: destination)
+            guard size > Int64(configuration.copyPartSize) else {
+                let response = try exchange("PUT", key: full, headers: headers + [source, HTTPHeader("x-amz-metadata-directive", "COPY")])
+                try Self.checkCopyResult(response, storage: self, key: key)
+                return
+            }
+            let created = try exchange("POST", key: full, query: [("uploads", "")], headers: headers)
+            guard let uploadID = XMLElement.parse(created.body)?["UploadId"] else {
+                throw StorageError(.io, key: key, "copying \(key) to \(storageClass): the answer has no UploadId")
+            }
+            do throws(StorageError) {
+                var etags: [String] = []
+                var offset: Int64 = 0
+                while offset < size {
+                    let last = min(size, offset + Int64(configuration.copyPartSize)) - 1
+                    let response = try exchange("PUT", key: full, query: [("partNumber", "\(etags.count + 1)"), ("uploadId", uploadID)],
+                                                headers: [source, HTTPHeader("x-amz-copy-source-range", "bytes=\(offset)-\(last)")])
+                    try Self.checkCopyResult(response, storage: self, key: key)
+                    guard let etag = XMLElement.parse(response.body)?["ETag"] else {
+                        throw StorageError(.io, key: key, "copying part \(etags.count + 1) of \(key): the answer has no ETag")
+                    }
+                    etags.append(etag)
+                    offset = last + 1
+                }
+                let list = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\(XMLText.escape($0.element))</ETag></Part>" }.joined()
+                let body = Array("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\(list)</CompleteMultipartUpload>".utf8)
+                let completed = try exchange("POST", key: full, query: [("uploadId", uploadID)],
+                                             headers: [HTTPHeader("Content-Type", "application/xml")], body: body)
+                try Self.checkCopyResult(completed, storage: self, key: key)
+            } catch {
+                _ = try? exchange("DELETE", key: full, query: [("uploadId", uploadID)])
+                throw error
             }
         }
+    }
+
+    /// Copies and completions can fail after their 200 status line: the error is in the body.
+    private static func checkCopyResult(_ response: HTTPResponse, storage: S3Storage, key: String) throws(StorageError) {
+        if let document = XMLElement.parse(response.body), document.name == "Error" {
+            throw storage.storageError(status: 200, document: document, method: "PUT (copy)", key: key)
+        }
+    }
+
+    /// STANDARD is what S3 means by no class; only other classes are worth reporting.
+    static func nonStandard(_ storageClass: String?) -> String? {
+        guard let storageClass, !storageClass.isEmpty, storageClass != "STANDARD" else { return nil }
+        return storageClass
     }
 
     /// Multipart uploads not yet completed or aborted under `prefix` (for tests and cleanup).

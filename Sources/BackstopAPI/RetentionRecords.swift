@@ -1,0 +1,61 @@
+/// `holds/<id>.json`: a backup retention must never delete, until released.
+public struct BackupHold: Codable, Equatable, Sendable {
+    public var backupID: BackupID
+    public var heldAt: UTCTimestamp
+    public var reason: String?
+
+    public init(backupID: BackupID, heldAt: UTCTimestamp, reason: String?) {
+        self.backupID = backupID
+        self.heldAt = heldAt
+        self.reason = reason
+    }
+}
+
+/// `prunes/<time>-<run>.json`: what one prune deleted, written before it deletes anything, so
+/// `verify --chain` can tell a predecessor pruned by retention from one that went missing.
+public struct PruneRecord: Codable, Equatable, Sendable {
+    public struct Deleted: Codable, Equatable, Sendable {
+        public var backupID: BackupID
+        /// SHA-256 of the deleted manifest's stored bytes: what its successor's
+        /// `previousManifestSHA256` names.
+        public var manifestSHA256: String
+        public var reasons: [String]
+
+        public init(backupID: BackupID, manifestSHA256: String, reasons: [String]) {
+            self.backupID = backupID
+            self.manifestSHA256 = manifestSHA256
+            self.reasons = reasons
+        }
+    }
+
+    public var prunedAt: UTCTimestamp
+    /// Tells apart two prunes in the same second.
+    public var runID: String
+    /// The rules, as `--keep-*` would write them.
+    public var retention: String
+    public var deleted: [Deleted]
+    public var toolVersion: String
+
+    public init(prunedAt: UTCTimestamp, runID: String, retention: String, deleted: [Deleted], toolVersion: String) {
+        self.prunedAt = prunedAt
+        self.runID = runID
+        self.retention = retention
+        self.deleted = deleted
+        self.toolVersion = toolVersion
+    }
+}
+
+extension RetentionPolicy {
+    /// The rules as flags, e.g. `--keep-within 30d --keep-daily 7 --min-age 1h --time-zone Etc/UTC`.
+    public var summary: String {
+        var parts: [String] = []
+        if let within = keep.within { parts.append("--keep-within \(within)") }
+        for (name, value) in [("last", keep.last), ("hourly", keep.hourly), ("daily", keep.daily), ("weekly", keep.weekly),
+                              ("monthly", keep.monthly), ("yearly", keep.yearly)] {
+            if let value { parts.append("--keep-\(name) \(value)") }
+        }
+        parts.append("--min-age \(minAge)")
+        parts.append("--time-zone \(timeZone)")
+        return parts.joined(separator: " ")
+    }
+}
