@@ -73,7 +73,8 @@ struct RetentionOptions: ParsableArguments {
 /// The decision table of a prune: one line per backup, newest first.
 func printDecisions(_ result: PruneCommand.Result) {
     for decision in result.decisions {
-        print("\(decision.id)  \(decision.keep ? "keep  " : (result.dryRun ? "would delete" : "deleted")) \(decision.reasons.joined(separator: ", "))")
+        let verdict = decision.keep ? "keep" : (result.dryRun ? "would delete" : "deleted")
+        print("\(decision.id)  \(verdict.padding(toLength: 12, withPad: " ", startingAt: 0))  \(decision.reasons.joined(separator: ", "))")
     }
     for move in result.tierMoves {
         print("\(move.id)  \(result.dryRun ? "would move" : "moved") to \(move.storageClass)")
