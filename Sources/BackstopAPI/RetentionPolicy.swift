@@ -107,7 +107,8 @@ public struct RetentionPolicy: Sendable, Codable, Equatable {
             for index in ordered.indices.prefix(last) { reasons[index].append("last \(index + 1) of \(last)") }
         }
         var calendar = Calendar(identifier: .iso8601)
-        calendar.timeZone = TimeZone(identifier: timeZone) ?? TimeZone(identifier: "UTC")!
+        // validate() rejects unknown zones; GMT stands in if an unvalidated policy gets here.
+        calendar.timeZone = TimeZone(identifier: timeZone) ?? TimeZone(secondsFromGMT: 0) ?? calendar.timeZone
         var keptKeys: [Bucket: [String]] = [:]
         for bucket in Bucket.allCases {
             guard let count = count(of: bucket), count > 0 else { continue }

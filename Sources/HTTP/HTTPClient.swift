@@ -204,24 +204,25 @@ private final class Transfer {
         self.limit = limit
     }
 
-    static func from(_ context: UnsafeMutableRawPointer?) -> Transfer {
-        // Every callback is registered together with the retained Transfer as its context.
-        Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+    /// Every callback is registered together with the retained Transfer as its context.
+    static func from(_ context: UnsafeMutableRawPointer?) -> Transfer? {
+        context.map { Unmanaged<Transfer>.fromOpaque($0).takeUnretainedValue() }
     }
 
     static let sendBody: backstop_curl_data_callback = { buffer, size, count, context in
-        let transfer = Transfer.from(context)
+        guard let transfer = Transfer.from(context), let buffer else { return Int(CURL_READFUNC_ABORT) }
         let wanted = min(size * count, transfer.body.count - transfer.sent)
-        guard wanted > 0, let buffer else { return 0 }
+        guard wanted > 0 else { return 0 }
         transfer.body.withUnsafeBytes { bytes in
-            UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress! + transfer.sent, byteCount: wanted)
+            UnsafeMutableRawBufferPointer(start: buffer, count: wanted)
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[transfer.sent..<(transfer.sent + wanted)]))
         }
         transfer.sent += wanted
         return wanted
     }
 
     static let receiveBody: backstop_curl_data_callback = { buffer, size, count, context in
-        let transfer = Transfer.from(context)
+        guard let transfer = Transfer.from(context) else { return 0 }
         let length = size * count
         guard transfer.received.count + length <= transfer.limit else {
             transfer.overflowed = true
@@ -234,9 +235,8 @@ private final class Transfer {
     }
 
     static let receiveHeader: backstop_curl_data_callback = { buffer, size, count, context in
-        let transfer = Transfer.from(context)
         let length = size * count
-        guard let buffer else { return length }
+        guard let transfer = Transfer.from(context), let buffer else { return length }
         let line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self)
         if line.hasPrefix("HTTP/") {
             // A new status line (after a 100 Continue, say): earlier headers were not the answer's.

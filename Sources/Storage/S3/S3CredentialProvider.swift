@@ -68,6 +68,13 @@ public final class S3CredentialProvider: Sendable {
     }
 
     private static func read(folder: String) throws(StorageError) -> S3Credentials {
+        func optional(_ name: String) throws(StorageError) -> String? { try value(name, required: false) }
+        func required(_ name: String) throws(StorageError) -> String {
+            guard let text = try value(name, required: true) else {
+                throw StorageError(.permissionDenied, key: nil, "--s3-credentials-dir \(folder): \(name) is empty")
+            }
+            return text
+        }
         func value(_ name: String, required: Bool) throws(StorageError) -> String? {
             let path = folder + "/" + name
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -80,9 +87,9 @@ public final class S3CredentialProvider: Sendable {
             }
             return text.isEmpty ? nil : text
         }
-        return S3Credentials(accessKeyID: try value("AWS_ACCESS_KEY_ID", required: true)!,
-                             secretAccessKey: try value("AWS_SECRET_ACCESS_KEY", required: true)!,
-                             sessionToken: try value("AWS_SESSION_TOKEN", required: false))
+        return S3Credentials(accessKeyID: try required("AWS_ACCESS_KEY_ID"),
+                             secretAccessKey: try required("AWS_SECRET_ACCESS_KEY"),
+                             sessionToken: try optional("AWS_SESSION_TOKEN"))
     }
 
     /// STS writes `2026-11-22T01:00:00Z`, some services add fractional seconds.

@@ -35,7 +35,7 @@ final class S3ObjectReader: ObjectReader {
         }
         let count = min(buffer.count, chunk.count - chunkOffset)
         chunk.withUnsafeBytes { bytes in
-            buffer.baseAddress!.copyMemory(from: bytes.baseAddress! + chunkOffset, byteCount: count)
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[chunkOffset..<(chunkOffset + count)]))
         }
         chunkOffset += count
         return count

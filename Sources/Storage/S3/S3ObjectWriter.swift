@@ -120,7 +120,8 @@ final class S3ObjectWriter: ObjectWriter {
 
     private func complete(etags: [Int: String]) throws(StorageError) {
         guard let uploadID else { return }
-        let list = etags.keys.sorted().map { "<Part><PartNumber>\($0)</PartNumber><ETag>\(XMLText.escape(etags[$0]!))</ETag></Part>" }.joined()
+        let list = etags.sorted { $0.key < $1.key }
+            .map { "<Part><PartNumber>\($0.key)</PartNumber><ETag>\(XMLText.escape($0.value))</ETag></Part>" }.joined()
         let body = Array("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\(list)</CompleteMultipartUpload>".utf8)
         let response = try storage.exchange("POST", key: fullKey, query: [("uploadId", uploadID)],
                                             headers: [HTTPHeader("Content-Type", "application/xml")], body: body)

@@ -1,6 +1,9 @@
 public import HTTP
 public import Foundation
 internal import Synchronization
+#if canImport(Glibc)
+internal import Glibc
+#endif
 
 /// Access keys for S3 (and STS). `description` never shows the secret or the token.
 public struct S3Credentials: Sendable, Equatable, CustomStringConvertible {
@@ -91,7 +94,7 @@ public struct SigV4Signer: Sendable {
             merged[header.name.lowercased(), default: []].append(value)
         }
         let names = merged.keys.sorted()
-        let canonicalHeaders = names.map { "\($0):\(merged[$0]!.joined(separator: ","))\n" }.joined()
+        let canonicalHeaders = names.map { "\($0):\((merged[$0] ?? []).joined(separator: ","))\n" }.joined()
         let signedHeaders = names.joined(separator: ";")
         let query = request.query
             .sorted { $0.name == $1.name ? $0.value < $1.value : $0.name < $1.name }
@@ -102,12 +105,13 @@ public struct SigV4Signer: Sendable {
         return (canonical, signedHeaders)
     }
 
+    /// `20261122T010203Z`, the basic ISO 8601 form SigV4 wants, always in UTC.
     static func timestamp(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.year!, parts.month!, parts.day!,
-                      parts.hour!, parts.minute!, parts.second!)
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                      parts.tm_hour, parts.tm_min, parts.tm_sec)
     }
 }
 
