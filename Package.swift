@@ -38,6 +38,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "HTTP", dependencies: ["CCurl", "CCurlShims", "BlockingCalls"],
                 swiftSettings: swiftSettings),
+        .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: swiftSettings),
         .target(name: "Storage", dependencies: ["BlockingCalls", "COpenSSL", "HTTP"],
                 swiftSettings: swiftSettings),
         .target(name: "Postgres", dependencies: ["CLibPQ", "CChildProcess", "BlockingCalls"],
@@ -55,6 +56,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
 
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: swiftSettings),
         .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BackstopAPI"],
