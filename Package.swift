@@ -39,6 +39,7 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["CCurl", "CCurlShims", "BlockingCalls"],
                 swiftSettings: swiftSettings),
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: swiftSettings),
+        .target(name: "KubeClient", dependencies: ["HTTP", "YAML", "BlockingCalls"], swiftSettings: swiftSettings),
         .target(name: "Storage", dependencies: ["BlockingCalls", "COpenSSL", "HTTP"],
                 swiftSettings: swiftSettings),
         .target(name: "Postgres", dependencies: ["CLibPQ", "CChildProcess", "BlockingCalls"],

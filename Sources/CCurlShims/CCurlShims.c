@@ -30,3 +30,7 @@ CURLcode backstop_curl_getinfo_string(CURL *handle, CURLINFO info, const char **
 CURLcode backstop_curl_global_init(void) {
     return curl_global_init(CURL_GLOBAL_DEFAULT);
 }
+CURLcode backstop_curl_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length) {
+    struct curl_blob blob = { (void *)data, length, CURL_BLOB_COPY };
+    return curl_easy_setopt(handle, option, &blob);
+}

@@ -17,8 +17,16 @@ internal import Glibc
 public final class HTTPClient: Sendable {
     public struct Configuration: Sendable {
         /// PEM bundle of extra trusted CAs (a private S3 endpoint, the cluster's CA); `nil` uses
-        /// the system's. Verification itself cannot be turned off.
+        /// the system's.
         public var caFile: String?
+        /// The same as PEM text (kubeconfig's `certificate-authority-data`).
+        public var caPEM: String?
+        /// Client certificate and key for mutual TLS, as files or PEM text.
+        public var clientCertificate: Credential?
+        public var clientKey: Credential?
+        /// Skips verifying the server's certificate. Off unless a kubeconfig explicitly says
+        /// `insecure-skip-tls-verify: true`; nothing in Backstop sets it otherwise.
+        public var insecureSkipTLSVerify = false
         public var connectTimeout: Duration
         /// A transfer that moves no byte for this long is abandoned (a stalled connection).
         public var stallTimeout: Duration
@@ -31,6 +39,12 @@ public final class HTTPClient: Sendable {
             self.stallTimeout = stallTimeout
             self.userAgent = userAgent
         }
+    }
+
+    /// A certificate or key: a path, or the PEM itself.
+    public enum Credential: Sendable, Equatable {
+        case file(String)
+        case pem(String)
     }
 
     public let configuration: Configuration
@@ -63,12 +77,17 @@ public final class HTTPClient: Sendable {
     }
 
     /// Sends `request` and waits for the whole answer. Blocks the calling thread.
-    public func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse {
+    ///
+    /// With `receive`, a successful (2xx) answer's body is handed over as it arrives instead of
+    /// collected (a watch stream); returning `false` ends the exchange early, which is not an
+    /// error. Error answers are still collected, so their body can be read.
+    public func perform(_ request: HTTPRequest,
+                        receive: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws(HTTPError) -> HTTPResponse {
         let handle = try checkOut()
         var reusable = true
         defer { if reusable { checkIn(handle) } }
 
-        let transfer = Transfer(body: request.body, limit: request.maximumResponseBytes)
+        let transfer = Transfer(body: request.body, limit: request.maximumResponseBytes, receiver: receive)
         let context = Unmanaged.passRetained(transfer)
         defer { context.release() }
 
@@ -92,11 +111,28 @@ public final class HTTPClient: Sendable {
         set(backstop_curl_setopt_long(curl, CURLOPT_TCP_KEEPALIVE, 1))
         set(backstop_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(configuration.connectTimeout)))
         set(backstop_curl_setopt_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1))
-        set(backstop_curl_setopt_long(curl, CURLOPT_LOW_SPEED_TIME, max(1, Self.milliseconds(configuration.stallTimeout) / 1000)))
+        set(backstop_curl_setopt_long(curl, CURLOPT_LOW_SPEED_TIME, max(1, Self.milliseconds(request.stallTimeout ?? configuration.stallTimeout) / 1000)))
         set(backstop_curl_setopt_string(curl, CURLOPT_USERAGENT, configuration.userAgent))
         set(backstop_curl_setopt_pointer(curl, CURLOPT_ERRORBUFFER, handle.errorBuffer))
         if let caFile = configuration.caFile {
             set(backstop_curl_setopt_string(curl, CURLOPT_CAINFO, caFile))
+        }
+        if let caPEM = configuration.caPEM {
+            set(Array(caPEM.utf8).withUnsafeBytes { backstop_curl_setopt_blob(curl, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) })
+        }
+        switch configuration.clientCertificate {
+        case .file(let path): set(backstop_curl_setopt_string(curl, CURLOPT_SSLCERT, path))
+        case .pem(let text): set(Array(text.utf8).withUnsafeBytes { backstop_curl_setopt_blob(curl, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) })
+        case nil: break
+        }
+        switch configuration.clientKey {
+        case .file(let path): set(backstop_curl_setopt_string(curl, CURLOPT_SSLKEY, path))
+        case .pem(let text): set(Array(text.utf8).withUnsafeBytes { backstop_curl_setopt_blob(curl, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) })
+        case nil: break
+        }
+        if configuration.insecureSkipTLSVerify {
+            set(backstop_curl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 0))
+            set(backstop_curl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 0))
         }
         set(backstop_curl_setopt_data_callback(curl, CURLOPT_WRITEFUNCTION, Transfer.receiveBody))
         set(backstop_curl_setopt_pointer(curl, CURLOPT_WRITEDATA, context.toOpaque()))
@@ -116,7 +152,7 @@ public final class HTTPClient: Sendable {
 
         handle.clearError()
         let code = curl_easy_perform(curl)
-        guard code == CURLE_OK else {
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.stoppedByReceiver) else {
             // A failed handle may hold a half-used connection; let it go rather than reuse it.
             reusable = false
             throw Self.error(for: code, detail: handle.errorText, transfer: transfer, request: request)
@@ -198,10 +234,15 @@ private final class Transfer {
     let limit: Int
     var overflowed = false
     var headers: [String: String] = [:]
+    /// From the last status line seen, so the body callback knows whether to stream.
+    var status = 0
+    let receiver: ((UnsafeRawBufferPointer) -> Bool)?
+    var stoppedByReceiver = false
 
-    init(body: [UInt8], limit: Int) {
+    init(body: [UInt8], limit: Int, receiver: ((UnsafeRawBufferPointer) -> Bool)?) {
         self.body = body
         self.limit = limit
+        self.receiver = receiver
     }
 
     /// Every callback is registered together with the retained Transfer as its context.
@@ -224,6 +265,14 @@ private final class Transfer {
     static let receiveBody: backstop_curl_data_callback = { buffer, size, count, context in
         guard let transfer = Transfer.from(context) else { return 0 }
         let length = size * count
+        if let receiver = transfer.receiver, (200..<300).contains(transfer.status) {
+            guard let buffer, length > 0 else { return length }
+            guard receiver(UnsafeRawBufferPointer(start: buffer, count: length)) else {
+                transfer.stoppedByReceiver = true
+                return 0  // ends the transfer; perform() treats this as a normal end
+            }
+            return length
+        }
         guard transfer.received.count + length <= transfer.limit else {
             transfer.overflowed = true
             return 0  // anything but `length` makes libcurl stop with CURLE_WRITE_ERROR
@@ -241,6 +290,8 @@ private final class Transfer {
         if line.hasPrefix("HTTP/") {
             // A new status line (after a 100 Continue, say): earlier headers were not the answer's.
             transfer.headers.removeAll()
+            let fields = line.split(separator: " ")
+            transfer.status = fields.count > 1 ? Int(fields[1]) ?? 0 : 0
         } else if let colon = line.firstIndex(of: ":") {
             let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)

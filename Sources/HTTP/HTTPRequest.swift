@@ -24,14 +24,17 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// The largest response body accepted; larger answers fail instead of filling memory.
     public var maximumResponseBytes: Int
+    /// Overrides the client's stall timeout: a watch stays quiet for minutes on purpose.
+    public var stallTimeout: Duration?
 
     public init(method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8] = [],
-                maximumResponseBytes: Int = 64 << 20) {
+                maximumResponseBytes: Int = 64 << 20, stallTimeout: Duration? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.maximumResponseBytes = maximumResponseBytes
+        self.stallTimeout = stallTimeout
     }
 
     /// The request line and headers with credentials masked, and the query string dropped

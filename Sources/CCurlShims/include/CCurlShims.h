@@ -14,6 +14,10 @@ CURLcode backstop_curl_setopt_pointer(CURL *handle, CURLoption option, void *val
 CURLcode backstop_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value);
 CURLcode backstop_curl_setopt_data_callback(CURL *handle, CURLoption option, backstop_curl_data_callback value);
 
+/// Options that take a `struct curl_blob` (PEM held in memory: kubeconfig's *-data fields);
+/// libcurl copies the bytes.
+CURLcode backstop_curl_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length);
+
 /// curl_global_init(CURL_GLOBAL_DEFAULT): the flag is a macro expression Swift does not import.
 CURLcode backstop_curl_global_init(void);
 
