@@ -50,6 +50,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
         .target(name: "TestSupport", swiftSettings: swiftSettings),
+        .target(name: "KubeTestServer", dependencies: ["KubeClient"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "backstop", dependencies: [
             "Engine", "BackstopAPI", "Storage", "Pipeline",
@@ -58,6 +59,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: swiftSettings),
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer"], swiftSettings: swiftSettings),
         .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BackstopAPI"],

@@ -1,0 +1,205 @@
+internal import Foundation
+internal import Synchronization
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// A small HTTP/1.1 server on 127.0.0.1 for tests: one thread per connection, keep-alive,
+/// Content-Length request bodies, and chunked streaming answers (watches).
+final class LoopbackHTTPServer: Sendable {
+    struct Request: Sendable {
+        let method: String
+        let path: String
+        let query: [String: String]
+        let headers: [String: String]
+        let body: [UInt8]
+    }
+
+    enum Response: Sendable {
+        case full(status: Int, contentType: String, body: [UInt8])
+        /// Writes chunks until it returns; `write` reports false once the client is gone.
+        case stream(status: Int, contentType: String, body: @Sendable (_ write: (String) -> Bool) -> Void)
+    }
+
+    let port: Int
+    private let listener: Int32
+    private let handler: @Sendable (Request) -> Response
+    private let connections = Mutex<Set<Int32>>([])
+
+    init(handler: @escaping @Sendable (Request) -> Response) throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard listener >= 0 else { throw ServerError(message: "socket: \(String(cString: strerror(errno)))") }
+        var yes: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        guard bound == 0, listen(listener, 128) == 0 else {
+            close(listener)
+            throw ServerError(message: "bind/listen: \(String(cString: strerror(errno)))")
+        }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        self.listener = listener
+        self.handler = handler
+        let server = self
+        Thread.detachNewThread { server.acceptLoop() }
+    }
+
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        dropConnections()
+    }
+
+    /// Cuts every open connection (watches included), as a restarted API server would.
+    func dropConnections() {
+        for socket in connections.withLock({ $0 }) { shutdown(socket, Int32(SHUT_RDWR)) }
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            var yes: Int32 = 1
+            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
+            connections.withLock { _ = $0.insert(client) }
+            let server = self
+            Thread.detachNewThread { server.serve(client) }
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        defer {
+            connections.withLock { _ = $0.remove(client) }
+            close(client)
+        }
+        var reader = ConnectionReader(socket: client)
+        while let request = reader.readRequest() {
+            switch handler(request) {
+            case let .full(status, contentType, body):
+                let head = "HTTP/1.1 \(status) \(Self.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n\r\n"
+                guard send(client, Array(head.utf8) + body) else { return }
+            case let .stream(status, contentType, body):
+                let head = "HTTP/1.1 \(status) \(Self.reason(status))\r\nContent-Type: \(contentType)\r\nTransfer-Encoding: chunked\r\n\r\n"
+                guard send(client, Array(head.utf8)) else { return }
+                var open = true
+                body { text in
+                    guard open, !text.isEmpty else { return open }
+                    let bytes = Array(text.utf8)
+                    open = send(client, Array((String(bytes.count, radix: 16) + "\r\n").utf8) + bytes + Array("\r\n".utf8))
+                    return open
+                }
+                guard open, send(client, Array("0\r\n\r\n".utf8)) else { return }
+            }
+        }
+    }
+
+    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return Glibc.send(socket, base + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if sent <= 0 { return false }
+            offset += sent
+        }
+        return true
+    }
+
+    static func reason(_ status: Int) -> String {
+        [200: "OK", 201: "Created", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+         409: "Conflict", 410: "Gone", 415: "Unsupported Media Type", 422: "Unprocessable Entity", 429: "Too Many Requests",
+         500: "Internal Server Error"][status] ?? "Status"
+    }
+}
+
+struct ServerError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Reads requests off one connection.
+private struct ConnectionReader {
+    let socket: Int32
+    var buffered: [UInt8] = []
+
+    mutating func fill() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let got = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+        guard got > 0 else { return false }
+        buffered.append(contentsOf: chunk[0..<got])
+        return true
+    }
+
+    mutating func readRequest() -> LoopbackHTTPServer.Request? {
+        var headEnd: Int?
+        while headEnd == nil {
+            headEnd = Self.find(buffered)
+            if headEnd == nil, !fill() { return nil }
+        }
+        guard let end = headEnd else { return nil }
+        let lines = String(decoding: buffered[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        buffered.removeFirst(end + 4)
+        let requestLine = lines[0].split(separator: " ")
+        guard requestLine.count >= 2 else { return nil }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body: [UInt8] = []
+        if headers["transfer-encoding"]?.lowercased() == "chunked" {
+            guard let chunked = readChunked() else { return nil }
+            body = chunked
+        } else {
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            while buffered.count < length { if !fill() { return nil } }
+            body = Array(buffered[0..<length])
+            buffered.removeFirst(length)
+        }
+        let target = String(requestLine[1])
+        let parts = target.split(separator: "?", maxSplits: 1)
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
+                let value = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[1])) : ""
+                query[key] = value
+            }
+        }
+        return .init(method: String(requestLine[0]), path: String(parts[0]), query: query, headers: headers, body: body)
+    }
+
+    private mutating func readChunked() -> [UInt8]? {
+        var body: [UInt8] = []
+        while true {
+            var lineEnd: Int?
+            while lineEnd == nil {
+                lineEnd = Self.find(buffered, [13, 10])
+                if lineEnd == nil, !fill() { return nil }
+            }
+            guard let end = lineEnd, let size = Int(String(decoding: buffered[0..<end], as: UTF8.self).split(separator: ";")[0], radix: 16) else { return nil }
+            buffered.removeFirst(end + 2)
+            while buffered.count < size + 2 { if !fill() { return nil } }
+            body += buffered[0..<size]
+            buffered.removeFirst(size + 2)
+            if size == 0 { return body }
+        }
+    }
+
+    static func find(_ bytes: [UInt8], _ needle: [UInt8] = [13, 10, 13, 10]) -> Int? {
+        guard bytes.count >= needle.count else { return nil }
+        for index in 0...(bytes.count - needle.count) where bytes[index] == needle[0] && Array(bytes[index..<(index + needle.count)]) == needle {
+            return index
+        }
+        return nil
+    }
+}

@@ -1,0 +1,504 @@
+internal import Foundation
+internal import KubeClient
+
+/// The server's state, guarded by one condition (watches wait on it for new events).
+final class ObjectStore: @unchecked Sendable {
+    struct Key: Hashable {
+        let resource: String
+        let namespace: String?
+        let name: String
+    }
+
+    struct Resource {
+        let type: ResourceType
+        var hasStatus: Bool
+    }
+
+    struct Event {
+        let version: Int
+        let type: String
+        let key: Key
+        let object: JSONValue
+    }
+
+    private let condition = NSCondition()
+    private var resources: [String: Resource] = [:]
+    private var objects: [Key: JSONValue] = [:]
+    private var version = 1
+    private var events: [Event] = []
+    /// Watches from a version at or below this get 410 Gone.
+    private var compactedThrough = 0
+    private var failures: (count: Int, status: Int, retryAfter: Int?) = (0, 0, nil)
+    private var latency: Duration = .zero
+    private var bookmarkInterval: Duration = .seconds(1)
+
+    init() {
+        for type in [ResourceType.pods, .secrets, .events, .namespaces, .jobs, .cronJobs, .leases, .customResourceDefinitions] {
+            resources[Self.resourceID(type)] = Resource(type: type, hasStatus: [.pods, .jobs, .cronJobs].contains(type))
+        }
+    }
+
+    static func resourceID(_ type: ResourceType) -> String { "\(type.group)/\(type.version)/\(type.plural)" }
+
+    // MARK: Knobs
+
+    var currentVersion: Int { locked { version } }
+    func compact() { locked { compactedThrough = version } }
+    func setFailures(count: Int, status: Int, retryAfter: Int?) { locked { failures = (count, status, retryAfter) } }
+    func setLatency(_ value: Duration) { locked { latency = value } }
+    func setBookmarkInterval(_ value: Duration) { locked { bookmarkInterval = value } }
+    func get(_ key: Key) -> JSONValue? { locked { objects[key] } }
+
+    func takeFailure() -> Int? {
+        locked {
+            guard failures.count > 0 else { return nil }
+            failures.count -= 1
+            return failures.status
+        }
+    }
+
+    func applyLatency() {
+        let wait = locked { latency }
+        if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) }
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return try body()
+    }
+
+    // MARK: Routing
+
+    func route(_ request: LoopbackHTTPServer.Request, segments: [String]) -> LoopbackHTTPServer.Response {
+        // /api/v1/… or /apis/<group>/<version>/…
+        let core = segments[0] == "api"
+        if segments.count == 1 { return discoveryRoot(core: core) }
+        if !core && segments.count == 2 { return TestAPIServer.status(404, "NotFound", "no group version \(segments[1])") }
+        let group = core ? "" : segments[1]
+        let version = core ? segments[1] : segments[2]
+        var rest = Array(segments.dropFirst(core ? 2 : 3))
+        if rest.isEmpty { return discovery(group: group, version: version) }
+        var namespace: String?
+        if rest[0] == "namespaces", rest.count >= 3 {
+            namespace = rest[1]
+            rest.removeFirst(2)
+        }
+        guard let resource = locked({ resources["\(group)/\(version)/\(rest[0])"] }) else {
+            return TestAPIServer.status(404, "NotFound", "the server could not find the requested resource (\(rest[0]))")
+        }
+        if resource.type.namespaced && namespace == nil && rest.count > 1 {
+            return TestAPIServer.status(404, "NotFound", "\(resource.type) is namespaced")
+        }
+        let name = rest.count > 1 ? rest[1] : nil
+        let subresource = rest.count > 2 ? rest[2] : nil
+        if let subresource, subresource != "status" || !resource.hasStatus {
+            return TestAPIServer.status(404, "NotFound", "no subresource \(subresource) on \(resource.type)")
+        }
+        let body = request.body.isEmpty ? nil : try? JSONValue.decode(Data(request.body))
+        if !request.body.isEmpty && body == nil {
+            return TestAPIServer.status(400, "BadRequest", "the body is not JSON")
+        }
+        switch (request.method, name) {
+        case ("GET", nil) where request.query["watch"] == "true" || request.query["watch"] == "1":
+            return watch(resource, namespace: namespace, query: request.query)
+        case ("GET", nil): return list(resource, namespace: namespace, query: request.query)
+        case ("GET", let name?): return read(resource, namespace: namespace, name: name)
+        case ("POST", nil): return create(resource, namespace: namespace, body: body)
+        case ("PUT", let name?): return replace(resource, namespace: namespace, name: name, body: body, status: subresource != nil)
+        case ("PATCH", let name?):
+            return patch(resource, namespace: namespace, name: name, body: body, contentType: request.headers["content-type"] ?? "",
+                         status: subresource != nil, query: request.query)
+        case ("DELETE", let name?): return delete(resource, namespace: namespace, name: name)
+        default: return TestAPIServer.status(405, "MethodNotAllowed", "\(request.method) is not allowed here")
+        }
+    }
+
+    // MARK: Discovery (enough for clients that look before they ask)
+
+    private func discoveryRoot(core: Bool) -> LoopbackHTTPServer.Response {
+        if core { return TestAPIServer.json(200, .object(["kind": .string("APIVersions"), "versions": .array([.string("v1")])])) }
+        let groups = locked { Set(resources.values.map(\.type).filter { !$0.group.isEmpty }.map { "\($0.group)/\($0.version)" }) }
+        let list: [JSONValue] = groups.sorted().map { entry in
+            let parts = entry.split(separator: "/").map(String.init)
+            let version: JSONValue = .object(["groupVersion": .string(entry), "version": .string(parts[1])])
+            return .object(["name": .string(parts[0]), "versions": .array([version]), "preferredVersion": version])
+        }
+        return TestAPIServer.json(200, .object(["kind": .string("APIGroupList"), "apiVersion": .string("v1"), "groups": .array(list)]))
+    }
+
+    private func discovery(group: String, version: String) -> LoopbackHTTPServer.Response {
+        let found = locked { resources.values.filter { $0.type.group == group && $0.type.version == version } }
+        var entries: [JSONValue] = []
+        for resource in found.sorted(by: { $0.type.plural < $1.type.plural }) {
+            let verbs: JSONValue = .array(["create", "delete", "get", "list", "patch", "update", "watch"].map { .string($0) })
+            entries.append(.object(["name": .string(resource.type.plural), "singularName": .string(resource.type.kind.lowercased()),
+                                    "namespaced": .bool(resource.type.namespaced), "kind": .string(resource.type.kind), "verbs": verbs]))
+            if resource.hasStatus {
+                entries.append(.object(["name": .string(resource.type.plural + "/status"), "singularName": .string(""),
+                                        "namespaced": .bool(resource.type.namespaced), "kind": .string(resource.type.kind),
+                                        "verbs": .array([.string("get"), .string("patch"), .string("update")])]))
+            }
+        }
+        let groupVersion = group.isEmpty ? version : "\(group)/\(version)"
+        return TestAPIServer.json(200, .object(["kind": .string("APIResourceList"), "apiVersion": .string("v1"),
+                                                "groupVersion": .string(groupVersion), "resources": .array(entries)]))
+    }
+
+    // MARK: Verbs
+
+    private func key(_ resource: Resource, _ namespace: String?, _ name: String) -> Key {
+        Key(resource: Self.resourceID(resource.type), namespace: resource.type.namespaced ? namespace : nil, name: name)
+    }
+
+    private func read(_ resource: Resource, namespace: String?, name: String) -> LoopbackHTTPServer.Response {
+        guard let object = locked({ objects[key(resource, namespace, name)] }) else { return notFound(resource, name) }
+        return TestAPIServer.json(200, object)
+    }
+
+    private func notFound(_ resource: Resource, _ name: String) -> LoopbackHTTPServer.Response {
+        TestAPIServer.status(404, "NotFound", "\(resource.type) \"\(name)\" not found")
+    }
+
+    private func list(_ resource: Resource, namespace: String?, query: [String: String]) -> LoopbackHTTPServer.Response {
+        let selector = LabelSelector(query["labelSelector"] ?? "")
+        let (items, current) = locked { () -> ([JSONValue], Int) in
+            let id = Self.resourceID(resource.type)
+            let matching = objects.filter { $0.key.resource == id && (namespace == nil || $0.key.namespace == namespace) && selector.matches($0.value) }
+            return (matching.sorted { ($0.key.namespace ?? "", $0.key.name) < ($1.key.namespace ?? "", $1.key.name) }.map(\.value), version)
+        }
+        let offset = query["continue"].flatMap(Int.init) ?? 0
+        let limit = query["limit"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? Int.max
+        let page = Array(items.dropFirst(offset).prefix(limit))
+        var metadata: [String: JSONValue] = ["resourceVersion": .string("\(current)")]
+        if offset + page.count < items.count { metadata["continue"] = .string("\(offset + page.count)") }
+        return TestAPIServer.json(200, .object(["kind": .string(resource.type.kind + "List"), "apiVersion": .string(resource.type.apiVersion),
+                                                "metadata": .object(metadata), "items": .array(page)]))
+    }
+
+    private func create(_ resource: Resource, namespace: String?, body: JSONValue?) -> LoopbackHTTPServer.Response {
+        guard var object = body, object.object != nil else { return TestAPIServer.status(400, "BadRequest", "the body must be an object") }
+        var metadata = object["metadata"]?.object ?? [:]
+        if metadata["name"]?.string == nil, let prefix = metadata["generateName"]?.string {
+            metadata["name"] = .string(prefix + String(UUID().uuidString.lowercased().prefix(5)))
+        }
+        guard let name = metadata["name"]?.string, !name.isEmpty else {
+            return TestAPIServer.status(422, "Invalid", "metadata.name: Required value")
+        }
+        if resource.type.namespaced {
+            guard let namespace else { return TestAPIServer.status(400, "BadRequest", "\(resource.type) is namespaced") }
+            metadata["namespace"] = .string(namespace)
+        }
+        return locked { () -> LoopbackHTTPServer.Response in
+            let key = key(resource, namespace, name)
+            guard objects[key] == nil else {
+                return TestAPIServer.status(409, "AlreadyExists", "\(resource.type) \"\(name)\" already exists")
+            }
+            version += 1
+            metadata["uid"] = .string(UUID().uuidString.lowercased())
+            metadata["creationTimestamp"] = .string(Self.now())
+            metadata["resourceVersion"] = .string("\(version)")
+            metadata["generation"] = .number(1)
+            metadata["deletionTimestamp"] = nil
+            object["metadata"] = .object(metadata)
+            object["kind"] = .string(resource.type.kind)
+            object["apiVersion"] = .string(resource.type.apiVersion)
+            if resource.hasStatus { object["status"] = object["status"] ?? .object([:]) }
+            objects[key] = object
+            record("ADDED", key, object)
+            if resource.type == .customResourceDefinitions { register(object) }
+            return TestAPIServer.json(201, object)
+        }
+    }
+
+    /// PUT of the object (status kept as stored) or of its status (only status taken).
+    private func replace(_ resource: Resource, namespace: String?, name: String, body: JSONValue?, status: Bool) -> LoopbackHTTPServer.Response {
+        guard let body, body.object != nil else { return TestAPIServer.status(400, "BadRequest", "the body must be an object") }
+        return locked { write(resource, namespace: namespace, name: name, candidate: body, status: status) }
+    }
+
+    private func patch(_ resource: Resource, namespace: String?, name: String, body: JSONValue?, contentType: String,
+                       status: Bool, query: [String: String]) -> LoopbackHTTPServer.Response {
+        guard let body else { return TestAPIServer.status(400, "BadRequest", "empty patch") }
+        return locked { () -> LoopbackHTTPServer.Response in
+            let key = key(resource, namespace, name)
+            guard let current = objects[key] else {
+                guard contentType.hasPrefix("application/apply-patch") else { return notFound(resource, name) }
+                condition.unlock()
+                defer { condition.lock() }
+                return create(resource, namespace: namespace, body: body)  // server-side apply creates
+            }
+            var candidate: JSONValue
+            switch contentType.split(separator: ";").first.map(String.init) ?? "" {
+            case "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml":
+                candidate = current.merged(with: body)
+                // A merge patch names a resourceVersion only to demand it.
+                if body[path: "metadata.resourceVersion"] == nil { candidate["metadata"]?["resourceVersion"] = nil }
+            case "application/json-patch+json":
+                guard let operations = body.array else { return TestAPIServer.status(400, "BadRequest", "a JSON patch is a list") }
+                do { candidate = try JSONPatch.apply(operations, to: current) }
+                catch { return TestAPIServer.status(422, "Invalid", "\(error)") }
+                candidate["metadata"]?["resourceVersion"] = nil
+            default:
+                return TestAPIServer.status(415, "UnsupportedMediaType", "unsupported patch type \(contentType)")
+            }
+            return write(resource, namespace: namespace, name: name, candidate: candidate, status: status)
+        }
+    }
+
+    /// Stores an update under the lock: 409 on a stale resourceVersion, status-subresource
+    /// rules, generation bumped on spec changes, finalizer-driven deletion.
+    private func write(_ resource: Resource, namespace: String?, name: String, candidate: JSONValue, status: Bool) -> LoopbackHTTPServer.Response {
+        let key = key(resource, namespace, name)
+        guard let current = objects[key] else { return notFound(resource, name) }
+        if let asked = candidate[path: "metadata.resourceVersion"]?.string, !asked.isEmpty,
+           asked != current[path: "metadata.resourceVersion"]?.string {
+            return TestAPIServer.status(409, "Conflict", "Operation cannot be fulfilled on \(resource.type) \"\(name)\": the object has been modified; please apply your changes to the latest version and try again")
+        }
+        var next: JSONValue
+        if status {
+            next = current
+            next["status"] = candidate["status"]
+        } else {
+            next = candidate
+            if resource.hasStatus { next["status"] = current["status"] }
+            // Identity and server-owned fields stay as stored.
+            var metadata = next["metadata"]?.object ?? [:]
+            for field in ["uid", "creationTimestamp", "generation", "deletionTimestamp", "namespace", "name"] {
+                metadata[field] = current[path: "metadata.\(field)"]
+            }
+            next["metadata"] = .object(metadata)
+            next["kind"] = current["kind"]
+            next["apiVersion"] = current["apiVersion"]
+            if Self.spec(of: next) != Self.spec(of: current) {
+                let generation = current[path: "metadata.generation"]?.number ?? 1
+                next["metadata"]?["generation"] = .number(generation + 1)
+            }
+        }
+        version += 1
+        next["metadata"]?["resourceVersion"] = .string("\(version)")
+        if next[path: "metadata.deletionTimestamp"] != nil, (next[path: "metadata.finalizers"]?.array ?? []).isEmpty {
+            remove(key, next)
+            return TestAPIServer.json(200, next)
+        }
+        objects[key] = next
+        record("MODIFIED", key, next)
+        return TestAPIServer.json(200, next)
+    }
+
+    private func delete(_ resource: Resource, namespace: String?, name: String) -> LoopbackHTTPServer.Response {
+        locked { () -> LoopbackHTTPServer.Response in
+            let key = key(resource, namespace, name)
+            guard var object = objects[key] else { return notFound(resource, name) }
+            if !(object[path: "metadata.finalizers"]?.array ?? []).isEmpty {
+                // Finalizers hold it: it is only marked, and goes when the last one is removed.
+                if object[path: "metadata.deletionTimestamp"] == nil {
+                    version += 1
+                    object["metadata"]?["deletionTimestamp"] = .string(Self.now())
+                    object["metadata"]?["resourceVersion"] = .string("\(version)")
+                    objects[key] = object
+                    record("MODIFIED", key, object)
+                }
+                return TestAPIServer.json(200, object)
+            }
+            version += 1
+            object["metadata"]?["resourceVersion"] = .string("\(version)")
+            remove(key, object)
+            return TestAPIServer.json(200, object)
+        }
+    }
+
+    /// Removes an object and, in the background garbage collector's place, everything it owns.
+    private func remove(_ key: Key, _ object: JSONValue) {
+        objects[key] = nil
+        record("DELETED", key, object)
+        guard let uid = object[path: "metadata.uid"]?.string else { return }
+        let owned = objects.filter { entry in
+            (entry.value[path: "metadata.ownerReferences"]?.array ?? []).contains { $0["uid"]?.string == uid }
+        }
+        for (ownedKey, ownedObject) in owned {
+            version += 1
+            var gone = ownedObject
+            gone["metadata"]?["resourceVersion"] = .string("\(version)")
+            remove(ownedKey, gone)
+        }
+    }
+
+    private func record(_ type: String, _ key: Key, _ object: JSONValue) {
+        events.append(Event(version: version, type: type, key: key, object: object))
+        if events.count > 10_000 {
+            compactedThrough = max(compactedThrough, events[999].version)
+            events.removeFirst(1_000)
+        }
+        condition.broadcast()
+    }
+
+    /// A CRD's served versions become resources of their own.
+    private func register(_ crd: JSONValue) {
+        guard let group = crd[path: "spec.group"]?.string, let plural = crd[path: "spec.names.plural"]?.string,
+              let kind = crd[path: "spec.names.kind"]?.string else { return }
+        let namespaced = crd[path: "spec.scope"]?.string != "Cluster"
+        for entry in crd[path: "spec.versions"]?.array ?? [] {
+            guard let name = entry["name"]?.string, entry["served"] != .bool(false) else { continue }
+            let type = ResourceType(group: group, version: name, plural: plural, kind: kind, namespaced: namespaced)
+            resources[Self.resourceID(type)] = Resource(type: type, hasStatus: entry[path: "subresources.status"] != nil)
+        }
+    }
+
+    static func spec(of object: JSONValue) -> JSONValue {
+        var copy = object
+        copy["metadata"] = nil
+        copy["status"] = nil
+        return copy
+    }
+
+    static func now() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: Date())
+    }
+
+    // MARK: Watch
+
+    private func watch(_ resource: Resource, namespace: String?, query: [String: String]) -> LoopbackHTTPServer.Response {
+        let selector = LabelSelector(query["labelSelector"] ?? "")
+        let bookmarks = query["allowWatchBookmarks"] == "true"
+        let timeout = Double(query["timeoutSeconds"].flatMap(Int.init) ?? 1_800)
+        let id = Self.resourceID(resource.type)
+        let requested = query["resourceVersion"].flatMap { $0.isEmpty ? nil : Int($0) }
+        return .stream(status: 200, contentType: "application/json") { [self] write in
+            let deadline = Date().addingTimeInterval(timeout)
+            func line(_ type: String, _ object: JSONValue) -> String {
+                String(decoding: JSONValue.object(["type": .string(type), "object": object]).encoded(), as: UTF8.self) + "\n"
+            }
+            var cursor: Int
+            var initial: [String] = []
+            condition.lock()
+            if let requested, requested != 0 {
+                if requested < compactedThrough {
+                    condition.unlock()
+                    _ = write(line("ERROR", TestAPIServer.statusObject(410, "Expired", "too old resource version: \(requested) (\(compactedThrough))")))
+                    return
+                }
+                cursor = requested
+            } else {
+                // No version (or 0): the current state as ADDED events, then changes.
+                cursor = version
+                initial = objects.filter { $0.key.resource == id && (namespace == nil || $0.key.namespace == namespace) && selector.matches($0.value) }
+                    .sorted { $0.key.name < $1.key.name }.map { line("ADDED", $0.value) }
+            }
+            var lastSent = Date()
+            let interval = bookmarkInterval
+            condition.unlock()
+            for text in initial { guard write(text) else { return } }
+            while Date() < deadline {
+                condition.lock()
+                if version == cursor { _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.2))) }
+                let newest = version
+                let batch = events.filter { $0.version > cursor && $0.key.resource == id && (namespace == nil || $0.key.namespace == namespace) }
+                condition.unlock()
+                // Everything up to `newest` is now either in the batch or not for this watch.
+                cursor = newest
+                for event in batch where selector.matches(event.object) {
+                    guard write(line(event.type, event.object)) else { return }
+                    lastSent = Date()
+                }
+                let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+                if bookmarks, Date().timeIntervalSince(lastSent) >= seconds {
+                    let marker: JSONValue = .object(["kind": .string(resource.type.kind), "apiVersion": .string(resource.type.apiVersion),
+                                                     "metadata": .object(["resourceVersion": .string("\(cursor)")])])
+                    guard write(line("BOOKMARK", marker)) else { return }
+                    lastSent = Date()
+                }
+            }
+        }
+    }
+}
+
+/// `a=b,c!=d,e,!f` (the equality-based subset).
+struct LabelSelector {
+    enum Requirement { case equals(String, String), notEquals(String, String), exists(String), absent(String) }
+    let requirements: [Requirement]
+
+    init(_ text: String) {
+        requirements = text.split(separator: ",").map { part in
+            let clause = part.trimmingCharacters(in: .whitespaces)
+            if let range = clause.range(of: "!=") { return .notEquals(String(clause[..<range.lowerBound]), String(clause[range.upperBound...])) }
+            if let range = clause.range(of: "==") { return .equals(String(clause[..<range.lowerBound]), String(clause[range.upperBound...])) }
+            if let range = clause.range(of: "=") { return .equals(String(clause[..<range.lowerBound]), String(clause[range.upperBound...])) }
+            if clause.hasPrefix("!") { return .absent(String(clause.dropFirst())) }
+            return .exists(clause)
+        }
+    }
+
+    func matches(_ object: JSONValue) -> Bool {
+        let labels = object[path: "metadata.labels"]?.object ?? [:]
+        return requirements.allSatisfy { requirement in
+            switch requirement {
+            case let .equals(key, value): labels[key]?.string == value
+            case let .notEquals(key, value): labels[key]?.string != value
+            case let .exists(key): labels[key] != nil
+            case let .absent(key): labels[key] == nil
+            }
+        }
+    }
+}
+
+/// RFC 6902 operations: add, remove, replace, test (what controllers send).
+enum JSONPatch {
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    static func apply(_ operations: [JSONValue], to document: JSONValue) throws -> JSONValue {
+        var result = document
+        for operation in operations {
+            guard let op = operation["op"]?.string, let path = operation["path"]?.string else { throw Failure(description: "an operation needs op and path") }
+            let tokens = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+                .map { $0.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~") }
+            switch op {
+            case "test":
+                guard value(at: tokens, in: result) == operation["value"] else { throw Failure(description: "test failed at \(path)") }
+            case "add", "replace":
+                guard let value = operation["value"] else { throw Failure(description: "\(op) needs a value") }
+                if op == "replace", self.value(at: tokens, in: result) == nil { throw Failure(description: "nothing to replace at \(path)") }
+                result = try set(value, at: tokens[...], in: result)
+            case "remove":
+                guard self.value(at: tokens, in: result) != nil else { throw Failure(description: "nothing to remove at \(path)") }
+                result = try set(nil, at: tokens[...], in: result)
+            default:
+                throw Failure(description: "unsupported op \(op)")
+            }
+        }
+        return result
+    }
+
+    static func value(at tokens: [String], in document: JSONValue) -> JSONValue? {
+        tokens.reduce(Optional(document)) { current, token in
+            guard let current else { return nil }
+            if let array = current.array { return Int(token).flatMap { array.indices.contains($0) ? array[$0] : nil } }
+            return current[token]
+        }
+    }
+
+    static func set(_ value: JSONValue?, at tokens: ArraySlice<String>, in document: JSONValue) throws -> JSONValue {
+        guard let token = tokens.first else { return value ?? .null }
+        if var array = document.array {
+            if tokens.count == 1 {
+                if token == "-" { if let value { array.append(value) }; return .array(array) }
+                guard let index = Int(token), index <= array.count else { throw Failure(description: "bad index \(token)") }
+                if let value { if index == array.count { array.append(value) } else { array[index] = value } } else { array.remove(at: index) }
+                return .array(array)
+            }
+            guard let index = Int(token), array.indices.contains(index) else { throw Failure(description: "bad index \(token)") }
+            array[index] = try set(value, at: tokens.dropFirst(), in: array[index])
+            return .array(array)
+        }
+        var fields = document.object ?? [:]
+        if tokens.count == 1 {
+            fields[token] = value
+        } else {
+            guard let child = fields[token] else { throw Failure(description: "no \(token) on the way") }
+            fields[token] = try set(value, at: tokens.dropFirst(), in: child)
+        }
+        return .object(fields)
+    }
+}

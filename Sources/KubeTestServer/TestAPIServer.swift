@@ -1,0 +1,89 @@
+public import Foundation
+public import KubeClient
+
+/// A Kubernetes API server for tests, on loopback: generic storage for the built-in kinds the
+/// controller uses and for any kind a CustomResourceDefinition registers, with the semantics
+/// controllers depend on — one global resourceVersion, 409 on stale writes, 410 for watches
+/// from compacted versions, watch streams with bookmarks, the status subresource, finalizers,
+/// owner references with cascading delete, bearer-token auth — and knobs to inject faults.
+/// What it does not do is listed in README.md beside this file.
+public final class TestAPIServer: Sendable {
+    public let token: String
+    private let store: ObjectStore
+    private let server: LoopbackHTTPServer
+
+    public var port: Int { server.port }
+    public var url: String { "http://127.0.0.1:\(server.port)" }
+
+    public init(token: String = "test-token") throws {
+        let store = ObjectStore()
+        self.store = store
+        self.token = token
+        server = try LoopbackHTTPServer { request in
+            TestAPIServer.handle(request, store: store, token: token)
+        }
+    }
+
+    public func stop() { server.stop() }
+
+    /// A connection to this server for `KubeClient`.
+    public func connection(namespace: String = "default") -> KubeConnection {
+        KubeConnection(server: url, namespace: namespace, token: .fixed(token))
+    }
+
+    // MARK: Fault knobs
+
+    /// Cuts every open connection: watches end with a transport error.
+    public func dropConnections() { server.dropConnections() }
+    /// Forgets history: any watch from a resourceVersion older than now gets 410 Gone.
+    public func expireResourceVersions() { store.compact() }
+    /// The next `count` requests are answered with `status` (429 or 500) before being looked at.
+    public func failNextRequests(_ count: Int, status: Int, retryAfterSeconds: Int? = nil) {
+        store.setFailures(count: count, status: status, retryAfter: retryAfterSeconds)
+    }
+    /// Every answer waits this long first.
+    public func setLatency(_ latency: Duration) { store.setLatency(latency) }
+    /// How often an idle watch that asked for bookmarks gets one.
+    public func setBookmarkInterval(_ interval: Duration) { store.setBookmarkInterval(interval) }
+
+    /// The stored object, for assertions.
+    public func object(_ type: ResourceType, namespace: String?, name: String) -> JSONValue? {
+        store.get(ObjectStore.Key(resource: ObjectStore.resourceID(type), namespace: type.namespaced ? namespace : nil, name: name))
+    }
+
+    public var currentResourceVersion: Int { store.currentVersion }
+
+    // MARK: Routing
+
+    static func handle(_ request: LoopbackHTTPServer.Request, store: ObjectStore, token: String) -> LoopbackHTTPServer.Response {
+        store.applyLatency()
+        guard request.headers["authorization"] == "Bearer \(token)" else {
+            return status(401, "Unauthorized", "no valid bearer token")
+        }
+        if let injected = store.takeFailure() {
+            return status(injected, injected == 429 ? "TooManyRequests" : "InternalError", "injected by the test")
+        }
+        let segments = request.path.split(separator: "/").map(String.init)
+        switch segments.first {
+        case "version":
+            return json(200, .object(["major": .string("1"), "minor": .string("32"), "gitVersion": .string("v1.32.0-backstop-test")]))
+        case "api", "apis":
+            return store.route(request, segments: segments)
+        default:
+            return status(404, "NotFound", "the server could not find the requested resource")
+        }
+    }
+
+    static func json(_ code: Int, _ value: JSONValue) -> LoopbackHTTPServer.Response {
+        .full(status: code, contentType: "application/json", body: [UInt8](value.encoded()))
+    }
+
+    static func status(_ code: Int, _ reason: String, _ message: String) -> LoopbackHTTPServer.Response {
+        json(code, statusObject(code, reason, message))
+    }
+
+    static func statusObject(_ code: Int, _ reason: String, _ message: String) -> JSONValue {
+        .object(["kind": .string("Status"), "apiVersion": .string("v1"), "metadata": .object([:]), "status": .string("Failure"),
+                 "message": .string(message), "reason": .string(reason), "code": .number(Double(code))])
+    }
+}
