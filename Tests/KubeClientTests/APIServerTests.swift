@@ -1,0 +1,204 @@
+import Foundation
+import KubeClient
+import KubeTestServer
+import Testing
+
+/// A BackupPolicy as the client sees it: typed metadata, the rest kept as JSON.
+struct Policy: Codable, Sendable, Equatable {
+    struct Metadata: Codable, Sendable, Equatable {
+        var name: String
+        var namespace: String?
+        var resourceVersion: String?
+        var generation: Int?
+        var labels: [String: String]?
+        var finalizers: [String]?
+        var deletionTimestamp: String?
+        var uid: String?
+        var ownerReferences: [JSONValue]?
+    }
+    var apiVersion = "backstop.dev/v1alpha1"
+    var kind = "BackupPolicy"
+    var metadata: Metadata
+    var spec: JSONValue?
+    var status: JSONValue?
+}
+
+@Suite("Kubernetes client against the test API server")
+struct APIServerTests {
+    static let crd: JSONValue = .object([
+        "apiVersion": .string("apiextensions.k8s.io/v1"), "kind": .string("CustomResourceDefinition"),
+        "metadata": .object(["name": .string("backuppolicies.backstop.dev")]),
+        "spec": .object([
+            "group": .string("backstop.dev"), "scope": .string("Namespaced"),
+            "names": .object(["plural": .string("backuppolicies"), "kind": .string("BackupPolicy"), "singular": .string("backuppolicy")]),
+            "versions": .array([.object(["name": .string("v1alpha1"), "served": .bool(true), "storage": .bool(true),
+                                         "subresources": .object(["status": .object([:])])])]),
+        ]),
+    ])
+
+    static func start() async throws -> (TestAPIServer, KubeClient) {
+        let server = try TestAPIServer()
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        _ = try await client.create(.customResourceDefinitions, crd)
+        return (server, client)
+    }
+
+    static func policy(_ name: String, schedule: String = "0 2 * * *", labels: [String: String]? = nil) -> Policy {
+        Policy(metadata: .init(name: name, labels: labels), spec: .object(["schedule": .string(schedule)]))
+    }
+
+    @Test("create, get, conflicts, the status subresource and generation")
+    func crud() async throws {
+        let (server, client) = try await Self.start()
+        defer { server.stop() }
+        let created = try await client.create(.backupPolicies, Self.policy("orders"))
+        #expect(created.metadata.generation == 1 && created.metadata.namespace == "shop" && created.metadata.uid != nil)
+        do {
+            _ = try await client.create(.backupPolicies, Self.policy("orders"))
+            Issue.record("a duplicate was created")
+        } catch { #expect(error.isAlreadyExists) }
+        do {
+            _ = try await client.get(.backupPolicies, name: "missing", as: Policy.self)
+            Issue.record("a missing object was found")
+        } catch { #expect(error.isNotFound) }
+
+        var changed = created
+        changed.spec = .object(["schedule": .string("0 3 * * *")])
+        changed.status = .object(["ignored": .bool(true)])
+        let updated = try await client.update(.backupPolicies, name: "orders", changed)
+        #expect(updated.metadata.generation == 2, "a spec change bumps the generation")
+        #expect(updated.status == .object([:]), "status is not written through the main resource")
+        do {
+            _ = try await client.update(.backupPolicies, name: "orders", changed)  // stale resourceVersion
+            Issue.record("a stale update was accepted")
+        } catch { #expect(error.isConflict) }
+
+        var withStatus = updated
+        withStatus.status = .object(["backups": .number(3)])
+        withStatus.spec = .object(["schedule": .string("ignored")])
+        let statusWritten = try await client.updateStatus(.backupPolicies, name: "orders", withStatus)
+        #expect(statusWritten.status == .object(["backups": .number(3)]))
+        #expect(statusWritten.metadata.generation == 2, "status writes leave the generation alone")
+        #expect(statusWritten.spec == updated.spec, "and ignore the spec")
+        #expect(Int(statusWritten.metadata.resourceVersion ?? "") ?? 0 > Int(updated.metadata.resourceVersion ?? "") ?? 0)
+
+        let merged = try await client.patch(.backupPolicies, name: "orders", .merge(.object(["metadata": .object(["labels": .object(["tier": .string("gold")])])])), as: Policy.self)
+        #expect(merged.metadata.labels == ["tier": "gold"] && merged.metadata.generation == 2)
+        // A JSON patch that starts with a test op refuses to overwrite someone else's change.
+        do {
+            _ = try await client.patch(.backupPolicies, name: "orders", .json([
+                .object(["op": .string("test"), "path": .string("/spec/schedule"), "value": .string("0 2 * * *")]),
+                .object(["op": .string("replace"), "path": .string("/spec/schedule"), "value": .string("0 4 * * *")]),
+            ]), as: Policy.self)
+            Issue.record("a failed test op still patched")
+        } catch { #expect(error.code == 422) }
+    }
+
+    @Test("finalizers hold a deletion; owners take their children with them")
+    func deletion() async throws {
+        let (server, client) = try await Self.start()
+        defer { server.stop() }
+        var held = Self.policy("held")
+        held.metadata.finalizers = ["backstop.dev/cleanup"]
+        _ = try await client.create(.backupPolicies, held)
+        try await client.delete(.backupPolicies, name: "held")
+        let marked = try await client.get(.backupPolicies, name: "held", as: Policy.self)
+        #expect(marked.metadata.deletionTimestamp != nil)
+        _ = try await client.patch(.backupPolicies, name: "held", .merge(.object(["metadata": .object(["finalizers": .null])])), as: Policy.self)
+        await #expect(throws: KubeAPIError.self) { try await client.get(.backupPolicies, name: "held", as: Policy.self) }
+
+        let owner = try await client.create(.backupPolicies, Self.policy("owner"))
+        var child = Self.policy("child")
+        child.metadata.ownerReferences = [.object(["apiVersion": .string("backstop.dev/v1alpha1"), "kind": .string("BackupPolicy"),
+                                                   "name": .string("owner"), "uid": .string(owner.metadata.uid ?? "")])]
+        _ = try await client.create(.backupPolicies, child)
+        try await client.delete(.backupPolicies, name: "owner", propagation: .background)
+        #expect(server.object(.backupPolicies, namespace: "shop", name: "child") == nil)
+    }
+
+    @Test("lists page with limit and continue, and filter by label")
+    func lists() async throws {
+        let (server, client) = try await Self.start()
+        defer { server.stop() }
+        for index in 0..<7 {
+            _ = try await client.create(.backupPolicies, Self.policy("p\(index)", labels: ["env": index % 2 == 0 ? "prod" : "dev"]))
+        }
+        let page = try await client.list(.backupPolicies, namespace: "shop", limit: 3, as: Policy.self)
+        #expect(page.items.count == 3 && page.metadata.continue != nil)
+        let all = try await client.listAll(.backupPolicies, namespace: "shop", pageSize: 3, as: Policy.self)
+        #expect(all.items.map(\.metadata.name) == (0..<7).map { "p\($0)" })
+        #expect(Int(all.resourceVersion) == server.currentResourceVersion)
+        let prod = try await client.listAll(.backupPolicies, namespace: "shop", labelSelector: "env=prod", as: Policy.self)
+        #expect(prod.items.map(\.metadata.name) == ["p0", "p2", "p4", "p6"])
+        #expect(try await client.listAll(.backupPolicies, namespace: "other", as: Policy.self).items.isEmpty)
+    }
+
+    @Test("no token is 401; 429 and 500 are retried, honouring Retry-After")
+    func authAndRetries() async throws {
+        let (server, client) = try await Self.start()
+        defer { server.stop() }
+        let anonymous = try KubeClient(connection: KubeConnection(server: server.url, namespace: "shop"))
+        do {
+            _ = try await anonymous.list(.backupPolicies, namespace: "shop", as: Policy.self)
+            Issue.record("an anonymous request was served")
+        } catch { #expect(error.isUnauthorized) }
+        server.failNextRequests(2, status: 429, retryAfterSeconds: 0)
+        #expect(try await client.list(.backupPolicies, namespace: "shop", as: Policy.self).items.isEmpty)
+        server.failNextRequests(10, status: 500)
+        let impatient = try KubeClient(connection: server.connection(namespace: "shop"), maximumAttempts: 2)
+        do {
+            _ = try await impatient.list(.backupPolicies, namespace: "shop", as: Policy.self)
+            Issue.record("a persistent 500 succeeded")
+        } catch { #expect(error.code == 500) }
+        server.failNextRequests(0, status: 500)
+    }
+
+    @Test("watch: changes in order, bookmarks, 410 after compaction, an error when the connection drops")
+    func watch() async throws {
+        let (server, client) = try await Self.start()
+        defer { server.stop() }
+        server.setBookmarkInterval(.milliseconds(200))
+        _ = try await client.create(.backupPolicies, Self.policy("before"))
+        let start = try await client.listAll(.backupPolicies, namespace: "shop", as: Policy.self).resourceVersion
+
+        let stream = try client.watch(.backupPolicies, namespace: "shop", resourceVersion: start, as: Policy.self)
+        let writer = Task {
+            _ = try await client.create(.backupPolicies, Self.policy("a"))
+            var b = try await client.create(.backupPolicies, Self.policy("b"))
+            b.spec = .object(["schedule": .string("@hourly")])
+            _ = try await client.update(.backupPolicies, name: "b", b)
+            try await client.delete(.backupPolicies, name: "a")
+        }
+        var seen: [String] = []
+        var bookmarks = 0
+        for try await event in stream {
+            switch event {
+            case .added(let policy): seen.append("added \(policy.metadata.name)")
+            case .modified(let policy): seen.append("modified \(policy.metadata.name)")
+            case .deleted(let policy): seen.append("deleted \(policy.metadata.name)")
+            case .bookmark: bookmarks += 1
+            case .error(let error): Issue.record("unexpected \(error)")
+            }
+            if seen.count == 4 && bookmarks > 0 { break }
+        }
+        stream.cancel()
+        try await writer.value
+        #expect(seen == ["added a", "added b", "modified b", "deleted a"])
+        #expect(bookmarks > 0)
+
+        server.expireResourceVersions()
+        _ = try await client.create(.backupPolicies, Self.policy("after"))
+        var gone = false
+        for try await event in try client.watch(.backupPolicies, namespace: "shop", resourceVersion: start, as: Policy.self) {
+            if case .error(let error) = event { gone = error.isGone }
+        }
+        #expect(gone, "a watch from a compacted version gets 410 Gone")
+
+        let live = try client.watch(.backupPolicies, namespace: "shop", resourceVersion: String(server.currentResourceVersion), as: Policy.self)
+        try await Task.sleep(for: .milliseconds(300))
+        server.dropConnections()
+        await #expect(throws: (any Error).self) {
+            for try await _ in live {}
+        }
+    }
+}
