@@ -40,6 +40,8 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: swiftSettings),
         .target(name: "KubeClient", dependencies: ["HTTP", "YAML", "BlockingCalls"], swiftSettings: swiftSettings),
+        .target(name: "KubeRuntime", dependencies: ["KubeClient", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
         .target(name: "Storage", dependencies: ["BlockingCalls", "COpenSSL", "HTTP"],
                 swiftSettings: swiftSettings),
         .target(name: "Postgres", dependencies: ["CLibPQ", "CChildProcess", "BlockingCalls"],
@@ -60,6 +62,9 @@ let package = Package(
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "KubeRuntimeTests", dependencies: [
+            "KubeRuntime", "KubeClient", "KubeTestServer", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BackstopAPI"],

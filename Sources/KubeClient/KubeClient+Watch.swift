@@ -1,4 +1,4 @@
-public import Foundation
+internal import Foundation
 internal import HTTP
 
 /// One event of a watch.

@@ -1,5 +1,5 @@
 internal import BlockingCalls
-public import Foundation
+internal import Foundation
 internal import HTTP
 internal import Synchronization
 

@@ -26,7 +26,8 @@ final class ObjectStore: @unchecked Sendable {
     private var objects: [Key: JSONValue] = [:]
     private var version = 1
     private var events: [Event] = []
-    /// Watches from a version at or below this get 410 Gone.
+    /// Watches from a version at or below this get 410 Gone (the knob expires every version
+    /// handed out so far, so even a caught-up watcher must relist).
     private var compactedThrough = 0
     private var failures: (count: Int, status: Int, retryAfter: Int?) = (0, 0, nil)
     private var latency: Duration = .zero
@@ -375,7 +376,7 @@ final class ObjectStore: @unchecked Sendable {
             var initial: [String] = []
             condition.lock()
             if let requested, requested != 0 {
-                if requested < compactedThrough {
+                if requested <= compactedThrough {
                     condition.unlock()
                     _ = write(line("ERROR", TestAPIServer.statusObject(410, "Expired", "too old resource version: \(requested) (\(compactedThrough))")))
                     return

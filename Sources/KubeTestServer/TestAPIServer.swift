@@ -1,4 +1,4 @@
-public import Foundation
+internal import Foundation
 public import KubeClient
 
 /// A Kubernetes API server for tests, on loopback: generic storage for the built-in kinds the

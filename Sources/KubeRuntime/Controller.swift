@@ -1,0 +1,70 @@
+public import KubeClient
+public import Logging
+
+/// What a reconcile asks for next.
+public enum ReconcileAction: Sendable, Equatable {
+    /// Nothing until the object (or something that maps to it) changes.
+    case awaitChange
+    /// Look again after this long even if nothing changes (a schedule, a status to refresh).
+    case requeue(after: Duration)
+}
+
+/// A level-based controller: a watcher keeps the cache, every change queues the object's key,
+/// and `workers` tasks reconcile keys from the queue, one key never twice at once. A throwing
+/// reconcile is retried with the key's backoff; a successful one resets it.
+public struct Controller<Object: KubeObject>: Sendable {
+    public typealias Reconcile = @Sendable (_ key: String, _ object: Object?) async throws -> ReconcileAction
+
+    public let cache = ObjectCache<Object>()
+    public let queue = WorkQueue<String>()
+    let watcher: Watcher<Object>
+    let workers: Int
+    let logger: Logger
+    let reconcile: Reconcile
+
+    public init(watcher: Watcher<Object>, workers: Int = 2, logger: Logger, reconcile: @escaping Reconcile) {
+        self.watcher = watcher
+        self.workers = workers
+        self.logger = logger
+        self.reconcile = reconcile
+    }
+
+    /// Runs until the task is cancelled; then the queue shuts down and the workers finish
+    /// the keys they hold.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [cache, queue, watcher] in
+                await watcher.run { event in
+                    for key in cache.apply(event) { await queue.add(key) }
+                }
+            }
+            for worker in 0..<workers {
+                group.addTask { await work(worker) }
+            }
+            await withTaskCancellationHandler {
+                await group.waitForAll()
+            } onCancel: { [queue] in
+                Task { await queue.shutDown() }
+            }
+        }
+    }
+
+    private func work(_ worker: Int) async {
+        while let key = await queue.next() {
+            do {
+                switch try await reconcile(key, cache.get(key)) {
+                case .awaitChange:
+                    break
+                case .requeue(let delay):
+                    await queue.add(key, after: delay)
+                }
+                await queue.forget(key)
+            } catch {
+                let failures = await queue.failureCount(key) + 1
+                logger.warning("reconcile \(key) failed (\(failures) in a row): \(error)")
+                await queue.addRateLimited(key)
+            }
+            await queue.done(key)
+        }
+    }
+}
