@@ -12,6 +12,7 @@ final class ObjectStore: @unchecked Sendable {
     struct Resource {
         let type: ResourceType
         var hasStatus: Bool
+        var shortNames: [String] = []
     }
 
     struct Event {
@@ -134,7 +135,8 @@ final class ObjectStore: @unchecked Sendable {
         for resource in found.sorted(by: { $0.type.plural < $1.type.plural }) {
             let verbs: JSONValue = .array(["create", "delete", "get", "list", "patch", "update", "watch"].map { .string($0) })
             entries.append(.object(["name": .string(resource.type.plural), "singularName": .string(resource.type.kind.lowercased()),
-                                    "namespaced": .bool(resource.type.namespaced), "kind": .string(resource.type.kind), "verbs": verbs]))
+                                    "namespaced": .bool(resource.type.namespaced), "kind": .string(resource.type.kind), "verbs": verbs,
+                                    "shortNames": .array(resource.shortNames.map { .string($0) })]))
             if resource.hasStatus {
                 entries.append(.object(["name": .string(resource.type.plural + "/status"), "singularName": .string(""),
                                         "namespaced": .bool(resource.type.namespaced), "kind": .string(resource.type.kind),
@@ -342,7 +344,8 @@ final class ObjectStore: @unchecked Sendable {
         for entry in crd[path: "spec.versions"]?.array ?? [] {
             guard let name = entry["name"]?.string, entry["served"] != .bool(false) else { continue }
             let type = ResourceType(group: group, version: name, plural: plural, kind: kind, namespaced: namespaced)
-            resources[Self.resourceID(type)] = Resource(type: type, hasStatus: entry[path: "subresources.status"] != nil)
+            let shortNames = (crd[path: "spec.names.shortNames"]?.array ?? []).compactMap(\.string)
+            resources[Self.resourceID(type)] = Resource(type: type, hasStatus: entry[path: "subresources.status"] != nil, shortNames: shortNames)
         }
     }
 

@@ -15,12 +15,14 @@ public final class TestAPIServer: Sendable {
     public var port: Int { server.port }
     public var url: String { "http://127.0.0.1:\(server.port)" }
 
-    public init(token: String = "test-token") throws {
+    /// `allowAnonymous` serves requests without a token too: kubectl sends no bearer token
+    /// over plain http, and this server has no TLS.
+    public init(token: String = "test-token", allowAnonymous: Bool = false) throws {
         let store = ObjectStore()
         self.store = store
         self.token = token
         server = try LoopbackHTTPServer { request in
-            TestAPIServer.handle(request, store: store, token: token)
+            TestAPIServer.handle(request, store: store, token: allowAnonymous ? nil : token)
         }
     }
 
@@ -55,9 +57,9 @@ public final class TestAPIServer: Sendable {
 
     // MARK: Routing
 
-    static func handle(_ request: LoopbackHTTPServer.Request, store: ObjectStore, token: String) -> LoopbackHTTPServer.Response {
+    static func handle(_ request: LoopbackHTTPServer.Request, store: ObjectStore, token: String?) -> LoopbackHTTPServer.Response {
         store.applyLatency()
-        guard request.headers["authorization"] == "Bearer \(token)" else {
+        if let token, request.headers["authorization"] != "Bearer \(token)" {
             return status(401, "Unauthorized", "no valid bearer token")
         }
         if let injected = store.takeFailure() {

@@ -1,0 +1,68 @@
+import Foundation
+import KubeClient
+import KubeTestServer
+import Testing
+
+/// kubectl is in the image (DESIGN §5): the test server must serve it as a real one would.
+@Suite("kubectl against the test API server")
+struct KubectlTests {
+    func kubectl(_ server: TestAPIServer, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-cache-\(server.port)").path
+        process.arguments = ["kubectl", "--server", server.url, "--cache-dir", cache] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        let stdin = Pipe()
+        process.standardInput = stdin
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    static let crd = """
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata: {name: backuppolicies.backstop.dev}
+        spec:
+          group: backstop.dev
+          scope: Namespaced
+          names: {plural: backuppolicies, singular: backuppolicy, kind: BackupPolicy, shortNames: [bp]}
+          versions:
+          - {name: v1alpha1, served: true, storage: true, subresources: {status: {}},
+             schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+        """
+    static let policy = """
+        apiVersion: backstop.dev/v1alpha1
+        kind: BackupPolicy
+        metadata: {name: orders, namespace: default, labels: {team: shop}}
+        spec: {schedule: "0 2 * * *"}
+        """
+
+    @Test("apply (first and again), get, get by short name, delete")
+    func applyGetDelete() throws {
+        guard (try? kubectl(try TestAPIServer(allowAnonymous: true), ["version", "--client"]))?.status == 0 else {
+            Issue.record("kubectl is not installed; the image has it (DESIGN §5)")
+            return
+        }
+        let server = try TestAPIServer(token: "unused", allowAnonymous: true)
+        defer { server.stop() }
+        var result = try kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.crd)
+        #expect(result.status == 0, "\(result.output)")
+        result = try kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.policy)
+        #expect(result.status == 0 && result.output.contains("backuppolicy.backstop.dev/orders created"), "\(result.output)")
+        result = try kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.policy.replacingOccurrences(of: "0 2 * * *", with: "0 3 * * *"))
+        #expect(result.status == 0 && result.output.contains("configured"), "\(result.output)")
+        result = try kubectl(server, ["get", "bp", "orders", "-o", "jsonpath={.spec.schedule} {.metadata.generation}"])
+        #expect(result.output == "0 3 * * * 2", "\(result.output)")
+        result = try kubectl(server, ["get", "backuppolicies", "-l", "team=shop"])
+        #expect(result.status == 0 && result.output.contains("orders"), "\(result.output)")
+        result = try kubectl(server, ["delete", "backuppolicy", "orders"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(server.object(.backupPolicies, namespace: "default", name: "orders") == nil)
+    }
+}
