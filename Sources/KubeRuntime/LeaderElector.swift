@@ -64,18 +64,17 @@ public struct LeaderElector: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: timing.retryPeriod)
             if Task.isCancelled { break }
-            if await tryAcquireOrRenew() {
-                lastRenewal = .now
-            } else if ContinuousClock.now - lastRenewal > timing.renewDeadline {
-                logger.warning("\(identity) lost the lease \(namespace)/\(name)")
-                leading.cancel()
-                await leading.value
-                return
-            }
+            // Step down on our own clock before anyone else may take over (renewDeadline <
+            // leaseDuration), even when renewals hang rather than fail.
+            if ContinuousClock.now - lastRenewal > timing.renewDeadline { break }
+            let attempt = ContinuousClock.now
+            if await tryAcquireOrRenew() { lastRenewal = attempt }
         }
+        let lost = !Task.isCancelled
+        if lost { logger.warning("\(identity) lost the lease \(namespace)/\(name)") }
         leading.cancel()
         await leading.value
-        await release()
+        if !lost { await release() }
     }
 
     /// One attempt: create the Lease, renew ours, or take over an expired one.
