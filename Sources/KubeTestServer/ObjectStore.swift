@@ -13,6 +13,8 @@ final class ObjectStore: @unchecked Sendable {
         let type: ResourceType
         var hasStatus: Bool
         var shortNames: [String] = []
+        /// A CRD version's `schema.openAPIV3Schema`; built-ins are not validated.
+        var schema: JSONValue?
     }
 
     struct Event {
@@ -197,6 +199,9 @@ final class ObjectStore: @unchecked Sendable {
             guard objects[key] == nil else {
                 return TestAPIServer.status(409, "AlreadyExists", "\(resource.type) \"\(name)\" already exists")
             }
+            let (checked, invalid) = validated(resource, name, object)
+            if let invalid { return invalid }
+            object = checked
             version += 1
             metadata["uid"] = .string(UUID().uuidString.lowercased())
             metadata["creationTimestamp"] = .string(Self.now())
@@ -273,10 +278,14 @@ final class ObjectStore: @unchecked Sendable {
             next["metadata"] = .object(metadata)
             next["kind"] = current["kind"]
             next["apiVersion"] = current["apiVersion"]
-            if Self.spec(of: next) != Self.spec(of: current) {
-                let generation = current[path: "metadata.generation"]?.number ?? 1
-                next["metadata"]?["generation"] = .number(generation + 1)
-            }
+        }
+        let (checked, invalid) = validated(resource, name, next)
+        if let invalid { return invalid }
+        next = checked
+        // Compared after defaulting, so a write that omits defaulted fields changes nothing.
+        if !status, Self.spec(of: next) != Self.spec(of: current) {
+            let generation = current[path: "metadata.generation"]?.number ?? 1
+            next["metadata"]?["generation"] = .number(generation + 1)
         }
         version += 1
         next["metadata"]?["resourceVersion"] = .string("\(version)")
@@ -345,8 +354,20 @@ final class ObjectStore: @unchecked Sendable {
             guard let name = entry["name"]?.string, entry["served"] != .bool(false) else { continue }
             let type = ResourceType(group: group, version: name, plural: plural, kind: kind, namespaced: namespaced)
             let shortNames = (crd[path: "spec.names.shortNames"]?.array ?? []).compactMap(\.string)
-            resources[Self.resourceID(type)] = Resource(type: type, hasStatus: entry[path: "subresources.status"] != nil, shortNames: shortNames)
+            resources[Self.resourceID(type)] = Resource(type: type, hasStatus: entry[path: "subresources.status"] != nil,
+                                                        shortNames: shortNames, schema: entry[path: "schema.openAPIV3Schema"])
         }
+    }
+
+    /// Defaults and prunes by the CRD's schema; an invalid object becomes a 422 answer.
+    private func validated(_ resource: Resource, _ name: String, _ object: JSONValue) -> (JSONValue, LoopbackHTTPServer.Response?) {
+        guard let schema = resource.schema else { return (object, nil) }
+        let (result, problems) = SchemaValidator(schema: schema).apply(to: object)
+        guard problems.isEmpty else {
+            let kind = "\(resource.type.kind).\(resource.type.group)"
+            return (object, TestAPIServer.status(422, "Invalid", "\(kind) \"\(name)\" is invalid: [\(problems.joined(separator: ", "))]"))
+        }
+        return (result, nil)
     }
 
     static func spec(of object: JSONValue) -> JSONValue {

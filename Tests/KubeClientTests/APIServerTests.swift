@@ -208,3 +208,74 @@ struct APIServerTests {
         }
     }
 }
+
+@Suite("CRD schemas in the test API server")
+struct SchemaTests {
+    static let crd: JSONValue = {
+        let schema: JSONValue = .object([
+            "type": .string("object"),
+            "properties": .object([
+                "spec": .object([
+                    "type": .string("object"), "required": .array([.string("schedule")]),
+                    "properties": .object([
+                        "schedule": .object(["type": .string("string"), "pattern": .string("^[^ ]+( [^ ]+){4}$")]),
+                        "suspend": .object(["type": .string("boolean"), "default": .bool(false)]),
+                        "compression": .object(["type": .string("string"), "enum": .array([.string("zstd"), .string("gzip"), .string("none")]),
+                                                "default": .string("zstd")]),
+                        "level": .object(["type": .string("integer"), "minimum": .number(1), "maximum": .number(19)]),
+                        "environments": .object(["type": .string("array"), "minItems": .number(1),
+                                                 "items": .object(["type": .string("object"), "required": .array([.string("name")]),
+                                                                   "properties": .object(["name": .object(["type": .string("string"), "maxLength": .number(20)])])])]),
+                    ]),
+                ]),
+                "status": .object(["type": .string("object"), "x-kubernetes-preserve-unknown-fields": .bool(true)]),
+            ]),
+        ])
+        var crd = APIServerTests.crd
+        crd["spec"]?["versions"] = .array([.object(["name": .string("v1alpha1"), "served": .bool(true), "storage": .bool(true),
+                                                    "subresources": .object(["status": .object([:])]),
+                                                    "schema": .object(["openAPIV3Schema": schema])])])
+        return crd
+    }()
+
+    @Test("types, required fields, enums, patterns, bounds and lengths are enforced; defaults filled; unknown fields pruned")
+    func enforced() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        _ = try await client.create(.customResourceDefinitions, Self.crd)
+
+        var policy = APIServerTests.policy("good")
+        policy.spec = .object(["schedule": .string("0 2 * * *"), "environments": .array([.object(["name": .string("prod")])]),
+                               "unknownField": .string("dropped")])
+        let created = try await client.create(.backupPolicies, policy)
+        #expect(created.spec == .object(["schedule": .string("0 2 * * *"), "suspend": .bool(false), "compression": .string("zstd"),
+                                         "environments": .array([.object(["name": .string("prod")])])]))
+        #expect(created.metadata.generation == 1)
+
+        let bad: [(JSONValue, String)] = [
+            (.object([:]), "spec.schedule: Required value"),
+            (.object(["schedule": .string("daily")]), "spec.schedule: Invalid value: \"daily\": should match"),
+            (.object(["schedule": .string("0 2 * * *"), "compression": .string("lz4")]), "spec.compression: Unsupported value: \"lz4\""),
+            (.object(["schedule": .string("0 2 * * *"), "level": .number(42)]), "spec.level: Invalid value: 42: should be less than or equal to 19"),
+            (.object(["schedule": .string("0 2 * * *"), "level": .number(1.5)]), "spec.level: Invalid value: \"number\": must be of type integer"),
+            (.object(["schedule": .string("0 2 * * *"), "suspend": .string("yes")]), "spec.suspend: Invalid value: \"string\": must be of type boolean"),
+            (.object(["schedule": .string("0 2 * * *"), "environments": .array([])]), "spec.environments: Invalid value: must have at least 1 items"),
+            (.object(["schedule": .string("0 2 * * *"), "environments": .array([.object([:])])]), "spec.environments[0].name: Required value"),
+        ]
+        for (index, (spec, expected)) in bad.enumerated() {
+            var invalid = APIServerTests.policy("bad\(index)")
+            invalid.spec = spec
+            do {
+                _ = try await client.create(.backupPolicies, invalid)
+                Issue.record("invalid spec \(index) was accepted")
+            } catch {
+                #expect(error.code == 422 && error.message.contains(expected), "\(error.message)")
+            }
+        }
+        // Re-sending the same spec without its defaults is no change: the generation stays.
+        var same = created
+        same.spec = .object(["schedule": .string("0 2 * * *"), "environments": .array([.object(["name": .string("prod")])])])
+        #expect(try await client.update(.backupPolicies, name: "good", same).metadata.generation == 1)
+    }
+}
