@@ -35,6 +35,7 @@ final class ObjectStore: @unchecked Sendable {
     private var failures: (count: Int, status: Int, retryAfter: Int?) = (0, 0, nil)
     private var latency: Duration = .zero
     private var bookmarkInterval: Duration = .seconds(1)
+    private var jobRunner: JobRunner?
 
     init() {
         for type in [ResourceType.pods, .secrets, .events, .namespaces, .jobs, .cronJobs, .leases, .customResourceDefinitions] {
@@ -52,6 +53,7 @@ final class ObjectStore: @unchecked Sendable {
     func setLatency(_ value: Duration) { locked { latency = value } }
     func setBookmarkInterval(_ value: Duration) { locked { bookmarkInterval = value } }
     func get(_ key: Key) -> JSONValue? { locked { objects[key] } }
+    func setJobRunner(_ runner: JobRunner?) { locked { jobRunner = runner } }
 
     func takeFailure() -> Int? {
         locked {
@@ -215,6 +217,10 @@ final class ObjectStore: @unchecked Sendable {
             objects[key] = object
             record("ADDED", key, object)
             if resource.type == .customResourceDefinitions { register(object) }
+            if resource.type == .jobs, let runner = jobRunner {
+                let job = object
+                Task { await self.runJob(job, with: runner) }
+            }
             return TestAPIServer.json(201, object)
         }
     }
@@ -383,6 +389,109 @@ final class ObjectStore: @unchecked Sendable {
         return formatter.string(from: Date())
     }
 
+    // MARK: Jobs
+
+    /// Stands in for the Job controller and the kubelet: one Pod per Job, run by `runner`,
+    /// its termination message and the Job's status and conditions set from the result.
+    private func runJob(_ job: JSONValue, with runner: JobRunner) async {
+        guard let namespace = job[path: "metadata.namespace"]?.string, let jobName = job[path: "metadata.name"]?.string,
+              let uid = job[path: "metadata.uid"]?.string else { return }
+        let container = job[path: "spec.template.spec.containers"]?.array?.first ?? .object([:])
+        let podName = "\(jobName)-\(UUID().uuidString.lowercased().prefix(5))"
+        let started = Self.now()
+        var environment: [String: String] = [:]
+        for variable in container["env"]?.array ?? [] {
+            guard let name = variable["name"]?.string else { continue }
+            if let value = variable["value"]?.string { environment[name] = value }
+            else if let secretName = variable[path: "valueFrom.secretKeyRef.name"]?.string,
+                    let secretKey = variable[path: "valueFrom.secretKeyRef.key"]?.string {
+                environment[name] = secretValue(namespace: namespace, name: secretName, key: secretKey)
+            }
+        }
+        var pod: JSONValue = .object([
+            "apiVersion": .string("v1"), "kind": .string("Pod"),
+            "metadata": .object(["name": .string(podName), "namespace": .string(namespace),
+                                 "labels": .object(["job-name": .string(jobName), "batch.kubernetes.io/job-name": .string(jobName)]),
+                                 "ownerReferences": .array([.object(["apiVersion": .string("batch/v1"), "kind": .string("Job"), "name": .string(jobName),
+                                                                     "uid": .string(uid), "controller": .bool(true)])])]),
+            "spec": job[path: "spec.template.spec"] ?? .object([:]),
+            "status": .object(["phase": .string("Running"), "startTime": .string(started)]),
+        ])
+        guard case .full(201, _, _) = create(resources[Self.resourceID(.pods)] ?? Resource(type: .pods, hasStatus: true), namespace: namespace, body: pod) else { return }
+        updateStatus(.jobs, namespace: namespace, name: jobName) { status in
+            status["startTime"] = .string(started)
+            status["active"] = .number(1)
+        }
+        let result = await runner.run(JobRun(namespace: namespace, jobName: jobName, podName: podName,
+                                             command: (container["command"]?.array ?? []).compactMap(\.string),
+                                             args: (container["args"]?.array ?? []).compactMap(\.string), environment: environment))
+        let finished = Self.now()
+        let succeeded = result.exitCode == 0
+        pod["status"] = .object([
+            "phase": .string(succeeded ? "Succeeded" : "Failed"), "startTime": .string(started),
+            "containerStatuses": .array([.object([
+                "name": container["name"] ?? .string("main"),
+                "state": .object(["terminated": .object(["exitCode": .number(Double(result.exitCode)), "reason": .string(succeeded ? "Completed" : "Error"),
+                                                         "message": .string(result.terminationMessage), "startedAt": .string(started),
+                                                         "finishedAt": .string(finished)])]),
+            ])]),
+        ])
+        updateStatus(.pods, namespace: namespace, name: podName) { status in status = pod["status"] ?? .object([:]) }
+        updateStatus(.jobs, namespace: namespace, name: jobName) { status in
+            status["active"] = nil
+            status[succeeded ? "succeeded" : "failed"] = .number(1)
+            if succeeded { status["completionTime"] = .string(finished) }
+            status["conditions"] = .array([.object([
+                "type": .string(succeeded ? "Complete" : "Failed"), "status": .string("True"),
+                "reason": .string(succeeded ? "Completed" : "BackoffLimitExceeded"),
+                "message": .string(succeeded ? "" : "Job has reached the specified backoff limit"),
+                "lastTransitionTime": .string(finished), "lastProbeTime": .string(finished),
+            ])])
+        }
+    }
+
+    private func updateStatus(_ type: ResourceType, namespace: String, name: String, _ change: (inout JSONValue) -> Void) {
+        locked {
+            let key = Key(resource: Self.resourceID(type), namespace: namespace, name: name)
+            guard var object = objects[key] else { return }
+            var status = object["status"] ?? .object([:])
+            change(&status)
+            object["status"] = status
+            version += 1
+            object["metadata"]?["resourceVersion"] = .string("\(version)")
+            objects[key] = object
+            record("MODIFIED", key, object)
+        }
+    }
+
+    private func secretValue(namespace: String, name: String, key: String) -> String? {
+        locked {
+            guard let secret = objects[Key(resource: Self.resourceID(.secrets), namespace: namespace, name: name)] else { return nil }
+            if let text = secret[path: "stringData.\(key)"]?.string { return text }
+            return secret[path: "data.\(key)"]?.string.flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    /// A Job from a CronJob's jobTemplate, owned by it, as the CronJob controller makes at a
+    /// scheduled time. Returns the Job's name.
+    func triggerCronJob(namespace: String, name: String) -> Result<String, TriggerFailure> {
+        guard let cronJob = get(Key(resource: Self.resourceID(.cronJobs), namespace: namespace, name: name)) else {
+            return .failure(TriggerFailure(description: "no CronJob \(namespace)/\(name)"))
+        }
+        let jobName = "\(name)-\(Int(Date().timeIntervalSince1970 / 60))\(UUID().uuidString.lowercased().prefix(3))"
+        var metadata = cronJob[path: "spec.jobTemplate.metadata"]?.object ?? [:]
+        metadata["name"] = .string(jobName)
+        metadata["ownerReferences"] = .array([.object(["apiVersion": .string("batch/v1"), "kind": .string("CronJob"), "name": .string(name),
+                                                       "uid": cronJob[path: "metadata.uid"] ?? .string(""), "controller": .bool(true)])])
+        let job: JSONValue = .object(["apiVersion": .string("batch/v1"), "kind": .string("Job"), "metadata": .object(metadata),
+                                      "spec": cronJob[path: "spec.jobTemplate.spec"] ?? .object([:])])
+        guard case .full(201, _, _) = create(resources[Self.resourceID(.jobs)] ?? Resource(type: .jobs, hasStatus: true), namespace: namespace, body: job) else {
+            return .failure(TriggerFailure(description: "the Job could not be created"))
+        }
+        updateStatus(.cronJobs, namespace: namespace, name: name) { status in status["lastScheduleTime"] = .string(Self.now()) }
+        return .success(jobName)
+    }
+
     // MARK: Watch
 
     private func watch(_ resource: Resource, namespace: String?, query: [String: String]) -> LoopbackHTTPServer.Response {
@@ -438,6 +547,10 @@ final class ObjectStore: @unchecked Sendable {
             }
         }
     }
+}
+
+public struct TriggerFailure: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// `a=b,c!=d,e,!f` (the equality-based subset).

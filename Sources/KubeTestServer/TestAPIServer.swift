@@ -48,6 +48,14 @@ public final class TestAPIServer: Sendable {
     /// How often an idle watch that asked for bookmarks gets one.
     public func setBookmarkInterval(_ interval: Duration) { store.setBookmarkInterval(interval) }
 
+    /// Runs every Job created from now on (nil: Jobs stay as created, as with no nodes).
+    public func setJobRunner(_ runner: JobRunner?) { store.setJobRunner(runner) }
+
+    /// Creates a Job from the CronJob's template now, as a schedule would; returns its name.
+    public func triggerCronJob(namespace: String, name: String) throws -> String {
+        try store.triggerCronJob(namespace: namespace, name: name).get()
+    }
+
     /// The stored object, for assertions.
     public func object(_ type: ResourceType, namespace: String?, name: String) -> JSONValue? {
         store.get(ObjectStore.Key(resource: ObjectStore.resourceID(type), namespace: type.namespaced ? namespace : nil, name: name))

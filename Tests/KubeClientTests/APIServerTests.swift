@@ -279,3 +279,79 @@ struct SchemaTests {
         #expect(try await client.update(.backupPolicies, name: "good", same).metadata.generation == 1)
     }
 }
+
+@Suite("Jobs in the test API server")
+struct JobRunnerTests {
+    static let cronJob: JSONValue = .object([
+        "apiVersion": .string("batch/v1"), "kind": .string("CronJob"),
+        "metadata": .object(["name": .string("orders-production")]),
+        "spec": .object([
+            "schedule": .string("0 2 * * *"),
+            "jobTemplate": .object(["spec": .object(["template": .object(["spec": .object([
+                "restartPolicy": .string("Never"),
+                "containers": .array([.object([
+                    "name": .string("worker"), "image": .string("backstop"), "command": .array([.string("sh")]),
+                    "args": .array([.string("-c"), .string("printf 'report %s' \"$PASSWORD\" > \"$REPORT\"; exit \"$CODE\"")]),
+                    "env": .array([
+                        .object(["name": .string("REPORT"), "value": .string("/dev/termination-log")]),
+                        .object(["name": .string("CODE"), "value": .string("0")]),
+                        .object(["name": .string("PASSWORD"), "valueFrom": .object(["secretKeyRef": .object(["name": .string("db"), "key": .string("password")])])]),
+                    ]),
+                ])]),
+            ])])])]),
+        ]),
+    ])
+
+    func waitForCondition(_ client: KubeClient, _ job: String) async throws -> GenericObject {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let object = try await client.get(.jobs, name: job, as: GenericObject.self)
+            if object.fields["status"]?["conditions"] != nil { return object }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try await client.get(.jobs, name: job, as: GenericObject.self)
+    }
+
+    @Test("a triggered CronJob's Job runs a real executable; the Pod's termination message and the Job's conditions follow")
+    func executables() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        server.setJobRunner(.executables(["sh": "/bin/sh"]))
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        _ = try await client.create(.secrets, GenericObject(metadata: ObjectMeta(name: "db"), fields: ["data": .object(["password": .string("aHVudGVyMg==")])]))
+        _ = try await client.create(.cronJobs, Self.cronJob)
+        let name = try server.triggerCronJob(namespace: "shop", name: "orders-production")
+        let job = try await waitForCondition(client, name)
+        #expect(job.fields["status"]?["conditions"]?.array?.first?["type"] == .string("Complete"))
+        #expect(job.fields["status"]?["succeeded"] == .number(1))
+        #expect(job.metadata.ownerReferences?.first?.kind == "CronJob")
+        let pods = try await client.listAll(.pods, namespace: "shop", labelSelector: "job-name=\(name)", as: GenericObject.self).items
+        #expect(pods.count == 1)
+        #expect(pods.first?.fields["status"]?["containerStatuses"]?.array?.first?[path: "state.terminated.message"] == .string("report hunter2"))
+        let cron = try await client.get(.cronJobs, name: "orders-production", as: GenericObject.self)
+        #expect(cron.fields["status"]?["lastScheduleTime"] != nil)
+    }
+
+    @Test("a handler's failure marks the Job Failed")
+    func handlerFailure() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        server.setJobRunner(.handler { run in
+            JobResult(exitCode: 1, terminationMessage: "{\"outcome\":\"failed\",\"job\":\"\(run.jobName)\"}")
+        })
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        var job = Self.cronJob[path: "spec.jobTemplate"] ?? .null
+        job["apiVersion"] = .string("batch/v1")
+        job["kind"] = .string("Job")
+        job["metadata"] = .object(["name": .string("manual")])
+        _ = try await client.create(.jobs, job)
+        let finished = try await waitForCondition(client, "manual")
+        #expect(finished.fields["status"]?["conditions"]?.array?.first?["type"] == .string("Failed"))
+        #expect(finished.fields["status"]?["failed"] == .number(1))
+        let pod = try await client.listAll(.pods, namespace: "shop", labelSelector: "job-name=manual", as: GenericObject.self).items.first
+        #expect(pod?.fields["status"]?[path: "containerStatuses"]?.array?.first?[path: "state.terminated.message"] == .string("{\"outcome\":\"failed\",\"job\":\"manual\"}"))
+        // Deleting the Job takes its Pod with it.
+        try await client.delete(.jobs, name: "manual", propagation: .background)
+        #expect(try await client.listAll(.pods, namespace: "shop", as: GenericObject.self).items.isEmpty)
+    }
+}
