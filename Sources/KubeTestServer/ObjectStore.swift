@@ -15,6 +15,8 @@ final class ObjectStore: @unchecked Sendable {
         var shortNames: [String] = []
         /// A CRD version's `schema.openAPIV3Schema`; built-ins are not validated.
         var schema: JSONValue?
+        /// A CRD version's `additionalPrinterColumns`, for `kubectl get`'s Table.
+        var printerColumns: [JSONValue] = []
     }
 
     struct Event {
@@ -108,8 +110,12 @@ final class ObjectStore: @unchecked Sendable {
         switch (request.method, name) {
         case ("GET", nil) where request.query["watch"] == "true" || request.query["watch"] == "1":
             return watch(resource, namespace: namespace, query: request.query)
-        case ("GET", nil): return list(resource, namespace: namespace, query: request.query)
-        case ("GET", let name?): return read(resource, namespace: namespace, name: name)
+        case ("GET", nil):
+            let answer = list(resource, namespace: namespace, query: request.query)
+            return Self.wantsTable(request) ? table(resource, answer) : answer
+        case ("GET", let name?):
+            let answer = read(resource, namespace: namespace, name: name)
+            return Self.wantsTable(request) ? table(resource, answer) : answer
         case ("POST", nil): return create(resource, namespace: namespace, body: body)
         case ("PUT", let name?): return replace(resource, namespace: namespace, name: name, body: body, status: subresource != nil)
         case ("PATCH", let name?):
@@ -117,6 +123,69 @@ final class ObjectStore: @unchecked Sendable {
                          status: subresource != nil, query: request.query)
         case ("DELETE", let name?): return delete(resource, namespace: namespace, name: name)
         default: return TestAPIServer.status(405, "MethodNotAllowed", "\(request.method) is not allowed here")
+        }
+    }
+
+    // MARK: Tables (kubectl get)
+
+    static func wantsTable(_ request: LoopbackHTTPServer.Request) -> Bool {
+        (request.headers["accept"] ?? "").contains("as=Table")
+    }
+
+    /// Turns a list or object answer into a `meta.k8s.io/v1` Table: Name, the CRD's printer
+    /// columns, Age.
+    private func table(_ resource: Resource, _ answer: LoopbackHTTPServer.Response) -> LoopbackHTTPServer.Response {
+        guard case let .full(200, _, body) = answer, let value = try? JSONValue.decode(Data(body)) else { return answer }
+        let objects = value["items"]?.array ?? [value]
+        var columns: [JSONValue] = [.object(["name": .string("Name"), "type": .string("string"), "format": .string("name"),
+                                             "description": .string("Name of the object"), "priority": .number(0)])]
+        var paths: [String] = []
+        for column in resource.printerColumns {
+            guard let name = column["name"]?.string, let path = column["jsonPath"]?.string else { continue }
+            columns.append(.object(["name": .string(name), "type": column["type"] ?? .string("string"), "format": .string(""),
+                                    "description": column["description"] ?? .string(""), "priority": column["priority"] ?? .number(0)]))
+            paths.append(path)
+        }
+        columns.append(.object(["name": .string("Age"), "type": .string("date"), "format": .string(""), "description": .string(""), "priority": .number(0)]))
+        let rows: [JSONValue] = objects.map { object in
+            var cells: [JSONValue] = [object[path: "metadata.name"] ?? .string("")]
+            for path in paths { cells.append(Self.evaluate(path, in: object) ?? .null) }
+            cells.append(.string(Self.age(object[path: "metadata.creationTimestamp"]?.string)))
+            return .object(["cells": .array(cells), "object": .object([
+                "kind": .string("PartialObjectMetadata"), "apiVersion": .string("meta.k8s.io/v1"), "metadata": object["metadata"] ?? .object([:]),
+            ])])
+        }
+        return TestAPIServer.json(200, .object(["kind": .string("Table"), "apiVersion": .string("meta.k8s.io/v1"),
+                                                "metadata": value["metadata"] ?? .object([:]),
+                                                "columnDefinitions": .array(columns), "rows": .array(rows)]))
+    }
+
+    /// `.spec.schedule` or `.status.environments[0].name`: the JSONPath subset printer columns use.
+    static func evaluate(_ path: String, in object: JSONValue) -> JSONValue? {
+        var current: JSONValue? = object
+        for part in path.split(separator: ".") {
+            var name = Substring(part)
+            var index: Int?
+            if let open = part.firstIndex(of: "["), let close = part.firstIndex(of: "]") {
+                name = part[..<open]
+                index = Int(part[part.index(after: open)..<close])
+            }
+            if !name.isEmpty { current = current?[String(name)] }
+            if let index { current = current?.array.flatMap { $0.indices.contains(index) ? $0[index] : nil } }
+        }
+        return current
+    }
+
+    /// kubectl's short ages: 45s, 5m, 3h, 2d.
+    static func age(_ timestamp: String?) -> String {
+        let formatter = ISO8601DateFormatter()
+        guard let timestamp, let date = formatter.date(from: timestamp) else { return "<unknown>" }
+        let seconds = max(0, Int(Date().timeIntervalSince(date)))
+        switch seconds {
+        case ..<120: return "\(seconds)s"
+        case ..<7_200: return "\(seconds / 60)m"
+        case ..<172_800: return "\(seconds / 3_600)h"
+        default: return "\(seconds / 86_400)d"
         }
     }
 
@@ -361,7 +430,8 @@ final class ObjectStore: @unchecked Sendable {
             let type = ResourceType(group: group, version: name, plural: plural, kind: kind, namespaced: namespaced)
             let shortNames = (crd[path: "spec.names.shortNames"]?.array ?? []).compactMap(\.string)
             resources[Self.resourceID(type)] = Resource(type: type, hasStatus: entry[path: "subresources.status"] != nil,
-                                                        shortNames: shortNames, schema: entry[path: "schema.openAPIV3Schema"])
+                                                        shortNames: shortNames, schema: entry[path: "schema.openAPIV3Schema"],
+                                                        printerColumns: entry["additionalPrinterColumns"]?.array ?? [])
         }
     }
 

@@ -33,8 +33,14 @@ struct KubectlTests {
           scope: Namespaced
           names: {plural: backuppolicies, singular: backuppolicy, kind: BackupPolicy, shortNames: [bp]}
           versions:
-          - {name: v1alpha1, served: true, storage: true, subresources: {status: {}},
-             schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+          - name: v1alpha1
+            served: true
+            storage: true
+            subresources: {status: {}}
+            schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+            additionalPrinterColumns:
+            - {name: Schedule, type: string, jsonPath: .spec.schedule}
+            - {name: Last Backup, type: string, jsonPath: '.status.environments[0].lastBackup'}
         """
     static let policy = """
         apiVersion: backstop.dev/v1alpha1
@@ -60,7 +66,9 @@ struct KubectlTests {
         result = try kubectl(server, ["get", "bp", "orders", "-o", "jsonpath={.spec.schedule} {.metadata.generation}"])
         #expect(result.output == "0 3 * * * 2", "\(result.output)")
         result = try kubectl(server, ["get", "backuppolicies", "-l", "team=shop"])
-        #expect(result.status == 0 && result.output.contains("orders"), "\(result.output)")
+        let lines = result.output.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        #expect(lines.first == "NAME SCHEDULE LAST BACKUP AGE", "printer columns show: \(result.output)")
+        #expect(lines.dropFirst().first?.hasPrefix("orders 0 3 * * * ") == true, "\(result.output)")
         result = try kubectl(server, ["delete", "backuppolicy", "orders"])
         #expect(result.status == 0, "\(result.output)")
         #expect(server.object(.backupPolicies, namespace: "default", name: "orders") == nil)
