@@ -55,6 +55,7 @@ let package = Package(
         .target(name: "KubeTestServer", dependencies: ["KubeClient"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
+        .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeRuntime"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop", dependencies: [
             "Engine", "BackstopAPI", "Storage", "Pipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

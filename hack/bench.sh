@@ -102,6 +102,18 @@ measure() {
 }
 
 for scale in "${scales[@]}"; do measure "$scale"; done
+
+# The controller's informer: list+watch of 3,000 objects from the test API server.
+swift build -c release --product kube-test-server 2>&1 | tail -n 1
+swift build -c release --product kube-bench 2>&1 | tail -n 1
+bin_path=$(swift build -c release --show-bin-path)
+"$bin_path/kube-test-server" bench-token > "$work/kube-server" &
+kube_server=$!
+for _ in $(seq 50); do [ -s "$work/kube-server" ] && break; sleep 0.1; done
+read -r kube_url kube_token < "$work/kube-server"
+echo
+"$bin_path/kube-bench" "$kube_url" "$kube_token" 3000
+kill "$kube_server"
 echo
 echo "ratio: wall time / the dump alone. stored_at: seconds until the dump was stored (the manifest's"
 echo "duration), before the read-back that proves it. Peak RSS is the largest process of each command:"
