@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeRuntime"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop", dependencies: [
-            "Engine", "BackstopAPI", "Storage", "Pipeline",
+            "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [
-            "KubeRuntime", "KubeClient", "KubeTestServer", .product(name: "Logging", package: "swift-log"),
+            "KubeRuntime", "KubeClient", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI"],
                     swiftSettings: swiftSettings),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlockingCalls
 import BackstopAPI
 import Engine
 import Foundation
@@ -28,21 +29,6 @@ struct Backstop: AsyncParsableCommand {
         }
         return Logger(label: "backstop")
     }
-}
-
-/// Runs a command's work so that SIGTERM and SIGINT cancel it (pg_dump is stopped and
-/// partial objects removed) instead of killing the process mid-write.
-func runInterruptibly<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let task = Task { try await body() }
-    let sources = [SIGTERM, SIGINT].map { number in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number)
-        source.setEventHandler { task.cancel() }
-        source.resume()
-        return source
-    }
-    defer { sources.forEach { $0.cancel() } }
-    return try await task.value
 }
 
 /// Prints the report line on stdout and writes it where `--report-path` says (the pod's

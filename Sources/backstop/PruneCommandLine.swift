@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlockingCalls
 import BackstopAPI
 import Engine
 import Foundation

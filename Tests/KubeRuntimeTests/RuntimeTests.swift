@@ -5,6 +5,7 @@ import KubeTestServer
 import Logging
 import Synchronization
 import Testing
+import BlockingCalls
 
 struct Item: KubeObject, Equatable {
     var apiVersion = "v1"
@@ -232,5 +233,32 @@ enum LeaderElectorClock {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date())
+    }
+}
+
+@Suite("Termination signals", .serialized)
+struct SignalTests {
+    @Test("SIGTERM cancels the work: a leader releases its Lease instead of leaving it to expire")
+    func sigtermReleasesTheLease() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let client = try KubeClient(connection: server.connection(namespace: "backstop-system"))
+        let elector = LeaderElector(client: client, namespace: "backstop-system", name: "controller", identity: "pod-1",
+                                    timing: .init(leaseDuration: .seconds(30), renewDeadline: .seconds(20), retryPeriod: .milliseconds(50)),
+                                    logger: RuntimeTests.logger)
+        let leading = Shared(false)
+        let run = Task {
+            try await runInterruptibly {
+                await elector.run {
+                    leading.withLock { $0 = true }
+                    while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+                }
+            }
+        }
+        #expect(await eventually { leading.withLock { $0 } })
+        kill(getpid(), SIGTERM)
+        try await run.value
+        let lease = try await client.get(.leases, namespace: "backstop-system", name: "controller", as: GenericObject.self)
+        #expect(lease.fields["spec"]?["holderIdentity"] == .string(""), "released for the next leader")
     }
 }
