@@ -251,6 +251,46 @@ struct EndToEndTests {
         }
     }
 
+    @Test("SIGTERM to the backstop binary mid-backup: pg_dump stopped, nothing left, no manifest, exit 1 with a report")
+    func sigtermToTheBinary() async throws {
+        try TestEnvironment.requireServer()
+        let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../.build/debug/backstop").standardized.path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the backstop binary first (hack/test.sh does)")
+        try await TestEnvironment.withDatabase("sigterm") { source in
+            try TestEnvironment.run("psql", ["-q", "-d", source, "-c",
+                "CREATE TABLE noise AS SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) AS t FROM generate_series(1, 600000) i"])
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-sigterm-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let report = root + ".report"
+            defer { try? FileManager.default.removeItem(atPath: report) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["backup", "--storage", "file://" + root, "--database", "dbname=\(source)", "--level", "19",
+                                 "--report-path", report]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(process.isRunning, "the backup is still dumping")
+            process.terminate()  // SIGTERM
+            process.waitUntilExit()
+            #expect(process.terminationReason == .exit && process.terminationStatus == 1, "a clean failure, not death by signal")
+            // Folders may stay; no file may: no object, no partial upload, no manifest.
+            let files = (FileManager.default.enumerator(atPath: root)?.allObjects.compactMap { $0 as? String } ?? []).filter { path in
+                var isFolder: ObjCBool = false
+                return FileManager.default.fileExists(atPath: root + "/" + path, isDirectory: &isFolder) && !isFolder.boolValue
+            }
+            #expect(files.isEmpty, "left behind: \(files)")
+            let line = try String(contentsOfFile: report, encoding: .utf8)
+            #expect(line.contains("\"outcome\":\"failed\"") && line.contains("interrupted"), "\(line)")
+            // pg_dump went with it: no backend of this database is still copying.
+            let active = try TestEnvironment.run("psql", ["-tA", "-d", "postgres", "-c",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(source)' AND application_name = 'pg_dump'"])
+            #expect(active.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        }
+    }
+
     private func schema(of database: String) throws -> String {
         try TestEnvironment.run("pg_dump", ["--schema-only", "--no-comments", "-d", database])
             .split(separator: "\n")
