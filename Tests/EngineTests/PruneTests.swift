@@ -145,6 +145,38 @@ struct PruneTests {
         await #expect(throws: StorageError.self, "released after the prune") { try await context.storage.head(key) }
     }
 
+    @Test("a prune never touches another environment, namespace or policy, even one whose name extends its own")
+    func confined() async throws {
+        try TestEnvironment.requireServer()
+        try await TestEnvironment.withDatabase("confined") { source in
+            try TestEnvironment.loadSample(into: source)
+            let (prod, root) = try TestEnvironment.makeContext(environment: "prod")
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            var neighbours: [WorkerContext] = []
+            for (namespace, policy, environment) in [("shop", "orders", "production"), ("shop", "orders-2", "prod"), ("shop2", "orders", "prod")] {
+                var context = prod
+                context.location = try BackupLocation(namespace: namespace, policy: policy, environment: environment)
+                neighbours.append(context)
+            }
+            for context in [prod] + neighbours {
+                for _ in 0..<2 {
+                    _ = try await BackupCommand(context: context, options: .init(
+                        database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: nil, encryption: .none)).run()
+                }
+            }
+            let before = try await prod.storage.list(prefix: "")
+            let result = try await PruneCommand(context: prod, options: .init(retention: RetentionPolicy(keep: .init(last: 1), minAge: .init(seconds: 0)),
+                                                                              dryRun: false, orphanGrace: .init(seconds: 0))).run()
+            #expect(result.decisions.count == 2 && result.decisions.filter { !$0.keep }.count == 1)
+            let after = try await prod.storage.list(prefix: "")
+            let removed = Set(before.map(\.key)).subtracting(after.map(\.key))
+            #expect(!removed.isEmpty && removed.allSatisfy { $0.hasPrefix(prod.location.environmentPrefix) }, "\(removed)")
+            for context in neighbours {
+                #expect(try await BackupCatalog(context: context).committedIDs().count == 2)
+            }
+        }
+    }
+
     @Test("a prune without rules is refused before anything is listed")
     func noRules() async throws {
         let (context, root) = try TestEnvironment.makeContext(environment: "norules")

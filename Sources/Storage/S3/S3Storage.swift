@@ -285,7 +285,7 @@ public final class S3Storage: TieredStorage {
     }
 
     /// The URL base, path and Host of an object (or of the bucket when `key` is nil).
-    private func address(of key: String?) -> (base: String, path: String, host: String) {
+    func address(of key: String?) -> (base: String, path: String, host: String) {
         let endpoint = configuration.endpoint ?? "https://s3.\(configuration.region).amazonaws.com"
         let scheme = endpoint.hasPrefix("http://") ? "http://" : "https://"
         let authority = String(endpoint.dropFirst(endpoint.hasPrefix("http://") ? 7 : endpoint.hasPrefix("https://") ? 8 : 0))
