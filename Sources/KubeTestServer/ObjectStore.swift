@@ -313,7 +313,10 @@ final class ObjectStore: @unchecked Sendable {
             }
             var candidate: JSONValue
             switch contentType.split(separator: ";").first.map(String.init) ?? "" {
-            case "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml":
+            case "application/strategic-merge-patch+json":
+                candidate = StrategicMerge.apply(body, to: current)
+                if body[path: "metadata.resourceVersion"] == nil { candidate["metadata"]?["resourceVersion"] = nil }
+            case "application/merge-patch+json", "application/apply-patch+yaml":
                 candidate = current.merged(with: body)
                 // A merge patch names a resourceVersion only to demand it.
                 if body[path: "metadata.resourceVersion"] == nil { candidate["metadata"]?["resourceVersion"] = nil }
@@ -649,6 +652,54 @@ struct LabelSelector {
             case let .absent(key): labels[key] == nil
             }
         }
+    }
+}
+
+/// The strategic merge patch kubectl sends for built-in kinds, in the part it uses: lists of
+/// objects with a merge key (`name` for containers, env, volumes; `containerPort` for ports)
+/// merge element by element instead of being replaced, `$setElementOrder/<list>` orders the
+/// result, and `$patch: delete` removes an element. Other `$` directives are dropped.
+enum StrategicMerge {
+    static let mergeKeys = ["name", "containerPort", "mountPath", "devicePath", "ip", "type"]
+
+    static func apply(_ patch: JSONValue, to base: JSONValue) -> JSONValue {
+        guard let changes = patch.object else { return patch }
+        var fields = base.object ?? [:]
+        for (key, change) in changes where !key.hasPrefix("$") {
+            if change == .null {
+                fields[key] = nil
+            } else if let items = change.array, let existing = fields[key]?.array, let mergeKey = mergeKey(of: items + existing) {
+                let order = changes["$setElementOrder/\(key)"]?.array?.compactMap { $0[mergeKey] }
+                fields[key] = .array(merge(existing, items, on: mergeKey, order: order))
+            } else if change.object != nil, let current = fields[key], current.object != nil {
+                fields[key] = apply(change, to: current)
+            } else {
+                fields[key] = change
+            }
+        }
+        return .object(fields)
+    }
+
+    /// The merge key every element has, when the list is one of objects keyed that way.
+    static func mergeKey(of items: [JSONValue]) -> String? {
+        guard !items.isEmpty, items.allSatisfy({ $0.object != nil }) else { return nil }
+        return mergeKeys.first { key in items.allSatisfy { $0[key] != nil } }
+    }
+
+    static func merge(_ base: [JSONValue], _ patch: [JSONValue], on key: String, order: [JSONValue]?) -> [JSONValue] {
+        var result = base
+        for item in patch {
+            let index = result.firstIndex { $0[key] == item[key] }
+            if item["$patch"]?.string == "delete" {
+                if let index { result.remove(at: index) }
+            } else if let index {
+                result[index] = apply(item, to: result[index])
+            } else {
+                result.append(apply(item, to: .object([:])))
+            }
+        }
+        guard let order else { return result }
+        return order.compactMap { wanted in result.first { $0[key] == wanted } } + result.filter { item in !order.contains { $0 == item[key] } }
     }
 }
 

@@ -69,6 +69,35 @@ struct KubectlTests {
         let lines = result.output.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
         #expect(lines.first == "NAME SCHEDULE LAST BACKUP AGE", "printer columns show: \(result.output)")
         #expect(lines.dropFirst().first?.hasPrefix("orders 0 3 * * * ") == true, "\(result.output)")
+        // A built-in kind: re-applying a CronJob with one container changed is a strategic merge.
+        let cronJob = """
+            apiVersion: batch/v1
+            kind: CronJob
+            metadata: {name: orders-production, namespace: default}
+            spec:
+              schedule: "0 2 * * *"
+              jobTemplate:
+                spec:
+                  template:
+                    spec:
+                      restartPolicy: Never
+                      containers:
+                      - name: worker
+                        image: backstop:1
+                        args: [backup]
+                        env: [{name: A, value: "1"}, {name: B, value: "2"}]
+                      - name: sidecar
+                        image: proxy:1
+            """
+        result = try kubectl(server, ["apply", "--validate=false", "-f", "-"], input: cronJob)
+        #expect(result.status == 0, "\(result.output)")
+        result = try kubectl(server, ["apply", "--validate=false", "-f", "-"],
+                             input: cronJob.replacingOccurrences(of: "backstop:1", with: "backstop:2").replacingOccurrences(of: "value: \"2\"", with: "value: \"3\""))
+        #expect(result.status == 0, "\(result.output)")
+        result = try kubectl(server, ["get", "cronjob", "orders-production", "-o",
+                                      "jsonpath={.spec.jobTemplate.spec.template.spec.containers[*].name} {.spec.jobTemplate.spec.template.spec.containers[0].image} {.spec.jobTemplate.spec.template.spec.containers[0].env[*].value} {.spec.jobTemplate.spec.template.spec.containers[0].args[0]}"])
+        #expect(result.output == "worker sidecar backstop:2 1 3 backup", "\(result.output)")
+
         result = try kubectl(server, ["delete", "backuppolicy", "orders"])
         #expect(result.status == 0, "\(result.output)")
         #expect(server.object(.backupPolicies, namespace: "default", name: "orders") == nil)
