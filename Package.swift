@@ -52,7 +52,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
         .target(name: "TestSupport", swiftSettings: swiftSettings),
-        .target(name: "KubeTestServer", dependencies: ["KubeClient"], swiftSettings: swiftSettings),
+        .target(name: "KubeTestServer", dependencies: ["KubeClient", "TestSupport"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeRuntime"], swiftSettings: swiftSettings),
@@ -63,18 +63,18 @@ let package = Package(
         ], swiftSettings: swiftSettings),
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: swiftSettings),
-        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [
             "KubeRuntime", "KubeClient", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
-        .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI"],
+        .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BackstopAPI"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "HTTP", "TestSupport"],
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "HTTP", "TestSupport", "BlockingCalls"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: [
-            "Engine", "BackstopAPI", "Storage", "Pipeline", "Postgres", "TestSupport",
+            "Engine", "BackstopAPI", "Storage", "Pipeline", "Postgres", "TestSupport", "BlockingCalls",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
     ]

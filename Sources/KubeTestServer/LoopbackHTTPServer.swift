@@ -1,4 +1,5 @@
 internal import Foundation
+internal import TestSupport
 internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
@@ -27,21 +28,8 @@ final class LoopbackHTTPServer: Sendable {
     private let connections = Mutex<Set<Int32>>([])
 
     init(handler: @escaping @Sendable (Request) -> Response) throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard listener >= 0 else { throw ServerError(message: "socket: \(String(cString: strerror(errno)))") }
-        var yes: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
-        guard bound == 0, listen(listener, 128) == 0 else {
-            close(listener)
-            throw ServerError(message: "bind/listen: \(String(cString: strerror(errno)))")
-        }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        let (listener, port) = try LoopbackSocket.listen()
+        self.port = port
         self.listener = listener
         self.handler = handler
         let server = self
@@ -100,29 +88,13 @@ final class LoopbackHTTPServer: Sendable {
         }
     }
 
-    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return Glibc.send(socket, base + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-            }
-            if sent <= 0 { return false }
-            offset += sent
-        }
-        return true
-    }
+    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool { LoopbackSocket.send(socket, bytes) }
 
     static func reason(_ status: Int) -> String {
         [200: "OK", 201: "Created", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
          409: "Conflict", 410: "Gone", 415: "Unsupported Media Type", 422: "Unprocessable Entity", 429: "Too Many Requests",
          500: "Internal Server Error"][status] ?? "Status"
     }
-}
-
-struct ServerError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
 }
 
 /// Reads requests off one connection.

@@ -28,7 +28,7 @@ public final class FaultProxy: Sendable {
     public var endpoint: String { "http://127.0.0.1:\(port)" }
     private let upstreamPort: Int
     private let listener: Int32
-    private let state: Mutex<(random: SplitMixGenerator, counts: Counts, faultRate: Double, stopped: Bool)>
+    private let state: Mutex<(random: SeededRandom, counts: Counts, faultRate: Double, stopped: Bool)>
 
     /// Forwards to `upstream` (`http://127.0.0.1:PORT`), failing about `faultRate` of exchanges.
     public init(upstream: String, faultRate: Double, seed: UInt64) throws {
@@ -36,21 +36,9 @@ public final class FaultProxy: Sendable {
             throw ProxyError(message: "upstream must look like http://127.0.0.1:PORT, not \(upstream)")
         }
         self.upstreamPort = upstreamPort
-        state = Mutex((SplitMixGenerator(seed: seed), Counts(), faultRate, false))
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard listener >= 0 else { throw ProxyError(message: "socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
-        guard bound == 0, listen(listener, 64) == 0 else {
-            close(listener)
-            throw ProxyError(message: "bind/listen: \(String(cString: strerror(errno)))")
-        }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        state = Mutex((SeededRandom(seed: seed), Counts(), faultRate, false))
+        let (listener, port) = try LoopbackSocket.listen()
+        self.port = port
         self.listener = listener
         let proxy = self
         Thread.detachNewThread { proxy.acceptLoop() }
@@ -165,17 +153,9 @@ public final class FaultProxy: Sendable {
 
     /// Sends the request upstream and returns the whole answer (upstream closes after it).
     private func forward(_ request: Request) -> [UInt8]? {
-        let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard upstream >= 0 else { return nil }
+        guard let upstream = LoopbackSocket.connect(port: upstreamPort) else { return nil }
         defer { close(upstream) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(upstreamPort).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0, send(upstream, request.head), send(upstream, request.body) else { return nil }
+        guard send(upstream, request.head), send(upstream, request.body) else { return nil }
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -187,15 +167,7 @@ public final class FaultProxy: Sendable {
     }
 
     @discardableResult
-    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if sent <= 0 { return false }
-            offset += sent
-        }
-        return true
-    }
+    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool { LoopbackSocket.send(socket, bytes) }
 
     /// Closes with an RST instead of a FIN: what a dropped connection looks like to the client.
     private func reset(_ socket: Int32) {
@@ -215,17 +187,4 @@ public final class FaultProxy: Sendable {
 public struct ProxyError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
-}
-
-struct SplitMixGenerator: Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

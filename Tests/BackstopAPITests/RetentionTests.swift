@@ -1,5 +1,6 @@
 import BackstopAPI
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("Retention")
@@ -188,17 +189,5 @@ struct RetentionTests {
     static func idText(_ time: Date, _ index: Int) -> String {
         let text = formatter.string(from: time).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
         return text + "-" + String(format: "%04x", index)
-    }
-}
-
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

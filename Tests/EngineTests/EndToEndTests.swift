@@ -13,7 +13,7 @@ struct EndToEndTests {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("source") { source in
             let target = source + "_restored"
-            try TestEnvironment.loadSample(into: source)
+            try await TestEnvironment.loadSample(into: source)
             let (context, root) = try TestEnvironment.makeContext()
             defer { try? FileManager.default.removeItem(atPath: root) }
             let key = try TestEnvironment.keyFile()
@@ -50,8 +50,8 @@ struct EndToEndTests {
             #expect(restored.createdDatabase)
             #expect(restored.rowCountDifferences.isEmpty)
             #expect(restored.tablesCompared == 3)
-            #expect(try schema(of: source) == schema(of: target))
-            #expect(try TestEnvironment.run("psql", ["-tA", "-d", target, "-c", "SELECT sum(total)::text || count(attachment) FROM shop.orders"])
+            #expect(try await schema(of: source) == schema(of: target))
+            #expect(try await TestEnvironment.run("psql", ["-tA", "-d", target, "-c", "SELECT sum(total)::text || count(attachment) FROM shop.orders"])
                 == TestEnvironment.run("psql", ["-tA", "-d", source, "-c", "SELECT sum(total)::text || count(attachment) FROM shop.orders"]))
 
             // Restoring over the now non-empty database is refused without --clean --yes.
@@ -71,7 +71,7 @@ struct EndToEndTests {
     func roundTripThroughS3() async throws {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("s3") { source in
-            try TestEnvironment.loadSample(into: source)
+            try await TestEnvironment.loadSample(into: source)
             let context = try await TestEnvironment.makeS3Context()
             let encryption = EncryptionSource.keyFile(try TestEnvironment.keyFile())
             let backup = try await BackupCommand(context: context, options: .init(
@@ -86,7 +86,7 @@ struct EndToEndTests {
                 target: ConnectionSettings("dbname=\(source)_restored"), encryption: encryption,
                 clean: false, confirmed: false, noOwner: false)).run("latest")
             #expect(restored.rowCountDifferences.isEmpty && restored.tablesCompared == 3)
-            #expect(try schema(of: source) == schema(of: source + "_restored"))
+            #expect(try await schema(of: source) == schema(of: source + "_restored"))
         }
     }
 
@@ -98,7 +98,7 @@ struct EndToEndTests {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("faults") { source in
             // About 12 MB of incompressible rows, so the dump goes up in several parts.
-            try TestEnvironment.run("psql", ["-q", "-d", source, "-c", "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+            try await TestEnvironment.run("psql", ["-q", "-d", source, "-c", "CREATE EXTENSION IF NOT EXISTS pgcrypto",
                                              "-c", "CREATE TABLE blobs AS SELECT i, gen_random_bytes(1024) AS b FROM generate_series(1, 12000) i"])
             let clean = try await TestEnvironment.makeS3Context()
             let direct = try #require(clean.storage as? S3Storage)
@@ -143,7 +143,7 @@ struct EndToEndTests {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("flip") { source in
             let target = source + "_restored"
-            try TestEnvironment.loadSample(into: source)
+            try await TestEnvironment.loadSample(into: source)
             let (context, root) = try TestEnvironment.makeContext()
             defer { try? FileManager.default.removeItem(atPath: root) }
             let backup = try await BackupCommand(context: context, options: .init(
@@ -204,7 +204,7 @@ struct EndToEndTests {
     func wrongKey() async throws {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("keys") { source in
-            try TestEnvironment.loadSample(into: source)
+            try await TestEnvironment.loadSample(into: source)
             let (context, root) = try TestEnvironment.makeContext()
             defer { try? FileManager.default.removeItem(atPath: root) }
             _ = try await BackupCommand(context: context, options: .init(
@@ -229,7 +229,7 @@ struct EndToEndTests {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("cancel") { source in
             // About 60 MB of incompressible text, so the dump is still running when cancelled.
-            try TestEnvironment.run("psql", ["-q", "-d", source, "-c",
+            try await TestEnvironment.run("psql", ["-q", "-d", source, "-c",
                 "CREATE TABLE noise AS SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) AS t FROM generate_series(1, 600000) i"])
             let (context, root) = try TestEnvironment.makeContext()
             defer { try? FileManager.default.removeItem(atPath: root) }
@@ -258,7 +258,7 @@ struct EndToEndTests {
             .appendingPathComponent("../../.build/debug/backstop").standardized.path
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the backstop binary first (hack/test.sh does)")
         try await TestEnvironment.withDatabase("sigterm") { source in
-            try TestEnvironment.run("psql", ["-q", "-d", source, "-c",
+            try await TestEnvironment.run("psql", ["-q", "-d", source, "-c",
                 "CREATE TABLE noise AS SELECT i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) AS t FROM generate_series(1, 600000) i"])
             let root = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-sigterm-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: root) }
@@ -285,14 +285,14 @@ struct EndToEndTests {
             let line = try String(contentsOfFile: report, encoding: .utf8)
             #expect(line.contains("\"outcome\":\"failed\"") && line.contains("interrupted"), "\(line)")
             // pg_dump went with it: no backend of this database is still copying.
-            let active = try TestEnvironment.run("psql", ["-tA", "-d", "postgres", "-c",
+            let active = try await TestEnvironment.run("psql", ["-tA", "-d", "postgres", "-c",
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(source)' AND application_name = 'pg_dump'"])
             #expect(active.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         }
     }
 
-    private func schema(of database: String) throws -> String {
-        try TestEnvironment.run("pg_dump", ["--schema-only", "--no-comments", "-d", database])
+    private func schema(of database: String) async throws -> String {
+        try await TestEnvironment.run("pg_dump", ["--schema-only", "--no-comments", "-d", database])
             .split(separator: "\n")
             // Comments, and psql's random \restrict key (new in 15.14), differ between any two dumps.
             .filter { !$0.hasPrefix("--") && !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }

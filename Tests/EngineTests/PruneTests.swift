@@ -24,7 +24,7 @@ struct PruneTests {
     func pruneAndChain(_ backend: Backend) async throws {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("prune") { source in
-            try TestEnvironment.loadSample(into: source)
+            try await TestEnvironment.loadSample(into: source)
             let (context, root) = try await context(backend)
             defer { if let root { try? FileManager.default.removeItem(atPath: root) } }
             var ids: [BackupID] = []
@@ -101,7 +101,7 @@ struct PruneTests {
     func tiers() async throws {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("tiers") { source in
-            try TestEnvironment.loadSample(into: source)
+            try await TestEnvironment.loadSample(into: source)
             var context = try await TestEnvironment.makeS3Context()
             let first = try await BackupCommand(context: context, options: .init(
                 database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: nil, encryption: .none)).run().manifest.id
@@ -149,7 +149,7 @@ struct PruneTests {
     func confined() async throws {
         try TestEnvironment.requireServer()
         try await TestEnvironment.withDatabase("confined") { source in
-            try TestEnvironment.loadSample(into: source)
+            try await TestEnvironment.loadSample(into: source)
             let (prod, root) = try TestEnvironment.makeContext(environment: "prod")
             defer { try? FileManager.default.removeItem(atPath: root) }
             var neighbours: [WorkerContext] = []

@@ -1,4 +1,5 @@
 import BackstopAPI
+import BlockingCalls
 import Engine
 import Foundation
 import Logging
@@ -43,9 +44,14 @@ enum TestEnvironment {
         try await PostgresConnection.with(ConnectionSettings("dbname=postgres")) { try await $0.databaseExists(name) }
     }
 
-    /// Runs a tool from the server's bin folder (psql, pg_dump) and returns its stdout.
+    /// Runs a tool from the server's bin folder (psql, pg_dump) on a thread of its own (it
+    /// blocks) and returns its stdout.
     @discardableResult
-    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+    static func run(_ tool: String, _ arguments: [String]) async throws -> String {
+        try await runBlocking(name: tool) { try runNow(tool, arguments) }
+    }
+
+    private static func runNow(_ tool: String, _ arguments: [String]) throws -> String {
         let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?
             .compactMap(Int.init).max().map { "/usr/lib/postgresql/\($0)/bin" } ?? "/usr/bin"
         let process = Process()
@@ -66,10 +72,10 @@ enum TestEnvironment {
     }
 
     /// Loads hack/sample-db.sql (schemas, jsonb, arrays, bytea, numeric, index, view, sequence, FK).
-    static func loadSample(into database: String) throws {
+    static func loadSample(into database: String) async throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../hack/sample-db.sql").standardized.path
-        try run("psql", ["-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-f", script])
+        try await run("psql", ["-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-f", script])
     }
 
     /// A context on a fresh temporary folder, its own namespace/policy/environment.
@@ -95,7 +101,7 @@ enum TestEnvironment {
         settings.pathStyle = true
         let bucket = "e2e-\(UUID().uuidString.lowercased().prefix(20))"
         let storage = try #require(try StorageLocation.open("s3://\(bucket)/clusters/eu", s3: settings, environment: environment) as? S3Storage)
-        _ = try await Task.detached { try storage.exchange("PUT", key: nil) }.value  // create the bucket
+        _ = try await runBlocking(name: "test") { try storage.exchange("PUT", key: nil) }  // create the bucket
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         return WorkerContext(storage: storage, location: try BackupLocation(namespace: "shop", policy: "orders", environment: "s3"),

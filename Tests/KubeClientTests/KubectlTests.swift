@@ -2,15 +2,23 @@ import Foundation
 import KubeClient
 import KubeTestServer
 import Testing
+import BlockingCalls
 
 /// kubectl is in the image (DESIGN §5): the test server must serve it as a real one would.
 @Suite("kubectl against the test API server")
 struct KubectlTests {
-    func kubectl(_ server: TestAPIServer, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+    /// Runs kubectl on a thread of its own (it blocks) against `server`.
+    func kubectl(_ server: TestAPIServer, _ arguments: [String], input: String? = nil) async throws -> (status: Int32, output: String) {
+        let url = server.url
+        let port = server.port
+        return try await runBlocking(name: "kubectl") { try Self.kubectlNow(url: url, port: port, arguments, input: input) }
+    }
+
+    static func kubectlNow(url: String, port: Int, _ arguments: [String], input: String?) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-cache-\(server.port)").path
-        process.arguments = ["kubectl", "--server", server.url, "--cache-dir", cache] + arguments
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-cache-\(port)").path
+        process.arguments = ["kubectl", "--server", url, "--cache-dir", cache] + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -50,22 +58,22 @@ struct KubectlTests {
         """
 
     @Test("apply (first and again), get, get by short name, delete")
-    func applyGetDelete() throws {
-        guard (try? kubectl(try TestAPIServer(allowAnonymous: true), ["version", "--client"]))?.status == 0 else {
+    func applyGetDelete() async throws {
+        guard (try? await kubectl(try TestAPIServer(allowAnonymous: true), ["version", "--client"]))?.status == 0 else {
             Issue.record("kubectl is not installed; the image has it (DESIGN §5)")
             return
         }
         let server = try TestAPIServer(token: "unused", allowAnonymous: true)
         defer { server.stop() }
-        var result = try kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.crd)
+        var result = try await kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.crd)
         #expect(result.status == 0, "\(result.output)")
-        result = try kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.policy)
+        result = try await kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.policy)
         #expect(result.status == 0 && result.output.contains("backuppolicy.backstop.dev/orders created"), "\(result.output)")
-        result = try kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.policy.replacingOccurrences(of: "0 2 * * *", with: "0 3 * * *"))
+        result = try await kubectl(server, ["apply", "--validate=false", "-f", "-"], input: Self.policy.replacingOccurrences(of: "0 2 * * *", with: "0 3 * * *"))
         #expect(result.status == 0 && result.output.contains("configured"), "\(result.output)")
-        result = try kubectl(server, ["get", "bp", "orders", "-o", "jsonpath={.spec.schedule} {.metadata.generation}"])
+        result = try await kubectl(server, ["get", "bp", "orders", "-o", "jsonpath={.spec.schedule} {.metadata.generation}"])
         #expect(result.output == "0 3 * * * 2", "\(result.output)")
-        result = try kubectl(server, ["get", "backuppolicies", "-l", "team=shop"])
+        result = try await kubectl(server, ["get", "backuppolicies", "-l", "team=shop"])
         let lines = result.output.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
         #expect(lines.first == "NAME SCHEDULE LAST BACKUP AGE", "printer columns show: \(result.output)")
         #expect(lines.dropFirst().first?.hasPrefix("orders 0 3 * * * ") == true, "\(result.output)")
@@ -89,16 +97,16 @@ struct KubectlTests {
                       - name: sidecar
                         image: proxy:1
             """
-        result = try kubectl(server, ["apply", "--validate=false", "-f", "-"], input: cronJob)
+        result = try await kubectl(server, ["apply", "--validate=false", "-f", "-"], input: cronJob)
         #expect(result.status == 0, "\(result.output)")
-        result = try kubectl(server, ["apply", "--validate=false", "-f", "-"],
+        result = try await kubectl(server, ["apply", "--validate=false", "-f", "-"],
                              input: cronJob.replacingOccurrences(of: "backstop:1", with: "backstop:2").replacingOccurrences(of: "value: \"2\"", with: "value: \"3\""))
         #expect(result.status == 0, "\(result.output)")
-        result = try kubectl(server, ["get", "cronjob", "orders-production", "-o",
+        result = try await kubectl(server, ["get", "cronjob", "orders-production", "-o",
                                       "jsonpath={.spec.jobTemplate.spec.template.spec.containers[*].name} {.spec.jobTemplate.spec.template.spec.containers[0].image} {.spec.jobTemplate.spec.template.spec.containers[0].env[*].value} {.spec.jobTemplate.spec.template.spec.containers[0].args[0]}"])
         #expect(result.output == "worker sidecar backstop:2 1 3 backup", "\(result.output)")
 
-        result = try kubectl(server, ["delete", "backuppolicy", "orders"])
+        result = try await kubectl(server, ["delete", "backuppolicy", "orders"])
         #expect(result.status == 0, "\(result.output)")
         #expect(server.object(.backupPolicies, namespace: "default", name: "orders") == nil)
     }

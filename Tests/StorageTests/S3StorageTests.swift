@@ -3,6 +3,7 @@ import HTTP
 @testable import Storage
 import TestSupport
 import Testing
+import BlockingCalls
 
 /// The moto server that hack/test.sh starts (hack/moto.sh), reached like any S3 endpoint.
 enum S3TestEnvironment {
@@ -33,8 +34,7 @@ enum S3TestEnvironment {
     }
 
     static func runBucketRequest(_ storage: S3Storage, _ method: String) async throws {
-        let thread = Task.detached { try storage.exchange(method, key: nil) }
-        _ = try await thread.value
+        _ = try await runBlocking(name: "test") { try storage.exchange(method, key: nil) }
     }
 }
 
@@ -60,10 +60,10 @@ struct S3StorageTests {
     @Test("a long stream goes up in parallel parts and comes back identical")
     func multipart() async throws {
         let storage = try await S3TestEnvironment.makeStorage()
-        var generator = SplitMix(seed: 42)
-        let data = (0..<(23 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        let writer = try storage.makeWriter("big/object.bin")
-        try await Task.detached {
+        var generator = SeededRandom(seed: 42)
+        let data = generator.bytes(23 << 20)
+        try await runBlocking(name: "test") {
+            let writer = try storage.makeWriter("big/object.bin")
             var offset = 0
             while offset < data.count {
                 let end = min(data.count, offset + 1_000_003)
@@ -71,9 +71,9 @@ struct S3StorageTests {
                 offset = end
             }
             #expect(try writer.finish() == ObjectInfo(key: "big/object.bin", size: Int64(data.count)))
-        }.value
+        }
         #expect(try await storage.head("big/object.bin").size == Int64(data.count))
-        let back = try await Task.detached { try StorageContract.readAll(storage.makeReader("big/object.bin", range: nil)) }.value
+        let back = try await runBlocking(name: "test") { try StorageContract.readAll(storage.makeReader("big/object.bin", range: nil)) }
         #expect(back == data)
         #expect(try await storage.pendingUploads(prefix: "").isEmpty)
     }
@@ -81,12 +81,12 @@ struct S3StorageTests {
     @Test("an aborted multipart upload leaves no parts behind")
     func abortedMultipart() async throws {
         let storage = try await S3TestEnvironment.makeStorage()
-        try await Task.detached {
+        try await runBlocking(name: "test") {
             let writer = try storage.makeWriter("aborted.bin")
             let chunk = [UInt8](repeating: 7, count: 12 << 20)
             try chunk.withUnsafeBytes { try writer.write($0) }
             writer.abort()
-        }.value
+        }
         #expect(try await storage.pendingUploads(prefix: "").isEmpty)
         await #expect(throws: StorageError.self) { try await storage.head("aborted.bin") }
     }
@@ -137,23 +137,23 @@ struct S3StorageTests {
     @Test("interop: the aws CLI reads what S3Storage wrote, and the other way round")
     func awsCLIInterop() async throws {
         let storage = try await S3TestEnvironment.makeStorage()
-        var generator = SplitMix(seed: 7)
-        let data = (0..<(11 << 20 + 5)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-        let writer = try storage.makeWriter("from-backstop.bin")
-        _ = try await Task.detached {
+        var generator = SeededRandom(seed: 7)
+        let data = generator.bytes(11 << 20 + 5)
+        _ = try await runBlocking(name: "test") {
+            let writer = try storage.makeWriter("from-backstop.bin")
             try data.withUnsafeBytes { try writer.write($0) }
             return try writer.finish()
-        }.value
+        }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-aws-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let bucket = storage.configuration.bucket
-        try aws(["s3", "cp", "s3://\(bucket)/from-backstop.bin", folder.appendingPathComponent("down.bin").path], endpoint: storage.configuration.endpoint!)
+        try await aws(["s3", "cp", "s3://\(bucket)/from-backstop.bin", folder.appendingPathComponent("down.bin").path], endpoint: storage.configuration.endpoint!)
         #expect(try Data(contentsOf: folder.appendingPathComponent("down.bin")) == Data(data))
 
         try Data(data.reversed()).write(to: folder.appendingPathComponent("up.bin"))
-        try aws(["s3", "cp", folder.appendingPathComponent("up.bin").path, "s3://\(bucket)/from-cli.bin"], endpoint: storage.configuration.endpoint!)
-        let back = try await Task.detached { try StorageContract.readAll(storage.makeReader("from-cli.bin", range: nil)) }.value
+        try await aws(["s3", "cp", folder.appendingPathComponent("up.bin").path, "s3://\(bucket)/from-cli.bin"], endpoint: storage.configuration.endpoint!)
+        let back = try await runBlocking(name: "test") { try StorageContract.readAll(storage.makeReader("from-cli.bin", range: nil)) }
         #expect(back == Array(data.reversed()))
     }
 
@@ -207,7 +207,7 @@ struct S3StorageTests {
 
         settings.caFile = ca
         let trusted = try #require(try StorageLocation.open("s3://\(bucket)", s3: settings, environment: environment) as? S3Storage)
-        _ = try await Task.detached { try trusted.exchange("PUT", key: nil) }.value
+        _ = try await runBlocking(name: "test") { try trusted.exchange("PUT", key: nil) }
         try await trusted.put("over-tls", bytes: [1, 2, 3])
         #expect(try await trusted.get("over-tls") == [1, 2, 3])
 
@@ -227,15 +227,15 @@ struct S3StorageTests {
         try await StorageContract.check(faulty, atomicCreate: false)
 
         // Multipart uploads until every kind of fault has hit at least once.
-        var generator = SplitMix(seed: 5)
-        let data = (0..<(17 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        var generator = SeededRandom(seed: 5)
+        let data = generator.bytes(17 << 20)
         for round in 0..<8 where round == 0 || proxy.counts.injected.count < FaultProxy.Fault.allCases.count {
-            _ = try await Task.detached {
+            _ = try await runBlocking(name: "test") {
                 let writer = try faulty.makeWriter("faults/big-\(round).bin")
                 try data.withUnsafeBytes { try writer.write($0) }
                 return try writer.finish()
-            }.value
-            let back = try await Task.detached { try StorageContract.readAll(direct.makeReader("faults/big-\(round).bin", range: nil)) }.value
+            }
+            let back = try await runBlocking(name: "test") { try StorageContract.readAll(direct.makeReader("faults/big-\(round).bin", range: nil)) }
             #expect(back == data)
         }
         #expect(try await direct.pendingUploads(prefix: "").isEmpty)
@@ -250,14 +250,14 @@ struct S3StorageTests {
         configuration.copyPartSize = 5 << 20  // S3's real limit is 5 GiB; small here so the multipart path runs
         configuration.serverSideEncryption = .aes256
         let storage = S3Storage(configuration: configuration, credentials: base.credentials, http: base.http)
-        var generator = SplitMix(seed: 9)
-        let big = (0..<(12 << 20 + 3)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        var generator = SeededRandom(seed: 9)
+        let big = generator.bytes(12 << 20 + 3)
         try await storage.put("tier/small.bin", bytes: [1, 2, 3])
-        _ = try await Task.detached {
+        _ = try await runBlocking(name: "test") {
             let writer = try storage.makeWriter("tier/big.bin")
             try big.withUnsafeBytes { try writer.write($0) }
             return try writer.finish()
-        }.value
+        }
         #expect(try await storage.head("tier/big.bin").storageClass == nil, "new objects are STANDARD")
 
         try await storage.changeStorageClass("tier/small.bin", to: "STANDARD_IA")
@@ -266,34 +266,27 @@ struct S3StorageTests {
         #expect(try await storage.head("tier/big.bin").storageClass == "GLACIER_IR")
         #expect(try await storage.list(prefix: "tier/").map(\.storageClass) == ["GLACIER_IR", "STANDARD_IA"])
         #expect(try await storage.get("tier/small.bin") == [1, 2, 3])
-        let back = try await Task.detached { try StorageContract.readAll(storage.makeReader("tier/big.bin", range: nil)) }.value
+        let back = try await runBlocking(name: "test") { try StorageContract.readAll(storage.makeReader("tier/big.bin", range: nil)) }
         #expect(back == big)
-        let raw = try await Task.detached { try storage.exchange("HEAD", key: "tier/big.bin") }.value
+        let raw = try await runBlocking(name: "test") { try storage.exchange("HEAD", key: "tier/big.bin") }
         #expect(raw[header: "x-amz-server-side-encryption"] == "AES256", "encryption at rest survives the copy")
         #expect(try await storage.pendingUploads(prefix: "").isEmpty)
     }
 
-    private func aws(_ arguments: [String], endpoint: String) throws {
+    /// Runs the aws CLI on a thread of its own (it blocks for seconds).
+    private func aws(_ arguments: [String], endpoint: String) async throws {
+        let status = try await runBlocking(name: "aws") { try Self.awsNow(arguments, endpoint: endpoint) }
+        #expect(status == 0, "aws \(arguments.joined(separator: " ")) failed")
+    }
+
+    private static func awsNow(_ arguments: [String], endpoint: String) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["aws", "--endpoint-url", endpoint, "--region", "us-east-1"] + arguments
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "aws \(arguments.joined(separator: " ")) failed")
-    }
-}
-
-/// Deterministic, fast pseudo-random bytes (incompressible test data).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        return process.terminationStatus
     }
 }
 
@@ -311,13 +304,13 @@ struct S3CredentialTests {
             environment: ["AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile, "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/backstop",
                           "AWS_ENDPOINT_URL_STS": endpoint],
             region: "us-east-1", http: http)
-        let first = try await Task.detached { try provider.current() }.value
+        let first = try await runBlocking(name: "test") { try provider.current() }
         #expect(first.sessionToken?.isEmpty == false)
         let expiration = try #require(first.expiration)
         #expect(expiration > Date())
-        #expect(try await Task.detached { try provider.current() }.value == first, "cached while fresh")
+        #expect(try await runBlocking(name: "test") { try provider.current() } == first, "cached while fresh")
         let nearExpiry = expiration.addingTimeInterval(-60)
-        let renewed = try await Task.detached { try provider.current(now: nearExpiry) }.value
+        let renewed = try await runBlocking(name: "test") { try provider.current(now: nearExpiry) }
         #expect(renewed.accessKeyID != first.accessKeyID, "renewed within five minutes of expiry")
 
         // The temporary keys sign S3 requests, session token included.
