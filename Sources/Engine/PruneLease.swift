@@ -14,7 +14,9 @@ struct PruneLease: Sendable {
     static let duration: Double = 3_600
 
     let context: WorkerContext
-    let owner = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    /// The pod's name (HOSTNAME in a pod) and a random part: unique per prune, readable in
+    /// the refusal another prune prints. Not `ProcessInfo.hostName`, which may block on DNS.
+    let owner = "\(ProcessInfo.processInfo.environment["HOSTNAME"] ?? "backstop")-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
 
     var key: String { context.location.environmentPrefix + "prune.lease" }
 
