@@ -63,6 +63,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BlockingCalls"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [
             "KubeRuntime", "KubeClient", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
