@@ -1,0 +1,187 @@
+/// `BackupPolicy` (`backstop.dev/v1alpha1`): what a user applies. Optional fields take their
+/// defaults in `defaulted()`; `validate()` names the first wrong field and the fix. The CRD in
+/// `k8s/crds/backuppolicy.yaml` carries the same rules for the API server.
+public struct BackupPolicy: Codable, Sendable, Equatable {
+    public static let apiVersion = "backstop.dev/v1alpha1"
+    public static let kind = "BackupPolicy"
+
+    public struct Metadata: Codable, Sendable, Equatable {
+        public var name: String
+        public var namespace: String?
+        public var uid: String?
+        public var generation: Int?
+        public var resourceVersion: String?
+        public var labels: [String: String]?
+        public var annotations: [String: String]?
+
+        public init(name: String, namespace: String? = nil) {
+            self.name = name
+            self.namespace = namespace
+        }
+    }
+
+    public struct SecretKeySelector: Codable, Sendable, Equatable {
+        public var name: String
+        public var key: String?
+    }
+
+    public struct Database: Codable, Sendable, Equatable {
+        public var host: String?
+        public var port: Int?
+        public var name: String?
+        /// A Secret with keys `username` and `password`.
+        public var credentialsSecret: String?
+        public var sslMode: String?
+
+        public init(host: String? = nil, port: Int? = nil, name: String? = nil, credentialsSecret: String? = nil, sslMode: String? = nil) {
+            self.host = host
+            self.port = port
+            self.name = name
+            self.credentialsSecret = credentialsSecret
+            self.sslMode = sslMode
+        }
+
+        /// `self` with the fields `override` sets replaced.
+        func overridden(by override: Database?) -> Database {
+            guard let override else { return self }
+            return Database(host: override.host ?? host, port: override.port ?? port, name: override.name ?? name,
+                            credentialsSecret: override.credentialsSecret ?? credentialsSecret, sslMode: override.sslMode ?? sslMode)
+        }
+    }
+
+    public struct Compression: Codable, Sendable, Equatable {
+        public var algorithm: CompressionAlgorithm?
+        public var level: Int?
+    }
+
+    public struct Encryption: Codable, Sendable, Equatable {
+        public var keySecret: SecretKeySelector?
+        public var passphraseSecret: SecretKeySelector?
+    }
+
+    public struct S3: Codable, Sendable, Equatable {
+        public var bucket: String
+        public var prefix: String?
+        public var region: String?
+        public var endpoint: String?
+        public var forcePathStyle: Bool?
+        /// A Secret with keys `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`; none means web identity.
+        public var credentialsSecret: String?
+        /// A Secret with key `ca.crt`.
+        public var caSecret: String?
+        public var serverSideEncryption: String?
+        public var kmsKeyId: String?
+        public var storageClass: String?
+    }
+
+    public struct FileStorage: Codable, Sendable, Equatable {
+        /// Where the PVC is mounted, e.g. `/backups`.
+        public var path: String
+        public var claimName: String?
+    }
+
+    public struct Storage: Codable, Sendable, Equatable {
+        public var s3: S3?
+        public var file: FileStorage?
+    }
+
+    public struct Retention: Codable, Sendable, Equatable {
+        public struct Keep: Codable, Sendable, Equatable {
+            public var within: String?
+            public var last: Int?
+            public var hourly: Int?
+            public var daily: Int?
+            public var weekly: Int?
+            public var monthly: Int?
+            public var yearly: Int?
+        }
+        public struct Tier: Codable, Sendable, Equatable {
+            public var after: String
+            public var storageClass: String
+        }
+        public var keep: Keep
+        public var minAge: String?
+        public var tiers: [Tier]?
+    }
+
+    public struct Objectives: Codable, Sendable, Equatable {
+        public var rpo: String?
+        public var rto: String?
+    }
+
+    public struct Environment: Codable, Sendable, Equatable {
+        public var name: String
+        public var schedule: String?
+        public var suspend: Bool?
+        public var database: Database?
+        public var retention: Retention?
+        public var objectives: Objectives?
+    }
+
+    public struct JobTemplate: Codable, Sendable, Equatable {
+        public var image: String?
+        public var serviceAccountName: String?
+        /// `requests`/`limits` → `cpu`/`memory` quantities.
+        public var resources: [String: [String: String]]?
+        public var nodeSelector: [String: String]?
+        public var activeDeadlineSeconds: Int?
+        public var backoffLimit: Int?
+    }
+
+    public struct Spec: Codable, Sendable, Equatable {
+        public var schedule: String?
+        public var timeZone: String?
+        public var suspend: Bool?
+        public var concurrencyPolicy: String?
+        public var startingDeadlineSeconds: Int?
+        public var database: Database?
+        public var compression: Compression?
+        public var encryption: Encryption?
+        public var storage: Storage
+        public var environments: [Environment]
+        public var jobTemplate: JobTemplate?
+    }
+
+    public struct Condition: Codable, Sendable, Equatable {
+        public var type: String
+        public var status: String
+        public var reason: String
+        public var message: String
+        public var lastTransitionTime: String
+        public var observedGeneration: Int?
+    }
+
+    public struct EnvironmentStatus: Codable, Sendable, Equatable {
+        public struct Success: Codable, Sendable, Equatable {
+            public var id: String
+            public var time: String
+            public var bytes: Int64?
+            public var durationSeconds: Double?
+        }
+        public struct Failure: Codable, Sendable, Equatable {
+            public var time: String
+            public var reason: String
+            public var message: String
+        }
+        public var name: String
+        public var cronJob: String?
+        public var lastScheduleTime: String?
+        public var lastSuccessfulBackup: Success?
+        public var lastFailure: Failure?
+        public var backups: Int?
+        public var rpo: String?
+    }
+
+    public struct Status: Codable, Sendable, Equatable {
+        public var observedGeneration: Int?
+        public var conditions: [Condition]?
+        public var environments: [EnvironmentStatus]?
+        public var lastHandledRunNow: String?
+    }
+
+    public var apiVersion: String?
+    public var kind: String?
+    public var metadata: Metadata
+    public var spec: Spec
+    public var status: Status?
+}
