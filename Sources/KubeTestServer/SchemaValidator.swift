@@ -72,6 +72,17 @@ struct SchemaValidator {
             if let maximum = schema["maxItems"]?.number, Double(items.count) > maximum {
                 problems.append("\(path): Too many: \(items.count): must have at most \(Int(maximum)) items")
             }
+            if schema["x-kubernetes-list-type"]?.string == "map" || schema["x-kubernetes-list-type"]?.string == "set" {
+                let keys = (schema["x-kubernetes-list-map-keys"]?.array ?? []).compactMap(\.string)
+                var seen: [JSONValue] = []
+                for (index, item) in items.enumerated() {
+                    let identity: JSONValue = keys.isEmpty ? item : .object(Dictionary(uniqueKeysWithValues: keys.map { ($0, item[$0] ?? .null) }))
+                    if seen.contains(identity) {
+                        problems.append("\(path)[\(index)]: Duplicate value: \(String(decoding: identity.encoded(), as: UTF8.self))")
+                    }
+                    seen.append(identity)
+                }
+            }
             guard let itemSchema = schema["items"] else { return value }
             return .array(items.enumerated().map { check($0.element, itemSchema, "\(path)[\($0.offset)]", &problems) })
         case "string":

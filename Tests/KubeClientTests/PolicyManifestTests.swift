@@ -1,0 +1,50 @@
+import BlockingCalls
+import Foundation
+import KubeClient
+import KubeTestServer
+import Testing
+
+/// The shipped CRD and example, applied with kubectl to the test API server, which enforces
+/// the CRD's schema (not its CEL rules: those are checked by the controller's validation).
+@Suite("BackupPolicy CRD and example")
+struct PolicyManifestTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+    func apply(_ server: TestAPIServer, _ yaml: String) async throws -> (status: Int32, output: String) {
+        try await KubectlTests().kubectl(server, ["apply", "--validate=false", "-f", "-"], input: yaml)
+    }
+
+    @Test("the CRD installs, the example applies with defaults, and schema violations are refused naming the field")
+    func crdAndExample() async throws {
+        let server = try TestAPIServer(token: "unused", allowAnonymous: true)
+        defer { server.stop() }
+        let crd = try String(contentsOfFile: Self.root + "/k8s/crds/backuppolicy.yaml", encoding: .utf8)
+        let example = try String(contentsOfFile: Self.root + "/k8s/examples/backuppolicy.yaml", encoding: .utf8)
+        var result = try await apply(server, crd)
+        #expect(result.status == 0, "\(result.output)")
+        result = try await KubectlTests().kubectl(server, ["create", "namespace", "shop"])
+        result = try await apply(server, example)
+        #expect(result.status == 0 && result.output.contains("backuppolicy.backstop.dev/orders created"), "\(result.output)")
+        let stored = try #require(server.object(.backupPolicies, namespace: "shop", name: "orders"))
+        #expect(stored[path: "spec.concurrencyPolicy"] == .string("Forbid"), "defaults from the schema")
+        #expect(stored[path: "spec.database.sslMode"] == .string("require"))
+        #expect(stored[path: "spec.environments"]?.array?.first?[path: "retention.minAge"] == .string("1h"))
+
+        let broken: [(String, String, String)] = [
+            ("- name: production", "- name: Production", "spec.environments[0].name"),
+            ("keep: {within: 30d}", "keep: {within: 30days}", "spec.environments[1].retention.keep.within"),
+            ("storageClass: STANDARD_IA", "storageClass: DEEP_ARCHIVE", "spec.environments[0].retention.tiers[0].storageClass"),
+            ("keep: {within: 7d}", "keep: {daily: -1}", "spec.environments[2].retention.keep.daily"),
+            ("- name: development", "- name: staging", "spec.environments[2]: Duplicate value"),
+            ("schedule: \"30 3 * * *\"", "schedule: \"daily\"", "spec.environments[1].schedule"),
+            ("bucket: acme-backups", "bucket: Acme_Backups", "spec.storage.s3.bucket"),
+            ("credentialsSecret: orders-backup ", "sslMode: maybe ", "spec.database.sslMode"),
+        ]
+        for (index, (original, replacement, field)) in broken.enumerated() {
+            #expect(example.contains(original), "case \(index) edits a line the example has")
+            let edited = example.replacingOccurrences(of: original, with: replacement).replacingOccurrences(of: "name: orders\n", with: "name: orders-\(index)\n")
+            result = try await apply(server, edited)
+            #expect(result.status != 0 && result.output.contains(field), "case \(index): \(result.output)")
+        }
+    }
+}
