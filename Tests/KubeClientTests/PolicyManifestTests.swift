@@ -47,4 +47,25 @@ struct PolicyManifestTests {
             #expect(result.status != 0 && result.output.contains(field), "case \(index): \(result.output)")
         }
     }
+
+    /// No API server runs here to evaluate CEL: hack/cel-check.py runs every rule with
+    /// cel-python against accepted and rejected examples (and fails on a rule without cases).
+    @Test("every CEL rule of the CRDs accepts and rejects its examples")
+    func celRules() async throws {
+        let script = Self.root + "/hack/cel-check.py"
+        let (status, output) = try await runBlocking(name: "cel") { () throws -> (Int32, String) in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", script]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("0 failures"))
+    }
 }
