@@ -18,7 +18,7 @@ struct Backstop: AsyncParsableCommand {
             """,
         version: WorkerContext.toolVersion,
         subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self,
-                      PruneCommandLine.self, HoldCommandLine.self, ReleaseCommandLine.self])
+                      PruneCommandLine.self, HoldCommandLine.self, ReleaseCommandLine.self, RenderCommandLine.self])
 
     /// Logs go to stderr; stdout carries only results (the report line, the list).
     static func makeLogger() -> Logger {

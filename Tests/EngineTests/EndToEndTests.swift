@@ -1,4 +1,5 @@
 import BackstopAPI
+import BlockingCalls
 import Engine
 import Foundation
 import Postgres
@@ -274,7 +275,8 @@ struct EndToEndTests {
             try await Task.sleep(for: .milliseconds(800))
             #expect(process.isRunning, "the backup is still dumping")
             process.terminate()  // SIGTERM
-            process.waitUntilExit()
+            let exited = UncheckedProcess(process)
+            try await runBlocking(name: "wait") { exited.process.waitUntilExit() }
             #expect(process.terminationReason == .exit && process.terminationStatus == 1, "a clean failure, not death by signal")
             // Folders may stay; no file may: no object, no partial upload, no manifest.
             let files = (FileManager.default.enumerator(atPath: root)?.allObjects.compactMap { $0 as? String } ?? []).filter { path in
@@ -314,4 +316,10 @@ func sha256Hex(_ bytes: [UInt8]) -> String {
     let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
     return String(text.prefix(64))
+}
+
+/// A child process handed to the thread that waits for it.
+struct UncheckedProcess: @unchecked Sendable {
+    let process: Process
+    init(_ process: Process) { self.process = process }
 }

@@ -48,6 +48,33 @@ struct PolicyManifestTests {
         }
     }
 
+    @Test("backstop render's CronJobs apply to the API server as they are")
+    func renderApplies() async throws {
+        let binary = Self.root + "/.build/debug/backstop"
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the backstop binary first (hack/test.sh does)")
+        let example = Self.root + "/k8s/examples/backuppolicy.yaml"
+        let rendered = try await runBlocking(name: "render") { () throws -> String in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["render", "-f", example, "--image", "backstop:test"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return text
+        }
+        let server = try TestAPIServer(token: "unused", allowAnonymous: true)
+        defer { server.stop() }
+        _ = try await KubectlTests().kubectl(server, ["create", "namespace", "shop"])
+        let result = try await KubectlTests().kubectl(server, ["apply", "--validate=false", "-f", "-"], input: rendered)
+        #expect(result.status == 0, "\(result.output)")
+        for environment in ["production", "staging", "development"] {
+            let cronJob = server.object(.cronJobs, namespace: "shop", name: "orders-\(environment)")
+            #expect(cronJob?[path: "spec.jobTemplate.spec.template.spec.containers"]?.array?.first?["image"] == .string("backstop:test"))
+        }
+    }
+
     /// No API server runs here to evaluate CEL: hack/cel-check.py runs every rule with
     /// cel-python against accepted and rejected examples (and fails on a rule without cases).
     @Test("every CEL rule of the CRDs accepts and rejects its examples")

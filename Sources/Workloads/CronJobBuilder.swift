@@ -1,0 +1,177 @@
+public import BackstopAPI
+
+/// Policy in, CronJobs out: one per environment, running the worker with its options as the
+/// `BACKSTOP_*` variables of BackstopAPI's one table. Pure: the controller and
+/// `backstop render` get the same objects.
+public struct CronJobBuilder: Sendable {
+    public struct Settings: Sendable {
+        /// The worker image when the policy names none.
+        public var workerImage: String
+        /// Numeric, as the restricted Pod Security profile wants.
+        public var userID: Int
+
+        public init(workerImage: String, userID: Int = 65_532) {
+            self.workerImage = workerImage
+            self.userID = userID
+        }
+    }
+
+    public static let managedBy = "backstop"
+    public static let policyLabel = "backstop.dev/policy"
+    public static let environmentLabel = "backstop.dev/environment"
+    /// Secrets are mounted here, never copied into the CronJob.
+    static let secretsRoot = "/var/run/secrets/backstop"
+
+    let settings: Settings
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
+
+    /// One CronJob per environment, in the policy's order.
+    public func cronJobs(for policy: BackupPolicy) throws(BackstopAPIError) -> [CronJob] {
+        try policy.resolvedEnvironments().map { cronJob(policy, $0) }
+    }
+
+    /// `<policy>-<environment>`, shortened with a hash when over the 52 characters a CronJob
+    /// name may have (its Jobs append 11).
+    public static func name(policy: String, environment: String) -> String {
+        let full = "\(policy)-\(environment)"
+        guard full.count > 52 else { return full }
+        return String(full.prefix(43)) + "-" + String(stableHash(full).prefix(8))
+    }
+
+    func cronJob(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment) -> CronJob {
+        let labels = [
+            "app.kubernetes.io/managed-by": Self.managedBy,
+            "app.kubernetes.io/name": "backstop-worker",
+            Self.policyLabel: policy.metadata.name,
+            Self.environmentLabel: environment.name,
+        ]
+        let template = policy.spec.jobTemplate
+        var owner: [OwnerReference]?
+        if let uid = policy.metadata.uid {
+            owner = [OwnerReference(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, name: policy.metadata.name, uid: uid,
+                                    controller: true, blockOwnerDeletion: true)]
+        }
+        let (environmentVariables, mounts, volumes) = worker(policy, environment)
+        let pod = PodSpec(
+            serviceAccountName: template?.serviceAccountName,
+            // Backups need no Kubernetes API access: the worker reads the database and storage only.
+            automountServiceAccountToken: false,
+            restartPolicy: "Never",
+            securityContext: .init(runAsNonRoot: true, runAsUser: settings.userID, runAsGroup: settings.userID, fsGroup: settings.userID,
+                                   seccompProfile: .init(type: "RuntimeDefault")),
+            nodeSelector: template?.nodeSelector,
+            containers: [Container(
+                name: "backup", image: template?.image ?? settings.workerImage, args: ["backup"], env: environmentVariables,
+                resources: template?.resources.map { .init(requests: $0["requests"], limits: $0["limits"]) },
+                securityContext: .init(allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true,
+                                       capabilities: .init(drop: ["ALL"])),
+                // The worker writes its report there; if it dies first, the log's tail stands in.
+                terminationMessagePolicy: "FallbackToLogsOnError",
+                volumeMounts: mounts)],
+            volumes: volumes)
+        return CronJob(
+            metadata: ObjectMetadata(name: Self.name(policy: policy.metadata.name, environment: environment.name),
+                                     namespace: policy.metadata.namespace, labels: labels, ownerReferences: owner),
+            spec: .init(schedule: environment.schedule, timeZone: environment.timeZone, suspend: environment.suspend,
+                        concurrencyPolicy: policy.spec.concurrencyPolicy ?? "Forbid",
+                        startingDeadlineSeconds: policy.spec.startingDeadlineSeconds,
+                        successfulJobsHistoryLimit: 3, failedJobsHistoryLimit: 3,
+                        jobTemplate: .init(metadata: .init(labels: labels), spec: .init(
+                            // One retry at most: a failing dump is not worth six.
+                            backoffLimit: template?.backoffLimit ?? 1,
+                            activeDeadlineSeconds: template?.activeDeadlineSeconds ?? 6 * 3_600,
+                            ttlSecondsAfterFinished: nil,
+                            template: .init(metadata: .init(labels: labels), spec: pod)))))
+    }
+
+    /// The worker's environment, mounts and volumes: options from the one table, Secrets as
+    /// files or `secretKeyRef`s.
+    func worker(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment) -> ([EnvVar], [VolumeMount], [Volume]) {
+        func option(_ option: WorkerOption, _ value: String) -> EnvVar { .plain(option.environmentVariable, value) }
+        var variables: [EnvVar] = [
+            .field(WorkerOption.namespace.environmentVariable, "metadata.namespace"),
+            option(.policy, policy.metadata.name),
+            option(.environment, environment.name),
+            option(.reportPath, "/dev/termination-log"),
+        ]
+        var mounts = [VolumeMount(name: "scratch", mountPath: "/tmp")]
+        var volumes = [Volume(name: "scratch", emptyDir: .init(sizeLimit: "64Mi"))]
+        func mountSecret(_ volume: String, secret: String, at path: String) {
+            mounts.append(VolumeMount(name: volume, mountPath: path, readOnly: true))
+            volumes.append(Volume(name: volume, secret: .init(secretName: secret, defaultMode: 0o400)))
+        }
+
+        let database = environment.database
+        variables.append(option(.database, "host=\(database.host ?? "") port=\(database.port ?? 5432) dbname=\(database.name ?? "") sslmode=\(database.sslMode ?? "require")"))
+        if let secret = database.credentialsSecret {
+            variables.append(.secret("PGUSER", secret: secret, key: "username"))
+            variables.append(.secret("PGPASSWORD", secret: secret, key: "password"))
+        }
+
+        if let s3 = policy.spec.storage.s3 {
+            let prefix = (s3.prefix ?? "").split(separator: "/").joined(separator: "/")
+            variables.append(option(.storage, "s3://\(s3.bucket)" + (prefix.isEmpty ? "" : "/\(prefix)")))
+            if let region = s3.region { variables.append(option(.s3Region, region)) }
+            if let endpoint = s3.endpoint, !endpoint.isEmpty { variables.append(option(.s3Endpoint, endpoint)) }
+            if s3.forcePathStyle == true { variables.append(option(.s3PathStyle, "true")) }
+            if let sse = s3.serverSideEncryption, !sse.isEmpty { variables.append(option(.s3SSE, sse)) }
+            if let key = s3.kmsKeyId, !key.isEmpty { variables.append(option(.s3KMSKeyID, key)) }
+            if let storageClass = s3.storageClass, !storageClass.isEmpty { variables.append(option(.s3StorageClass, storageClass)) }
+            if let secret = s3.credentialsSecret {
+                mountSecret("s3-credentials", secret: secret, at: "\(Self.secretsRoot)/s3")
+                variables.append(option(.s3CredentialsDir, "\(Self.secretsRoot)/s3"))
+            }
+            if let secret = s3.caSecret {
+                mountSecret("s3-ca", secret: secret, at: "\(Self.secretsRoot)/s3-ca")
+                variables.append(option(.s3CAFile, "\(Self.secretsRoot)/s3-ca/ca.crt"))
+            }
+        } else if let file = policy.spec.storage.file {
+            variables.append(option(.storage, "file://" + file.path))
+            if let claim = file.claimName {
+                mounts.append(VolumeMount(name: "backups", mountPath: file.path))
+                volumes.append(Volume(name: "backups", persistentVolumeClaim: .init(claimName: claim)))
+            }
+        }
+
+        if let compression = policy.spec.compression {
+            if let algorithm = compression.algorithm { variables.append(option(.compression, algorithm.rawValue)) }
+            if let level = compression.level { variables.append(option(.level, "\(level)")) }
+        }
+        if let key = policy.spec.encryption?.keySecret {
+            mountSecret("encryption-key", secret: key.name, at: "\(Self.secretsRoot)/encryption")
+            variables.append(option(.encryptionKeyFile, "\(Self.secretsRoot)/encryption/\(key.key ?? "key")"))
+        } else if let passphrase = policy.spec.encryption?.passphraseSecret {
+            mountSecret("encryption-passphrase", secret: passphrase.name, at: "\(Self.secretsRoot)/encryption")
+            variables.append(option(.passphraseFile, "\(Self.secretsRoot)/encryption/\(passphrase.key ?? "passphrase")"))
+        }
+
+        if let retention = environment.retention {
+            let keep = retention.keep
+            if let within = keep.within { variables.append(option(.keepWithin, within.description)) }
+            for (rule, value) in [(WorkerOption.keepLast, keep.last), (.keepHourly, keep.hourly), (.keepDaily, keep.daily),
+                                  (.keepWeekly, keep.weekly), (.keepMonthly, keep.monthly), (.keepYearly, keep.yearly)] {
+                if let value { variables.append(option(rule, "\(value)")) }
+            }
+            variables.append(option(.minAge, retention.minAge.description))
+            variables.append(option(.timeZone, retention.timeZone))
+            if !environment.tiers.isEmpty {
+                variables.append(option(.tier, environment.tiers.map(\.description).joined(separator: ",")))
+            }
+        }
+        return (variables, mounts, volumes)
+    }
+}
+
+/// FNV-1a, hex: stable across processes and Swift versions (Hasher is seeded per process).
+func stableHash(_ text: String) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x100_0000_01b3
+    }
+    let digits = String(hash, radix: 16)
+    return String(repeating: "0", count: 16 - digits.count) + digits
+}

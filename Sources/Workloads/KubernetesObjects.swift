@@ -1,0 +1,138 @@
+/// The slices of the Kubernetes API the builders produce, as plain Codable values: enough for
+/// CronJobs and Jobs that run the worker, nothing the controller does not set.
+public struct ObjectMetadata: Codable, Sendable, Equatable {
+    public var name: String
+    public var namespace: String?
+    public var labels: [String: String]?
+    public var annotations: [String: String]?
+    public var ownerReferences: [OwnerReference]?
+}
+
+public struct OwnerReference: Codable, Sendable, Equatable {
+    public var apiVersion: String
+    public var kind: String
+    public var name: String
+    public var uid: String
+    public var controller: Bool
+    public var blockOwnerDeletion: Bool
+}
+
+public struct CronJob: Codable, Sendable, Equatable {
+    public struct Spec: Codable, Sendable, Equatable {
+        public var schedule: String
+        public var timeZone: String
+        public var suspend: Bool
+        public var concurrencyPolicy: String
+        public var startingDeadlineSeconds: Int?
+        public var successfulJobsHistoryLimit: Int
+        public var failedJobsHistoryLimit: Int
+        public var jobTemplate: JobTemplate
+    }
+    public struct JobTemplate: Codable, Sendable, Equatable {
+        public var metadata: TemplateMetadata
+        public var spec: Job.Spec
+    }
+    public var apiVersion = "batch/v1"
+    public var kind = "CronJob"
+    public var metadata: ObjectMetadata
+    public var spec: Spec
+}
+
+public struct Job: Codable, Sendable, Equatable {
+    public struct Spec: Codable, Sendable, Equatable {
+        public var backoffLimit: Int
+        public var activeDeadlineSeconds: Int?
+        public var ttlSecondsAfterFinished: Int?
+        public var template: PodTemplate
+    }
+    public var apiVersion = "batch/v1"
+    public var kind = "Job"
+    public var metadata: ObjectMetadata
+    public var spec: Spec
+}
+
+public struct TemplateMetadata: Codable, Sendable, Equatable {
+    public var labels: [String: String]
+    public var annotations: [String: String]?
+}
+
+public struct PodTemplate: Codable, Sendable, Equatable {
+    public var metadata: TemplateMetadata
+    public var spec: PodSpec
+}
+
+public struct PodSpec: Codable, Sendable, Equatable {
+    public struct SecurityContext: Codable, Sendable, Equatable {
+        public struct Seccomp: Codable, Sendable, Equatable { public var type: String }
+        public var runAsNonRoot: Bool
+        public var runAsUser: Int
+        public var runAsGroup: Int
+        public var fsGroup: Int
+        public var seccompProfile: Seccomp
+    }
+    public var serviceAccountName: String?
+    public var automountServiceAccountToken: Bool
+    public var restartPolicy: String
+    public var securityContext: SecurityContext
+    public var nodeSelector: [String: String]?
+    public var containers: [Container]
+    public var volumes: [Volume]
+}
+
+public struct Container: Codable, Sendable, Equatable {
+    public struct SecurityContext: Codable, Sendable, Equatable {
+        public struct Capabilities: Codable, Sendable, Equatable { public var drop: [String] }
+        public var allowPrivilegeEscalation: Bool
+        public var readOnlyRootFilesystem: Bool
+        public var runAsNonRoot: Bool
+        public var capabilities: Capabilities
+    }
+    public struct Resources: Codable, Sendable, Equatable {
+        public var requests: [String: String]?
+        public var limits: [String: String]?
+    }
+    public var name: String
+    public var image: String
+    public var args: [String]
+    public var env: [EnvVar]
+    public var resources: Resources?
+    public var securityContext: SecurityContext
+    public var terminationMessagePolicy: String
+    public var volumeMounts: [VolumeMount]
+}
+
+public struct EnvVar: Codable, Sendable, Equatable {
+    public struct Source: Codable, Sendable, Equatable {
+        public struct SecretKey: Codable, Sendable, Equatable { public var name: String; public var key: String }
+        public struct Field: Codable, Sendable, Equatable { public var fieldPath: String }
+        public var secretKeyRef: SecretKey?
+        public var fieldRef: Field?
+    }
+    public var name: String
+    public var value: String?
+    public var valueFrom: Source?
+
+    static func plain(_ name: String, _ value: String) -> EnvVar { EnvVar(name: name, value: value) }
+    static func secret(_ name: String, secret: String, key: String) -> EnvVar {
+        EnvVar(name: name, valueFrom: .init(secretKeyRef: .init(name: secret, key: key)))
+    }
+    static func field(_ name: String, _ path: String) -> EnvVar {
+        EnvVar(name: name, valueFrom: .init(fieldRef: .init(fieldPath: path)))
+    }
+}
+
+public struct VolumeMount: Codable, Sendable, Equatable {
+    public var name: String
+    public var mountPath: String
+    public var readOnly: Bool?
+}
+
+public struct Volume: Codable, Sendable, Equatable {
+    public struct SecretSource: Codable, Sendable, Equatable { public var secretName: String; public var defaultMode: Int? }
+    public struct EmptyDir: Codable, Sendable, Equatable { public var sizeLimit: String? }
+    public struct Claim: Codable, Sendable, Equatable { public var claimName: String }
+    public var name: String
+    public var secret: SecretSource?
+    public var emptyDir: EmptyDir?
+    public var persistentVolumeClaim: Claim?
+}

@@ -1,0 +1,72 @@
+import BackstopAPI
+import Foundation
+import Testing
+import Workloads
+import YAML
+
+@Suite("CronJob builder")
+struct CronJobBuilderTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+    static func example() throws -> BackupPolicy {
+        let text = try String(contentsOfFile: root + "/k8s/examples/backuppolicy.yaml", encoding: .utf8)
+        var policy = try YAMLDecoder().decode(BackupPolicy.self, from: text, source: "k8s/examples/backuppolicy.yaml")
+        policy.metadata.uid = "00000000-0000-4000-8000-000000000001"
+        return policy
+    }
+
+    static func encoded(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+    }
+
+    /// Set BACKSTOP_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change.
+    @Test("the example policy's CronJobs match the golden files")
+    func golden() throws {
+        let builder = CronJobBuilder(settings: .init(workerImage: "ghcr.io/backstop/backstop:0.1.0"))
+        let cronJobs = try builder.cronJobs(for: Self.example())
+        #expect(cronJobs.map(\.metadata.name) == ["orders-production", "orders-staging", "orders-development"])
+        for cronJob in cronJobs {
+            let actual = try Self.encoded(cronJob)
+            let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(cronJob.metadata.name).json").path
+            if ProcessInfo.processInfo.environment["BACKSTOP_UPDATE_GOLDEN"] == "1" {
+                try actual.write(toFile: path, atomically: true, encoding: .utf8)
+            }
+            let expected = try String(contentsOfFile: path, encoding: .utf8)
+            #expect(actual == expected, "\(cronJob.metadata.name) differs from Golden/\(cronJob.metadata.name).json")
+        }
+    }
+
+    @Test("every worker option comes from the one table; Secrets are referenced, never copied")
+    func workerEnvironment() throws {
+        let cronJob = try CronJobBuilder(settings: .init(workerImage: "w")).cronJobs(for: Self.example())[0]
+        let container = try #require(cronJob.spec.jobTemplate.spec.template.spec.containers.first)
+        let names = Set(container.env.map(\.name))
+        let table = Set(WorkerOption.allCases.map(\.environmentVariable))
+        #expect(names.subtracting(["PGUSER", "PGPASSWORD"]).isSubset(of: table))
+        #expect(container.env.first { $0.name == "BACKSTOP_NAMESPACE" }?.valueFrom?.fieldRef?.fieldPath == "metadata.namespace")
+        #expect(container.env.first { $0.name == "PGPASSWORD" }?.valueFrom?.secretKeyRef?.name == "orders-backup")
+        #expect(container.env.allSatisfy { $0.value.map { !$0.contains("password") } ?? true })
+        #expect(container.env.first { $0.name == "BACKSTOP_KEEP_WITHIN" }?.value == "90d")
+        #expect(container.env.first { $0.name == "BACKSTOP_TIER" }?.value == "30d:STANDARD_IA")
+        #expect(container.env.first { $0.name == "BACKSTOP_REPORT_PATH" }?.value == "/dev/termination-log")
+        // The restricted Pod Security profile.
+        let pod = cronJob.spec.jobTemplate.spec.template.spec
+        #expect(pod.securityContext.runAsNonRoot && pod.securityContext.seccompProfile.type == "RuntimeDefault")
+        #expect(container.securityContext.readOnlyRootFilesystem && !container.securityContext.allowPrivilegeEscalation)
+        #expect(container.securityContext.capabilities.drop == ["ALL"])
+        #expect(!pod.automountServiceAccountToken)
+        #expect(cronJob.spec.jobTemplate.spec.backoffLimit == 1)
+        #expect(cronJob.metadata.ownerReferences?.first?.kind == "BackupPolicy")
+    }
+
+    @Test("names longer than a CronJob may have are shortened with a stable hash")
+    func names() {
+        #expect(CronJobBuilder.name(policy: "orders", environment: "production") == "orders-production")
+        let long = CronJobBuilder.name(policy: String(repeating: "p", count: 40), environment: "production-eu-west-1")
+        #expect(long.count == 52)
+        #expect(long == CronJobBuilder.name(policy: String(repeating: "p", count: 40), environment: "production-eu-west-1"))
+        #expect(long != CronJobBuilder.name(policy: String(repeating: "p", count: 40), environment: "production-eu-west-2"))
+    }
+}
