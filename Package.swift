@@ -42,6 +42,9 @@ let package = Package(
         .target(name: "KubeClient", dependencies: ["HTTP", "YAML", "BlockingCalls"], swiftSettings: swiftSettings),
         // Pure builders: policy in, Kubernetes objects out (the controller and `backstop render`).
         .target(name: "Workloads", dependencies: ["BackstopAPI"], swiftSettings: swiftSettings),
+        .target(name: "Controller", dependencies: [
+            "KubeRuntime", "KubeClient", "Workloads", "BackstopAPI", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
         .target(name: "KubeRuntime", dependencies: ["KubeClient", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         .target(name: "Storage", dependencies: ["BlockingCalls", "COpenSSL", "HTTP"],
@@ -54,7 +57,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
         .target(name: "TestSupport", swiftSettings: swiftSettings),
-        .target(name: "KubeTestServer", dependencies: ["KubeClient", "TestSupport"], swiftSettings: swiftSettings),
+        .target(name: "KubeTestServer", dependencies: ["KubeClient", "TestSupport"], exclude: ["README.md"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeRuntime"], swiftSettings: swiftSettings),
@@ -69,6 +72,10 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BlockingCalls"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls"], swiftSettings: swiftSettings),
+        .testTarget(name: "ControllerTests", dependencies: [
+            "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [
             "KubeRuntime", "KubeClient", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),

@@ -21,10 +21,10 @@ export BACKSTOP_TEST_REQUIRE_INTEGRATION=1
 
 swift build --build-tests
 log="$services/test.log"
-# The controller runtime's tests measure leases and backoffs in wall-clock time; they run on
+# The controller runtime's and reconciler's tests wait on leases, backoffs and watches in wall-clock time; they run on
 # their own, after the rest, so CPU-heavy tests elsewhere cannot starve Swift's cooperative
 # pool (one thread per core) under them.
-timing=KubeRuntimeTests
+timing="KubeRuntimeTests|ControllerTests"
 set +e
 swift test --skip-build --skip "$timing" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

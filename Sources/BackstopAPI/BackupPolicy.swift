@@ -149,6 +149,15 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var message: String
         public var lastTransitionTime: String
         public var observedGeneration: Int?
+
+        public init(type: String, status: String, reason: String, message: String, lastTransitionTime: String, observedGeneration: Int?) {
+            self.type = type
+            self.status = status
+            self.reason = reason
+            self.message = message
+            self.lastTransitionTime = lastTransitionTime
+            self.observedGeneration = observedGeneration
+        }
     }
 
     public struct EnvironmentStatus: Codable, Sendable, Equatable {
@@ -170,6 +179,11 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var lastFailure: Failure?
         public var backups: Int?
         public var rpo: String?
+
+        public init(name: String, cronJob: String? = nil) {
+            self.name = name
+            self.cronJob = cronJob
+        }
     }
 
     public struct Status: Codable, Sendable, Equatable {
@@ -177,6 +191,8 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var conditions: [Condition]?
         public var environments: [EnvironmentStatus]?
         public var lastHandledRunNow: String?
+
+        public init() {}
     }
 
     public var apiVersion: String?

@@ -15,15 +15,29 @@ public enum ReconcileAction: Sendable, Equatable {
 public struct Controller<Object: KubeObject>: Sendable {
     public typealias Reconcile = @Sendable (_ key: String, _ object: Object?) async throws -> ReconcileAction
 
+    /// Objects the controller makes (CronJobs of a policy): a change to one queues its owner's
+    /// key, so hand edits are noticed and restored.
+    public struct OwnedWatch: Sendable {
+        let watcher: Watcher<GenericObject>
+        let owner: @Sendable (GenericObject) -> String?
+
+        public init(_ watcher: Watcher<GenericObject>, owner: @escaping @Sendable (GenericObject) -> String?) {
+            self.watcher = watcher
+            self.owner = owner
+        }
+    }
+
     public let cache = ObjectCache<Object>()
     public let queue = WorkQueue<String>()
     let watcher: Watcher<Object>
+    let owned: [OwnedWatch]
     let workers: Int
     let logger: Logger
     let reconcile: Reconcile
 
-    public init(watcher: Watcher<Object>, workers: Int = 2, logger: Logger, reconcile: @escaping Reconcile) {
+    public init(watcher: Watcher<Object>, owned: [OwnedWatch] = [], workers: Int = 2, logger: Logger, reconcile: @escaping Reconcile) {
         self.watcher = watcher
+        self.owned = owned
         self.workers = workers
         self.logger = logger
         self.reconcile = reconcile
@@ -36,6 +50,18 @@ public struct Controller<Object: KubeObject>: Sendable {
             group.addTask { [cache, queue, watcher] in
                 await watcher.run { event in
                     for key in cache.apply(event) { await queue.add(key) }
+                }
+            }
+            for watch in owned {
+                group.addTask { [queue] in
+                    await watch.watcher.run { event in
+                        let objects: [GenericObject]
+                        switch event {
+                        case .restarted(let all): objects = all
+                        case .applied(let object), .deleted(let object): objects = [object]
+                        }
+                        for object in objects { if let key = watch.owner(object) { await queue.add(key) } }
+                    }
                 }
             }
             for worker in 0..<workers {

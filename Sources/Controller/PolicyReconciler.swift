@@ -1,0 +1,157 @@
+internal import BackstopAPI
+public import Foundation
+public import KubeClient
+public import KubeRuntime
+public import Logging
+internal import Workloads
+
+/// Level-based reconcile of one BackupPolicy: its CronJobs are made to match the builder's
+/// (created, updated, hand edits restored, removed environments deleted), and its status
+/// says whether that worked. Nothing is written when nothing changed.
+public struct PolicyReconciler: Sendable {
+    let client: KubeClient
+    let builder: CronJobBuilder
+    let logger: Logger
+    /// The clock, injected so tests can name times.
+    let now: @Sendable () -> Date
+
+    public init(client: KubeClient, workerImage: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.client = client
+        self.builder = CronJobBuilder(settings: .init(workerImage: workerImage))
+        self.logger = logger
+        self.now = now
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case decoding(String)
+        public var description: String {
+            switch self { case .decoding(let message): message }
+        }
+    }
+
+    public func reconcile(key: String, object: GenericObject?) async throws -> ReconcileAction {
+        // Deleted: owner references take its CronJobs and Jobs; backups are never touched.
+        guard let object else { return .awaitChange }
+        let policy = try Self.decode(BackupPolicy.self, from: object)
+        let namespace = policy.metadata.namespace ?? client.connection.namespace
+        let desired: [CronJob]
+        do {
+            desired = try builder.cronJobs(for: policy)
+        } catch {
+            try await writeStatus(of: policy, ready: false, reason: "InvalidSpec", message: error.description, cronJobs: [])
+            try await event(policy, type: "Warning", reason: "InvalidSpec", message: error.description)
+            return .awaitChange
+        }
+        let existing = try await client.listAll(.cronJobs, namespace: namespace,
+                                                labelSelector: "\(CronJobBuilder.policyLabel)=\(policy.metadata.name)", as: GenericObject.self).items
+        var byName = Dictionary(existing.map { ($0.metadata.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for cronJob in desired {
+            let wanted = try Self.json(cronJob)
+            if let current = byName.removeValue(forKey: cronJob.metadata.name) {
+                let actual = try Self.json(current)
+                guard !Self.contains(actual, wanted) else { continue }
+                var replacement = try Self.decode(GenericObject.self, from: wanted)
+                replacement.metadata.resourceVersion = current.metadata.resourceVersion
+                _ = try await client.update(.cronJobs, namespace: namespace, name: cronJob.metadata.name, replacement)
+                try await event(policy, type: "Normal", reason: "CronJobUpdated", message: "CronJob \(cronJob.metadata.name) updated to the policy")
+            } else {
+                _ = try await client.create(.cronJobs, namespace: namespace, try Self.decode(GenericObject.self, from: wanted))
+                try await event(policy, type: "Normal", reason: "CronJobCreated", message: "CronJob \(cronJob.metadata.name) created for environment \(cronJob.metadata.labels?[CronJobBuilder.environmentLabel] ?? "")")
+            }
+        }
+        // What is left belongs to environments the policy no longer has.
+        for stale in byName.values where stale.metadata.ownerReferences?.contains(where: { $0.uid == policy.metadata.uid }) ?? false {
+            try await client.delete(.cronJobs, namespace: namespace, name: stale.metadata.name, propagation: .background)
+            try await event(policy, type: "Normal", reason: "CronJobDeleted", message: "CronJob \(stale.metadata.name) deleted: its environment left the policy")
+        }
+        try await writeStatus(of: policy, ready: true, reason: "Reconciled", message: "\(desired.count) CronJobs match the policy",
+                              cronJobs: desired.map { ($0.metadata.labels?[CronJobBuilder.environmentLabel] ?? "", $0.metadata.name) })
+        return .requeue(after: .seconds(300))
+    }
+
+    /// Writes conditions and per-environment CronJob names only when they change (a
+    /// condition's time moves only with its status).
+    func writeStatus(of policy: BackupPolicy, ready: Bool, reason: String, message: String, cronJobs: [(String, String)]) async throws {
+        var status = policy.status ?? BackupPolicy.Status()
+        let timestamp = Self.timestamp(now())
+        var conditions = status.conditions ?? []
+        let condition = BackupPolicy.Condition(type: "Ready", status: ready ? "True" : "False", reason: reason, message: message,
+                                               lastTransitionTime: timestamp, observedGeneration: policy.metadata.generation)
+        if let index = conditions.firstIndex(where: { $0.type == "Ready" }) {
+            var updated = condition
+            if conditions[index].status == condition.status { updated.lastTransitionTime = conditions[index].lastTransitionTime }
+            conditions[index] = updated
+        } else {
+            conditions.append(condition)
+        }
+        status.conditions = conditions
+        status.observedGeneration = policy.metadata.generation
+        var environments = status.environments ?? []
+        for (environment, cronJob) in cronJobs {
+            if let index = environments.firstIndex(where: { $0.name == environment }) {
+                environments[index].cronJob = cronJob
+            } else {
+                environments.append(.init(name: environment, cronJob: cronJob))
+            }
+        }
+        // Environments that left the policy keep no status; history of the others stays.
+        if ready { environments.removeAll { entry in !cronJobs.contains { $0.0 == entry.name } } }
+        status.environments = environments
+        guard status != policy.status else { return }
+        var updated = policy
+        updated.status = status
+        _ = try await client.updateStatus(.backupPolicies, namespace: policy.metadata.namespace, name: policy.metadata.name, updated)
+    }
+
+    func event(_ policy: BackupPolicy, type: String, reason: String, message: String) async throws {
+        let timestamp = Self.timestamp(now())
+        var event = GenericObject(metadata: ObjectMeta(name: "\(policy.metadata.name).\(UInt64(now().timeIntervalSince1970 * 1_000_000))"))
+        event.metadata.generateName = nil
+        event.fields = [
+            "apiVersion": .string("v1"), "kind": .string("Event"),
+            "involvedObject": .object(["apiVersion": .string(BackupPolicy.apiVersion), "kind": .string(BackupPolicy.kind),
+                                       "name": .string(policy.metadata.name), "namespace": .string(policy.metadata.namespace ?? ""),
+                                       "uid": .string(policy.metadata.uid ?? "")]),
+            "type": .string(type), "reason": .string(reason), "message": .string(message),
+            "firstTimestamp": .string(timestamp), "lastTimestamp": .string(timestamp), "count": .number(1),
+            "source": .object(["component": .string("backstop-controller")]),
+        ]
+        logger.info("\(policy.metadata.namespace ?? "")/\(policy.metadata.name): \(reason): \(message)")
+        do { _ = try await client.create(.events, namespace: policy.metadata.namespace, event) }
+        catch { logger.warning("cannot record event \(reason): \(error)") }  // events are best effort
+    }
+
+    // MARK: JSON plumbing
+
+    static func json(_ value: some Encodable) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(value))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from value: some Encodable) throws -> T {
+        do { return try JSONDecoder().decode(T.self, from: JSONEncoder().encode(value)) }
+        catch { throw Failure.decoding("cannot read \(T.self): \(error)") }
+    }
+
+    /// Whether `actual` has every field `wanted` sets, with the same value: the API server may
+    /// add defaults, but a changed or missing field of ours is drift.
+    static func contains(_ actual: JSONValue, _ wanted: JSONValue) -> Bool {
+        switch (actual, wanted) {
+        case let (.object(have), .object(want)):
+            return want.allSatisfy { key, value in
+                // Server-owned metadata is not ours to compare.
+                if ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"].contains(key) { return true }
+                return have[key].map { contains($0, value) } ?? (value == .null)
+            }
+        case let (.array(have), .array(want)):
+            return have.count == want.count && zip(have, want).allSatisfy { contains($0, $1) }
+        default:
+            return actual == wanted
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}
