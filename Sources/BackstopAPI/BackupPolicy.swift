@@ -166,11 +166,24 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
             public var time: String
             public var bytes: Int64?
             public var durationSeconds: Double?
+
+            public init(id: String, time: String, bytes: Int64?, durationSeconds: Double?) {
+                self.id = id
+                self.time = time
+                self.bytes = bytes
+                self.durationSeconds = durationSeconds
+            }
         }
         public struct Failure: Codable, Sendable, Equatable {
             public var time: String
             public var reason: String
             public var message: String
+
+            public init(time: String, reason: String, message: String) {
+                self.time = time
+                self.reason = reason
+                self.message = message
+            }
         }
         public var name: String
         public var cronJob: String?

@@ -64,28 +64,38 @@ public struct PolicyReconciler: Sendable {
             try await client.delete(.cronJobs, namespace: namespace, name: stale.metadata.name, propagation: .background)
             try await event(policy, type: "Normal", reason: "CronJobDeleted", message: "CronJob \(stale.metadata.name) deleted: its environment left the policy")
         }
-        try await writeStatus(of: policy, ready: true, reason: "Reconciled", message: "\(desired.count) CronJobs match the policy",
-                              cronJobs: desired.map { ($0.metadata.labels?[CronJobBuilder.environmentLabel] ?? "", $0.metadata.name) })
-        return .requeue(after: .seconds(300))
+        let results = try await latestResults(of: policy, namespace: namespace)
+        let objectives = Dictionary(uniqueKeysWithValues: try policy.resolvedEnvironments().map { ($0.name, $0.rpo) })
+        let nextCheck = try await writeStatus(of: policy, ready: true, reason: "Reconciled", message: "\(desired.count) CronJobs match the policy",
+                                              cronJobs: desired.map { ($0.metadata.labels?[CronJobBuilder.environmentLabel] ?? "", $0.metadata.name) },
+                                              results: results, objectives: objectives)
+        // The RPO is a clock, not an event: look again when the next one would be breached.
+        return .requeue(after: nextCheck)
     }
 
-    /// Writes conditions and per-environment CronJob names only when they change (a
-    /// condition's time moves only with its status).
-    func writeStatus(of policy: BackupPolicy, ready: Bool, reason: String, message: String, cronJobs: [(String, String)]) async throws {
+    /// Writes conditions, per-environment CronJobs, results and RPO only when they change (a
+    /// condition's time moves only with its status). Returns when the status should be looked
+    /// at again for the RPO.
+    @discardableResult
+    func writeStatus(of policy: BackupPolicy, ready: Bool, reason: String, message: String, cronJobs: [(String, String)],
+                     results: [String: Result] = [:], objectives: [String: RetentionDuration?] = [:]) async throws -> Duration {
         var status = policy.status ?? BackupPolicy.Status()
-        let timestamp = Self.timestamp(now())
+        let now = now()
         var conditions = status.conditions ?? []
-        let condition = BackupPolicy.Condition(type: "Ready", status: ready ? "True" : "False", reason: reason, message: message,
-                                               lastTransitionTime: timestamp, observedGeneration: policy.metadata.generation)
-        if let index = conditions.firstIndex(where: { $0.type == "Ready" }) {
-            var updated = condition
-            if conditions[index].status == condition.status { updated.lastTransitionTime = conditions[index].lastTransitionTime }
-            conditions[index] = updated
-        } else {
-            conditions.append(condition)
+        func set(_ type: String, _ value: String, _ reason: String, _ message: String) {
+            let condition = BackupPolicy.Condition(type: type, status: value, reason: reason, message: message,
+                                                   lastTransitionTime: Self.timestamp(now), observedGeneration: policy.metadata.generation)
+            if let index = conditions.firstIndex(where: { $0.type == type }) {
+                var updated = condition
+                if conditions[index].status == value { updated.lastTransitionTime = conditions[index].lastTransitionTime }
+                conditions[index] = updated
+            } else {
+                conditions.append(condition)
+            }
         }
-        status.conditions = conditions
+        set("Ready", ready ? "True" : "False", reason, message)
         status.observedGeneration = policy.metadata.generation
+
         var environments = status.environments ?? []
         for (environment, cronJob) in cronJobs {
             if let index = environments.firstIndex(where: { $0.name == environment }) {
@@ -94,13 +104,58 @@ public struct PolicyReconciler: Sendable {
                 environments.append(.init(name: environment, cronJob: cronJob))
             }
         }
-        // Environments that left the policy keep no status; history of the others stays.
+        // Environments that left the policy keep no status; the others keep their history.
         if ready { environments.removeAll { entry in !cronJobs.contains { $0.0 == entry.name } } }
+        var events = Self.apply(results, to: &environments)
+
+        var nextCheck: Duration = .seconds(300)
+        var breached: [String] = []
+        var judged = 0
+        for index in environments.indices {
+            guard let rpo = objectives[environments[index].name] ?? nil else { environments[index].rpo = nil; continue }
+            judged += 1
+            let last = environments[index].lastSuccessfulBackup.flatMap { Self.date($0.time) }
+            let age = last.map { now.timeIntervalSince($0) } ?? .infinity
+            let met = age <= Double(rpo.seconds)
+            if !met {
+                breached.append(environments[index].name)
+                if environments[index].rpo == "Met" {
+                    events.append(("Warning", "RPOBreached", "\(environments[index].name): no successful backup for longer than \(rpo)"))
+                }
+            } else {
+                nextCheck = min(nextCheck, .seconds(max(1, Double(rpo.seconds) - age)))
+            }
+            environments[index].rpo = met ? "Met" : "Breached"
+        }
+        if judged > 0 {
+            set("RPOMet", breached.isEmpty ? "True" : "False", breached.isEmpty ? "WithinObjective" : "RPOBreached",
+                breached.isEmpty ? "every environment's last success is within its RPO" : "no recent enough backup in \(breached.joined(separator: ", "))")
+        }
+        let failing = environments.filter { entry in
+            guard let failure = entry.lastFailure else { return false }
+            return failure.time > (entry.lastSuccessfulBackup?.time ?? "")
+        }
+        if !failing.isEmpty {
+            set("LastBackupSucceeded", "False", "BackupFailed", failing.map { "\($0.name): \($0.lastFailure?.message ?? "")" }.joined(separator: "; "))
+        } else if environments.contains(where: { $0.lastSuccessfulBackup != nil }) {
+            set("LastBackupSucceeded", "True", "BackupSucceeded", "the last backup of every environment that ran succeeded")
+        }
+        status.conditions = conditions
         status.environments = environments
-        guard status != policy.status else { return }
-        var updated = policy
-        updated.status = status
-        _ = try await client.updateStatus(.backupPolicies, namespace: policy.metadata.namespace, name: policy.metadata.name, updated)
+        if status != policy.status {
+            var updated = policy
+            updated.status = status
+            _ = try await client.updateStatus(.backupPolicies, namespace: policy.metadata.namespace, name: policy.metadata.name, updated)
+        }
+        for event in events { try await self.event(policy, type: event.type, reason: event.reason, message: event.message) }
+        return nextCheck
+    }
+
+    static func date(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 
     func event(_ policy: BackupPolicy, type: String, reason: String, message: String) async throws {

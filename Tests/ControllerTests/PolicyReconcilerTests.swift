@@ -5,6 +5,7 @@ import KubeClient
 import KubeRuntime
 import KubeTestServer
 import Logging
+import Synchronization
 import Testing
 import Workloads
 import YAML
@@ -33,15 +34,19 @@ struct PolicyReconcilerTests {
         return try await condition()
     }
 
-    func controller(_ client: KubeClient) -> Controller<GenericObject> {
-        let reconciler = PolicyReconciler(client: client, workerImage: "backstop:test", logger: Self.logger)
+    func controller(_ client: KubeClient, now: @escaping @Sendable () -> Date = { Date() }) -> Controller<GenericObject> {
+        let reconciler = PolicyReconciler(client: client, workerImage: "backstop:test", logger: Self.logger, now: now)
+        let backoff = Backoff(base: .milliseconds(10), cap: .milliseconds(200))
+        let owner: @Sendable (GenericObject) -> String? = { object in
+            guard let policy = object.metadata.labels?[CronJobBuilder.policyLabel], let namespace = object.metadata.namespace else { return nil }
+            return "\(namespace)/\(policy)"
+        }
         return Controller<GenericObject>(
-            watcher: Watcher(client: client, resource: .backupPolicies, backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(200))),
-            owned: [.init(Watcher(client: client, resource: .cronJobs, labelSelector: "app.kubernetes.io/managed-by=backstop",
-                                  backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(200)))) { cronJob in
-                guard let policy = cronJob.metadata.labels?[CronJobBuilder.policyLabel], let namespace = cronJob.metadata.namespace else { return nil }
-                return "\(namespace)/\(policy)"
-            }],
+            watcher: Watcher(client: client, resource: .backupPolicies, backoff: backoff),
+            owned: [
+                .init(Watcher(client: client, resource: .cronJobs, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
+                .init(Watcher(client: client, resource: .jobs, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
+            ],
             workers: 2, logger: Self.logger) { key, object in
             try await reconciler.reconcile(key: key, object: object)
         }
@@ -107,6 +112,64 @@ struct PolicyReconcilerTests {
         _ = created
     }
 
+    @Test("status from finished Jobs: the worker's report becomes the last success or failure; conditions and RPO follow; status only moves forward")
+    func results() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let outcome = Shared(0)  // run number: odd runs succeed, even runs fail
+        server.setJobRunner(.handler { run in
+            let number = outcome.withLock { value -> Int in
+                value += 1
+                return value
+            }
+            let report = number % 2 == 1
+                ? "{\"backupID\":\"20261122T020000Z-00\(number)a\",\"command\":\"backup\",\"completedAt\":\"2026-11-22T02:00:05Z\",\"durationSeconds\":5.5,\"outcome\":\"succeeded\",\"startedAt\":\"2026-11-22T02:00:00Z\",\"storedBytes\":4096,\"verified\":true}"
+                : "{\"command\":\"backup\",\"completedAt\":\"2026-11-22T02:00:05Z\",\"durationSeconds\":0.5,\"message\":\"could not connect to server: check --database\",\"outcome\":\"failed\",\"startedAt\":\"2026-11-22T02:00:00Z\"}"
+            return JobResult(exitCode: number % 2 == 1 ? 0 : 1, terminationMessage: report + "\n")
+        })
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
+        _ = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml"))
+        let running = Task { await controller(client).run() }
+        defer { running.cancel() }
+        #expect(try await eventually { try await cronJobs(client).count == 3 })
+        func production() async throws -> BackupPolicy.EnvironmentStatus? {
+            try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.environments?.first { $0.name == "production" }
+        }
+        func condition(_ type: String) async throws -> BackupPolicy.Condition? {
+            try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.conditions?.first { $0.type == type }
+        }
+        // Before any backup, production's 24h RPO is breached.
+        #expect(try await eventually { try await condition("RPOMet")?.status == "False" })
+
+        _ = try server.triggerCronJob(namespace: "shop", name: "orders-production")
+        #expect(try await eventually { try await production()?.lastSuccessfulBackup?.id == "20261122T020000Z-001a" })
+        let success = try #require(try await production()?.lastSuccessfulBackup)
+        #expect(success.bytes == 4096 && success.durationSeconds == 5.5)
+        #expect(try await eventually {
+            let rpo = try await condition("RPOMet")?.status
+            let last = try await condition("LastBackupSucceeded")?.status
+            return rpo == "True" && last == "True"
+        })
+
+        try await Task.sleep(for: .seconds(1.1))  // results are ordered by their second-granular times
+        _ = try server.triggerCronJob(namespace: "shop", name: "orders-production")
+        #expect(try await eventually { try await production()?.lastFailure?.message == "could not connect to server: check --database" })
+        #expect(try await eventually { try await condition("LastBackupSucceeded")?.status == "False" })
+        #expect(try await production()?.lastSuccessfulBackup == success, "a failure does not erase the last success")
+
+        // Jobs garbage-collected: the recorded results stay.
+        for job in try await client.listAll(.jobs, namespace: "shop", as: GenericObject.self).items {
+            try await client.delete(.jobs, name: job.metadata.name, propagation: .background)
+        }
+        _ = try await client.patch(.backupPolicies, name: "orders", .merge(.object(["metadata": .object(["labels": .object(["touch": .string("1")])])])), as: GenericObject.self)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await production()?.lastSuccessfulBackup == success)
+        #expect(try await production()?.lastFailure != nil)
+        let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.compactMap { $0.fields["reason"]?.string }
+        #expect(events.contains("BackupSucceeded") && events.contains("BackupFailed"))
+    }
+
     @Test("a policy the schema let through but that is still wrong ends Ready=False naming the field")
     func invalidPolicy() async throws {
         let server = try TestAPIServer()
@@ -127,4 +190,11 @@ struct PolicyReconcilerTests {
         let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items
         #expect(events.contains { $0.fields["reason"] == .string("InvalidSpec") && $0.fields["type"] == .string("Warning") })
     }
+}
+
+/// A value shared between a test and the closures it hands out.
+final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
+    func withLock<T>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
 }
