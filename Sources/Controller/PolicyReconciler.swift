@@ -64,9 +64,10 @@ public struct PolicyReconciler: Sendable {
             try await client.delete(.cronJobs, namespace: namespace, name: stale.metadata.name, propagation: .background)
             try await event(policy, type: "Normal", reason: "CronJobDeleted", message: "CronJob \(stale.metadata.name) deleted: its environment left the policy")
         }
-        let results = try await latestResults(of: policy, namespace: namespace)
-        let objectives = Dictionary(uniqueKeysWithValues: try policy.resolvedEnvironments().map { ($0.name, $0.rpo) })
-        let nextCheck = try await writeStatus(of: policy, ready: true, reason: "Reconciled", message: "\(desired.count) CronJobs match the policy",
+        let current = try await runNow(policy, desired, namespace: namespace)
+        let results = try await latestResults(of: current, namespace: namespace)
+        let objectives = Dictionary(uniqueKeysWithValues: try current.resolvedEnvironments().map { ($0.name, $0.rpo) })
+        let nextCheck = try await writeStatus(of: current, ready: true, reason: "Reconciled", message: "\(desired.count) CronJobs match the policy",
                                               cronJobs: desired.map { ($0.metadata.labels?[CronJobBuilder.environmentLabel] ?? "", $0.metadata.name) },
                                               results: results, objectives: objectives)
         // The RPO is a clock, not an event: look again when the next one would be breached.
@@ -156,6 +157,42 @@ public struct PolicyReconciler: Sendable {
         if let date = formatter.date(from: text) { return date }
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.date(from: text)
+    }
+
+    /// `backstop.dev/run-now=<value>`: one Job per environment (or the one named by
+    /// `backstop.dev/run-now-environment`), once per distinct value; an environment whose Job
+    /// is still running is skipped. The value handled is recorded in status.
+    /// Returns the policy as stored afterwards (its status may have moved).
+    func runNow(_ policy: BackupPolicy, _ cronJobs: [CronJob], namespace: String) async throws -> BackupPolicy {
+        guard let value = policy.metadata.annotations?[CronJobBuilder.runNowAnnotation], !value.isEmpty,
+              value != policy.status?.lastHandledRunNow else { return policy }
+        let only = policy.metadata.annotations?[CronJobBuilder.runNowEnvironmentAnnotation]
+        let jobs = try await client.listAll(.jobs, namespace: namespace,
+                                            labelSelector: "\(CronJobBuilder.policyLabel)=\(policy.metadata.name)", as: GenericObject.self).items
+        for cronJob in cronJobs {
+            let environment = cronJob.metadata.labels?[CronJobBuilder.environmentLabel] ?? ""
+            if let only, only != environment { continue }
+            let running = jobs.contains { job in
+                job.metadata.labels?[CronJobBuilder.environmentLabel] == environment
+                    && !(job.fields["status"]?["conditions"]?.array ?? []).contains { $0["status"] == .string("True") }
+            }
+            if running {
+                try await event(policy, type: "Normal", reason: "RunNowSkipped", message: "\(environment): a backup is already running")
+                continue
+            }
+            do {
+                _ = try await client.create(.jobs, namespace: namespace, try Self.decode(GenericObject.self, from: CronJobBuilder.runNowJob(from: cronJob, value: value)))
+                try await event(policy, type: "Normal", reason: "RunNowStarted", message: "\(environment): backup started for run-now \(value)")
+            } catch let error as KubeAPIError where error.isAlreadyExists {
+                continue  // this value's Job exists: started by an earlier pass
+            }
+        }
+        // Recorded right away (re-read: the status may have moved since the cache's copy).
+        var fresh = try await client.get(.backupPolicies, namespace: namespace, name: policy.metadata.name, as: BackupPolicy.self)
+        var status = fresh.status ?? BackupPolicy.Status()
+        status.lastHandledRunNow = value
+        fresh.status = status
+        return try await client.updateStatus(.backupPolicies, namespace: namespace, name: policy.metadata.name, fresh)
     }
 
     func event(_ policy: BackupPolicy, type: String, reason: String, message: String) async throws {

@@ -175,3 +175,19 @@ func stableHash(_ text: String) -> String {
     let digits = String(hash, radix: 16)
     return String(repeating: "0", count: 16 - digits.count) + digits
 }
+
+extension CronJobBuilder {
+    public static let runNowAnnotation = "backstop.dev/run-now"
+    public static let runNowEnvironmentAnnotation = "backstop.dev/run-now-environment"
+
+    /// A Job from an environment's CronJob, started now for the `run-now` annotation `value`.
+    /// Its name derives from the value, so asking twice for the same value makes one Job.
+    public static func runNowJob(from cronJob: CronJob, value: String) -> Job {
+        var labels = cronJob.spec.jobTemplate.metadata.labels
+        labels["backstop.dev/trigger"] = "run-now"
+        let name = String(cronJob.metadata.name.prefix(43)) + "-now-" + String(stableHash(value).prefix(6))
+        return Job(metadata: ObjectMetadata(name: name, namespace: cronJob.metadata.namespace, labels: labels,
+                                            annotations: [runNowAnnotation: value], ownerReferences: cronJob.metadata.ownerReferences),
+                   spec: cronJob.spec.jobTemplate.spec)
+    }
+}

@@ -170,6 +170,41 @@ struct PolicyReconcilerTests {
         #expect(events.contains("BackupSucceeded") && events.contains("BackupFailed"))
     }
 
+    @Test("run-now: one Job per environment (or the one named), once per value; not while one runs")
+    func runNow() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
+        _ = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml"))
+        let running = Task { await controller(client).run() }
+        defer { running.cancel() }
+        #expect(try await eventually { try await cronJobs(client).count == 3 })
+        func jobs() async throws -> [GenericObject] { try await client.listAll(.jobs, namespace: "shop", as: GenericObject.self).items }
+        func annotate(_ annotations: [String: JSONValue]) async throws {
+            _ = try await client.patch(.backupPolicies, name: "orders", .merge(.object(["metadata": .object(["annotations": .object(annotations)])])),
+                                       as: GenericObject.self)
+        }
+
+        // No Job runner: Jobs stay running, as on a cluster with busy nodes.
+        try await annotate(["backstop.dev/run-now": .string("2026-11-22-a"), "backstop.dev/run-now-environment": .string("staging")])
+        #expect(try await eventually { try await jobs().count == 1 })
+        #expect(try await jobs().first?.metadata.labels?[CronJobBuilder.environmentLabel] == "staging")
+        #expect(try await eventually {
+            try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.lastHandledRunNow == "2026-11-22-a"
+        })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await jobs().count == 1, "once per value")
+
+        // All environments; staging's Job is still running, so it is skipped.
+        try await annotate(["backstop.dev/run-now": .string("2026-11-22-b"), "backstop.dev/run-now-environment": .null])
+        #expect(try await eventually { try await jobs().count == 3 })
+        let environments = try await jobs().compactMap { $0.metadata.labels?[CronJobBuilder.environmentLabel] }.sorted()
+        #expect(environments == ["development", "production", "staging"])
+        let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.compactMap { $0.fields["reason"]?.string }
+        #expect(events.contains("RunNowSkipped"))
+    }
+
     @Test("a policy the schema let through but that is still wrong ends Ready=False naming the field")
     func invalidPolicy() async throws {
         let server = try TestAPIServer()
