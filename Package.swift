@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "backstop", targets: ["backstop"]),
+        .executable(name: "backstop-controller", targets: ["backstop-controller"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -60,6 +61,11 @@ let package = Package(
         .target(name: "KubeTestServer", dependencies: ["KubeClient", "TestSupport"], exclude: ["README.md"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
+        .executableTarget(name: "backstop-controller", dependencies: [
+            "Controller", "KubeRuntime", "KubeClient", "Workloads", "BlockingCalls",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
         .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeRuntime"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop", dependencies: [
             "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls", "Workloads", "YAML",
@@ -73,7 +79,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BlockingCalls"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls"], swiftSettings: swiftSettings),
         .testTarget(name: "ControllerTests", dependencies: [
-            "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML",
+            "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [

@@ -12,13 +12,16 @@ public struct PolicyReconciler: Sendable {
     let client: KubeClient
     let builder: CronJobBuilder
     let logger: Logger
+    let metrics: Metrics
     /// The clock, injected so tests can name times.
     let now: @Sendable () -> Date
 
-    public init(client: KubeClient, workerImage: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(client: KubeClient, workerImage: String, logger: Logger, metrics: Metrics = Metrics(),
+                now: @escaping @Sendable () -> Date = { Date() }) {
         self.client = client
         self.builder = CronJobBuilder(settings: .init(workerImage: workerImage))
         self.logger = logger
+        self.metrics = metrics
         self.now = now
     }
 
@@ -29,7 +32,24 @@ public struct PolicyReconciler: Sendable {
         }
     }
 
+    /// Reconciles and records the pass in the metrics.
     public func reconcile(key: String, object: GenericObject?) async throws -> ReconcileAction {
+        let started = ContinuousClock.now
+        do {
+            let action = try await reconcilePolicy(key: key, object: object)
+            metrics.recordReconcile(seconds: Self.seconds(ContinuousClock.now - started), failed: false)
+            return action
+        } catch {
+            metrics.recordReconcile(seconds: Self.seconds(ContinuousClock.now - started), failed: true)
+            throw error
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    func reconcilePolicy(key: String, object: GenericObject?) async throws -> ReconcileAction {
         // Deleted: owner references take its CronJobs and Jobs; backups are never touched.
         guard let object else { return .awaitChange }
         let policy = try Self.decode(BackupPolicy.self, from: object)
@@ -143,11 +163,12 @@ public struct PolicyReconciler: Sendable {
         }
         status.conditions = conditions
         status.environments = environments
+        var updated = policy
+        updated.status = status
         if status != policy.status {
-            var updated = policy
-            updated.status = status
             _ = try await client.updateStatus(.backupPolicies, namespace: policy.metadata.namespace, name: policy.metadata.name, updated)
         }
+        metrics.record(updated)
         for event in events { try await self.event(policy, type: event.type, reason: event.reason, message: event.message) }
         return nextCheck
     }

@@ -26,6 +26,10 @@ struct PolicyReconcilerTests {
 
     /// Waits for a condition, generously (the test machine is shared).
     func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        try await Self.eventually(condition)
+    }
+
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             if try await condition() { return true }

@@ -1,0 +1,76 @@
+internal import Foundation
+internal import Synchronization
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// `/healthz`, `/readyz` and `/metrics` over plain HTTP for the kubelet's probes and
+/// Prometheus: one short request per connection, served on a thread of its own.
+public final class HealthServer: Sendable {
+    public let port: Int
+    private let listener: Int32
+    private let ready = Mutex(false)
+    private let metrics: Metrics
+
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
+
+    /// Listens on `host:port` (port 0 picks a free one).
+    public init(host: String, port: Int, metrics: Metrics) throws(Failure) {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard listener >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        var yes: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr(host)
+        address.sin_port = UInt16(port).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        guard bound == 0, listen(listener, 16) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(listener)
+            throw Failure(description: "cannot listen on \(host):\(port): \(reason); pick another --health-address")
+        }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        self.listener = listener
+        self.metrics = metrics
+        let server = self
+        Thread.detachNewThread { server.serve() }
+    }
+
+    /// Ready once the caches have synced (and, with leader election, whether or not we lead).
+    public func setReady(_ value: Bool) { ready.withLock { $0 = value } }
+
+    public func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    private func serve() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let got = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+            let line = got > 0 ? String(decoding: buffer[0..<got], as: UTF8.self).split(separator: "\r\n").first ?? "" : ""
+            let path = line.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+            let (status, body): (Int, String)
+            switch path {
+            case "/healthz": (status, body) = (200, "ok\n")
+            case "/readyz": (status, body) = ready.withLock { $0 } ? (200, "ok\n") : (503, "caches not synced\n")
+            case "/metrics": (status, body) = (200, metrics.render())
+            default: (status, body) = (404, "not found\n")
+            }
+            let reason = [200: "OK", 404: "Not Found", 503: "Service Unavailable"][status] ?? "Status"
+            let answer = Array("HTTP/1.1 \(status) \(reason)\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
+            _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            close(client)
+        }
+    }
+}

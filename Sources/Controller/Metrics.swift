@@ -1,0 +1,90 @@
+internal import BackstopAPI
+internal import Foundation
+internal import Synchronization
+
+/// The controller's counters and the per-environment backup gauges, in Prometheus' text format.
+public final class Metrics: Sendable {
+    private struct State {
+        var reconciles = 0
+        var reconcileErrors = 0
+        var reconcileSeconds = 0.0
+        var queueDepth = 0
+        /// namespace/policy/environment → status of the environment.
+        var environments: [String: (namespace: String, policy: String, status: BackupPolicy.EnvironmentStatus)] = [:]
+        var failures: [String: Int] = [:]
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    func recordReconcile(seconds: Double, failed: Bool) {
+        state.withLock {
+            $0.reconciles += 1
+            $0.reconcileSeconds += seconds
+            if failed { $0.reconcileErrors += 1 }
+        }
+    }
+
+    public func setQueueDepth(_ depth: Int) { state.withLock { $0.queueDepth = depth } }
+
+    func record(_ policy: BackupPolicy) {
+        let namespace = policy.metadata.namespace ?? ""
+        state.withLock { state in
+            for environment in policy.status?.environments ?? [] {
+                let key = "\(namespace)/\(policy.metadata.name)/\(environment.name)"
+                if let previous = state.environments[key]?.status.lastFailure, previous != environment.lastFailure {
+                    state.failures[key, default: 0] += 1
+                } else if state.environments[key] == nil, environment.lastFailure != nil {
+                    state.failures[key, default: 0] += 1
+                }
+                state.environments[key] = (namespace, policy.metadata.name, environment)
+            }
+        }
+    }
+
+    /// The exposition text for `/metrics`.
+    public func render() -> String {
+        state.withLock { state in
+            var lines = [
+                "# HELP backstop_reconcile_total Reconciles run.", "# TYPE backstop_reconcile_total counter",
+                "backstop_reconcile_total \(state.reconciles)",
+                "# HELP backstop_reconcile_errors_total Reconciles that failed and were retried.", "# TYPE backstop_reconcile_errors_total counter",
+                "backstop_reconcile_errors_total \(state.reconcileErrors)",
+                "# HELP backstop_reconcile_seconds_total Time spent reconciling.", "# TYPE backstop_reconcile_seconds_total counter",
+                "backstop_reconcile_seconds_total \(state.reconcileSeconds)",
+                "# HELP backstop_queue_depth Keys waiting to be reconciled.", "# TYPE backstop_queue_depth gauge",
+                "backstop_queue_depth \(state.queueDepth)",
+            ]
+            let families: [(String, String, String)] = [
+                ("backstop_last_success_timestamp_seconds", "gauge", "Time of the environment's last successful backup."),
+                ("backstop_backup_duration_seconds", "gauge", "Duration of the last successful backup."),
+                ("backstop_backup_bytes", "gauge", "Stored bytes of the last successful backup."),
+                ("backstop_backup_failures_total", "counter", "Failed backups seen by this controller."),
+                ("backstop_rpo_met", "gauge", "1 when the last success is within the environment's RPO."),
+            ]
+            for (name, type, help) in families {
+                lines.append("# HELP \(name) \(help)")
+                lines.append("# TYPE \(name) \(type)")
+                for key in state.environments.keys.sorted() {
+                    guard let entry = state.environments[key] else { continue }
+                    let labels = "{namespace=\"\(entry.namespace)\",policy=\"\(entry.policy)\",environment=\"\(entry.status.name)\"}"
+                    let value: Double?
+                    switch name {
+                    case "backstop_last_success_timestamp_seconds":
+                        value = entry.status.lastSuccessfulBackup.flatMap { ISO8601DateFormatter().date(from: $0.time)?.timeIntervalSince1970 }
+                    case "backstop_backup_duration_seconds": value = entry.status.lastSuccessfulBackup?.durationSeconds
+                    case "backstop_backup_bytes": value = entry.status.lastSuccessfulBackup?.bytes.map(Double.init)
+                    case "backstop_backup_failures_total": value = Double(state.failures[key] ?? 0)
+                    default: value = entry.status.rpo.map { $0 == "Met" ? 1 : 0 }
+                    }
+                    if let value { lines.append("\(name)\(labels) \(Self.format(value))") }
+                }
+            }
+            return lines.joined(separator: "\n") + "\n"
+        }
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import BlockingCalls
+import Controller
+import Foundation
+import KubeClient
+import KubeRuntime
+import Logging
+import Workloads
+
+/// The controller: keeps each BackupPolicy's CronJobs and status, one leader at a time.
+@main
+struct BackstopController: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backstop-controller",
+        abstract: "Reconcile BackupPolicies into CronJobs and status.",
+        discussion: """
+            Example (in a Deployment, with the ServiceAccount's token):
+              backstop-controller --worker-image ghcr.io/backstop/backstop:0.1.0 --namespace shop --namespace billing
+            Serves /healthz, /readyz and /metrics on --health-address.
+            """)
+
+    @Option(name: .customLong("namespace"), help: "Namespace to watch; repeat for several (env BACKSTOP_WATCH_NAMESPACES, comma-separated; default: all).")
+    var namespaces: [String] = []
+
+    @Option(help: "The worker image for CronJobs whose policy names none (env BACKSTOP_WORKER_IMAGE).")
+    var workerImage: String?
+
+    @Option(help: "host:port for /healthz, /readyz and /metrics (env BACKSTOP_HEALTH_ADDRESS).")
+    var healthAddress: String?
+
+    @Option(help: "true or false: elect one leader among replicas through a Lease (env BACKSTOP_LEADER_ELECTION).")
+    var leaderElection: String?
+
+    @Option(help: "kubeconfig context (default: the current one, else in-cluster).")
+    var context: String?
+
+    @Option(help: "Reconcile workers.")
+    var workers = 2
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: environment["BACKSTOP_LOG_LEVEL"] ?? "") ?? .info
+            return handler
+        }
+        let logger = Logger(label: "backstop-controller")
+        let watched = namespaces.isEmpty
+            ? (environment["BACKSTOP_WATCH_NAMESPACES"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            : namespaces
+        let image = workerImage ?? environment["BACKSTOP_WORKER_IMAGE"] ?? "ghcr.io/backstop/backstop:0.1.0"
+        let address = healthAddress ?? environment["BACKSTOP_HEALTH_ADDRESS"] ?? "0.0.0.0:8081"
+        let electing = (leaderElection ?? environment["BACKSTOP_LEADER_ELECTION"] ?? "true") == "true"
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw ValidationError("--health-address \(address): write host:port, e.g. 0.0.0.0:8081")
+        }
+        let connection: KubeConnection
+        do { connection = try KubeConnection.resolve(context: context) } catch { throw ValidationError(error.message) }
+        let client = try KubeClient(connection: connection)
+        let metrics = Metrics()
+        let health = try HealthServer(host: String(address[..<colon]), port: port, metrics: metrics)
+        logger.info("health and metrics on \(address.prefix(upTo: colon)):\(health.port); watching \(watched.isEmpty ? "all namespaces" : watched.joined(separator: ", "))")
+
+        let reconciler = PolicyReconciler(client: client, workerImage: image, logger: logger, metrics: metrics)
+        let backoff = Backoff()
+        let owner: @Sendable (GenericObject) -> String? = { object in
+            guard let policy = object.metadata.labels?[CronJobBuilder.policyLabel], let namespace = object.metadata.namespace else { return nil }
+            return "\(namespace)/\(policy)"
+        }
+        let scopes: [String?] = watched.isEmpty ? [nil] : watched.map { Optional($0) }
+        let controllers = scopes.map { namespace in
+            Controller<GenericObject>(
+                watcher: Watcher(client: client, resource: .backupPolicies, namespace: namespace, backoff: backoff),
+                owned: [
+                    .init(Watcher(client: client, resource: .cronJobs, namespace: namespace, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
+                    .init(Watcher(client: client, resource: .jobs, namespace: namespace, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
+                ],
+                workers: workers, logger: logger) { key, object in try await reconciler.reconcile(key: key, object: object) }
+        }
+        let lead: @Sendable () async -> Void = {
+            await withTaskGroup(of: Void.self) { group in
+                for controller in controllers { group.addTask { await controller.run() } }
+                group.addTask {
+                    // Ready once every cache has its first list; the queue depth feeds /metrics.
+                    while !Task.isCancelled {
+                        health.setReady(controllers.allSatisfy { $0.cache.hasSynced })
+                        var depth = 0
+                        for controller in controllers { depth += await controller.queue.length }
+                        metrics.setQueueDepth(depth)
+                        try? await Task.sleep(for: .milliseconds(500))
+                    }
+                }
+                await group.waitForAll()
+            }
+        }
+        try await runInterruptibly {
+            if electing {
+                let leaseNamespace = environment["POD_NAMESPACE"] ?? connection.namespace
+                let identity = environment["HOSTNAME"] ?? "backstop-controller-\(getpid())"
+                // A replica that is not leading is still alive and ready to take over.
+                health.setReady(true)
+                await LeaderElector(client: client, namespace: leaseNamespace, name: "backstop-controller",
+                                    identity: identity, logger: logger).run(lead)
+            } else {
+                await lead()
+            }
+        }
+        health.stop()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,87 @@
+import BackstopAPI
+import Foundation
+import HTTP
+import KubeClient
+import KubeTestServer
+import Testing
+
+/// The real binary, twice, against the test API server: one leader at a time, health and
+/// metrics served, and a handover when the leader is stopped.
+@Suite("backstop-controller processes")
+struct ControllerProcessTests {
+    static let binary = PolicyReconcilerTests.root + "/.build/debug/backstop-controller"
+
+    static func freePort() -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func start(_ identity: String, kubeconfig: String, port: Int) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["--health-address", "127.0.0.1:\(port)", "--worker-image", "backstop:test"]
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["KUBECONFIG": kubeconfig, "HOSTNAME": identity, "POD_NAMESPACE": "shop", "BACKSTOP_LOG_LEVEL": "critical"]) { _, new in new }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    func get(_ port: Int, _ path: String) async -> HTTPResponse? {
+        try? await HTTPClient().send(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(port)\(path)"))
+    }
+
+    @Test("two processes: one leader; health and metrics; SIGTERM hands over at once")
+    func failover() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the backstop-controller binary first (hack/test.sh does)")
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        _ = try await client.create(.customResourceDefinitions, try PolicyReconcilerTests.manifest("k8s/crds/backuppolicy.yaml"))
+        _ = try await client.create(.backupPolicies, namespace: "shop", try PolicyReconcilerTests.manifest("k8s/examples/backuppolicy.yaml"))
+        let kubeconfig = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-kubeconfig-\(UUID().uuidString)").path
+        try """
+            apiVersion: v1
+            kind: Config
+            current-context: test
+            clusters: [{name: test, cluster: {server: "\(server.url)"}}]
+            users: [{name: test, user: {token: \(server.token)}}]
+            contexts: [{name: test, context: {cluster: test, user: test, namespace: shop}}]
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
+
+        let ports = ["a": Self.freePort(), "b": Self.freePort()]
+        var processes = ["a": try start("a", kubeconfig: kubeconfig, port: ports["a"]!)]
+        defer { for process in processes.values where process.isRunning { process.terminate() } }
+        func holder() async -> String? {
+            let lease = try? await client.get(.leases, namespace: "shop", name: "backstop-controller", as: GenericObject.self)
+            return lease?.fields["spec"]?["holderIdentity"]?.string
+        }
+        let test = PolicyReconcilerTests()
+        #expect(try await test.eventually { await holder() == "a" })
+        processes["b"] = try start("b", kubeconfig: kubeconfig, port: ports["b"]!)
+        #expect(try await test.eventually { try await test.cronJobs(client).count == 3 })
+        #expect(try await test.eventually { await get(ports["b"]!, "/healthz")?.status == 200 })
+        #expect(try await test.eventually { await get(ports["a"]!, "/readyz")?.status == 200 })
+        let metrics = await get(ports["a"]!, "/metrics")?.bodyText ?? ""
+        #expect(metrics.contains("backstop_reconcile_total") && metrics.contains("backstop_queue_depth"), "\(metrics)")
+        #expect(await holder() == "a", "the second process waits")
+
+        // SIGTERM: a releases the lease; b takes over long before the 15 s lease would expire.
+        let stopped = ContinuousClock.now
+        processes["a"]?.terminate()
+        #expect(try await test.eventually { await holder() == "b" })
+        #expect(ContinuousClock.now - stopped < .seconds(10))
+        // The new leader reconciles: a deleted CronJob comes back.
+        try await client.delete(.cronJobs, name: "orders-staging")
+        #expect(try await test.eventually { try await test.cronJobs(client)["orders-staging"] != nil })
+    }
+}
