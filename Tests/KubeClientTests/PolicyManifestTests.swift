@@ -75,6 +75,28 @@ struct PolicyManifestTests {
         }
     }
 
+    @Test("kubectl kustomize k8s renders the base: CRD, namespace, least-privilege RBAC, the Deployment")
+    func kustomizeRenders() async throws {
+        let base = Self.root + "/k8s"
+        let (status, output) = try await runBlocking(name: "kustomize") { () throws -> (Int32, String) in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["kubectl", "kustomize", base]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        #expect(status == 0, "\(output)")
+        let kinds = output.split(separator: "\n").filter { $0.hasPrefix("kind: ") }.map { String($0.dropFirst(6)) }.sorted()
+        #expect(kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "ServiceAccount"])
+        let rbac = try String(contentsOfFile: base + "/rbac.yaml", encoding: .utf8)
+        #expect(!rbac.contains("secrets"), "the controller gets no access to Secrets")
+    }
+
     /// No API server runs here to evaluate CEL: hack/cel-check.py runs every rule with
     /// cel-python against accepted and rejected examples (and fails on a rule without cases).
     @Test("every CEL rule of the CRDs accepts and rejects its examples")
