@@ -209,6 +209,44 @@ struct PolicyReconcilerTests {
         #expect(events.contains("RunNowSkipped"))
     }
 
+    @Test("converges through dropped watches, a 410 and injected 409s and 500s")
+    func convergesThroughFaults() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let client = try KubeClient(connection: server.connection(namespace: "shop"), maximumAttempts: 2)
+        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
+        var policies: [String] = []
+        for index in 0..<5 {
+            var policy = try Self.manifest("k8s/examples/backuppolicy.yaml")
+            policy["metadata"]?["name"] = .string("orders-\(index)")
+            policies.append("orders-\(index)")
+            _ = try await client.create(.backupPolicies, namespace: "shop", policy)
+        }
+        let running = Task { await controller(client).run() }
+        defer { running.cancel() }
+        try await Task.sleep(for: .milliseconds(100))
+        server.failNextRequests(6, status: 409)
+        server.dropConnections()
+        try await Task.sleep(for: .milliseconds(100))
+        server.expireResourceVersions()
+        server.dropConnections()
+        server.failNextRequests(4, status: 500)
+        #expect(try await eventually { try await cronJobs(client).count == 15 })
+        #expect(try await eventually {
+            var ready = 0
+            for name in policies {
+                let policy = try await client.get(.backupPolicies, name: name, as: BackupPolicy.self)
+                if policy.status?.conditions?.first(where: { $0.type == "Ready" })?.status == "True" { ready += 1 }
+            }
+            return ready == policies.count
+        })
+        // A change after the faults still arrives.
+        _ = try await client.patch(.backupPolicies, name: "orders-3", .json([
+            .object(["op": .string("add"), "path": .string("/spec/environments/0/schedule"), "value": .string("15 1 * * *")]),
+        ]), as: GenericObject.self)
+        #expect(try await eventually { try await cronJobs(client)["orders-3-production"]?.fields["spec"]?["schedule"] == .string("15 1 * * *") })
+    }
+
     @Test("a policy the schema let through but that is still wrong ends Ready=False naming the field")
     func invalidPolicy() async throws {
         let server = try TestAPIServer()
