@@ -1,0 +1,56 @@
+import Foundation
+import KubeClient
+
+/// `kube-bench URL TOKEN controller N BINARY`: N BackupPolicies of three environments each,
+/// then the controller binary started cold; time until all 3·N CronJobs exist and the
+/// controller's peak RSS.
+enum ControllerBench {
+    static func run(url: String, token: String, policies: Int, binary: String, crd: String) async throws {
+        let client = try KubeClient(connection: KubeConnection(server: url, namespace: "bench", token: .fixed(token)))
+        let definition = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: crd)))
+        _ = try? await client.create(.customResourceDefinitions, definition)
+        for index in 0..<policies {
+            let environments: [JSONValue] = ["production", "staging", "development"].map { name in
+                .object(["name": .string(name), "retention": .object(["keep": .object(["within": .string("30d")])])])
+            }
+            let policy: JSONValue = .object([
+                "apiVersion": .string("backstop.dev/v1alpha1"), "kind": .string("BackupPolicy"),
+                "metadata": .object(["name": .string("app-\(index)"), "namespace": .string("bench")]),
+                "spec": .object([
+                    "database": .object(["host": .string("db-\(index)"), "name": .string("app"), "credentialsSecret": .string("db-\(index)")]),
+                    "storage": .object(["s3": .object(["bucket": .string("acme-backups"), "prefix": .string("app-\(index)")])]),
+                    "environments": .array(environments),
+                ]),
+            ])
+            _ = try? await client.create(.backupPolicies, namespace: "bench", policy)
+        }
+        let kubeconfig = FileManager.default.temporaryDirectory.appendingPathComponent("kube-bench-\(getpid())").path
+        try """
+            apiVersion: v1
+            kind: Config
+            current-context: bench
+            clusters: [{name: bench, cluster: {server: "\(url)"}}]
+            users: [{name: bench, user: {token: \(token)}}]
+            contexts: [{name: bench, context: {cluster: bench, user: bench, namespace: bench}}]
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
+        let controller = Process()
+        controller.executableURL = URL(fileURLWithPath: binary)
+        controller.arguments = ["--health-address", "127.0.0.1:0", "--leader-election", "false", "--workers", "4"]
+        controller.environment = ProcessInfo.processInfo.environment.merging(["KUBECONFIG": kubeconfig, "BACKSTOP_LOG_LEVEL": "error"]) { _, new in new }
+        controller.standardError = FileHandle.nullDevice
+        let started = ContinuousClock.now
+        try controller.run()
+        defer { controller.terminate() }
+        var count = 0
+        while count < 3 * policies && ContinuousClock.now - started < .seconds(300) {
+            try await Task.sleep(for: .milliseconds(100))
+            count = (try? await client.listAll(.cronJobs, namespace: "bench", pageSize: 5_000, as: GenericObject.self).items.count) ?? count
+        }
+        let elapsed = ContinuousClock.now - started
+        let peak = (try? String(contentsOfFile: "/proc/\(controller.processIdentifier)/status", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("VmHWM:") }?.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        print(String(format: "controller: %d policies × 3 environments → %d CronJobs in %.1f s from a cold start; peak RSS %.1f MiB",
+                     policies, count, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, Double(peak) / 1024))
+    }
+}
