@@ -567,6 +567,18 @@ final class ObjectStore: @unchecked Sendable {
 
     // MARK: Watch
 
+    /// Index of the first event newer than `version` (events are in version order): a watch
+    /// wakes on every write, and must not rescan the whole history each time.
+    private func firstEvent(after version: Int) -> Int {
+        var low = 0
+        var high = events.count
+        while low < high {
+            let middle = (low + high) / 2
+            if events[middle].version > version { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
     private func watch(_ resource: Resource, namespace: String?, query: [String: String]) -> LoopbackHTTPServer.Response {
         let selector = LabelSelector(query["labelSelector"] ?? "")
         let bookmarks = query["allowWatchBookmarks"] == "true"
@@ -602,7 +614,7 @@ final class ObjectStore: @unchecked Sendable {
                 condition.lock()
                 if version == cursor { _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.2))) }
                 let newest = version
-                let batch = events.filter { $0.version > cursor && $0.key.resource == id && (namespace == nil || $0.key.namespace == namespace) }
+                let batch = events[firstEvent(after: cursor)...].filter { $0.key.resource == id && (namespace == nil || $0.key.namespace == namespace) }
                 condition.unlock()
                 // Everything up to `newest` is now either in the batch or not for this watch.
                 cursor = newest

@@ -146,7 +146,16 @@ private struct Single: SingleValueDecodingContainer {
         return (text, quoted)
     }
 
-    func decode(_ type: String.Type) throws -> String { try text("a string").0 }
+    /// A plain `123` or `true` is a number or a boolean, as in JSON (and so for Kubernetes):
+    /// a string field wants it quoted. This keeps `JSONValue` and typed decoding in agreement.
+    func decode(_ type: String.Type) throws -> String {
+        let (text, quoted) = try text("a string")
+        let numeric = text.first.map { "0123456789-+.".contains($0) } == true && Double(text) != nil
+        if !quoted && (numeric || ["true", "false", "True", "False", "TRUE", "FALSE"].contains(text)) {
+            throw decoder.error("expected a string, not \(text); quote it (\"\(text)\")")
+        }
+        return text
+    }
 
     func decode(_ type: Bool.Type) throws -> Bool {
         let (text, quoted) = try text("true or false")
