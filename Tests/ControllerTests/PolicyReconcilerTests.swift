@@ -56,6 +56,15 @@ struct PolicyReconcilerTests {
         }
     }
 
+    /// A test API server with the CRD installed and, unless `policy` is false, the example policy.
+    func start(policy: Bool = true) async throws -> (TestAPIServer, KubeClient) {
+        let server = try TestAPIServer()
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
+        if policy { _ = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml")) }
+        return (server, client)
+    }
+
     func cronJobs(_ client: KubeClient) async throws -> [String: GenericObject] {
         let items = try await client.listAll(.cronJobs, namespace: "shop", as: GenericObject.self).items
         return Dictionary(uniqueKeysWithValues: items.map { ($0.metadata.name, $0) })
@@ -63,11 +72,8 @@ struct PolicyReconcilerTests {
 
     @Test("CronJobs per environment: created, updated, restored after a hand edit, deleted with their environment; status and events follow")
     func lifecycle() async throws {
-        let server = try TestAPIServer()
+        let (server, client) = try await start()
         defer { server.stop() }
-        let client = try KubeClient(connection: server.connection(namespace: "shop"))
-        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
-        let created = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml"))
         let running = Task { await controller(client).run() }
         defer { running.cancel() }
 
@@ -113,12 +119,11 @@ struct PolicyReconcilerTests {
         // Deleting the policy takes its CronJobs (owner references), never anything else.
         try await client.delete(.backupPolicies, name: "orders")
         #expect(try await cronJobs(client).isEmpty)
-        _ = created
     }
 
     @Test("status from finished Jobs: the worker's report becomes the last success or failure; conditions and RPO follow; status only moves forward")
     func results() async throws {
-        let server = try TestAPIServer()
+        let (server, client) = try await start()
         defer { server.stop() }
         let outcome = Shared(0)  // run number: odd runs succeed, even runs fail
         server.setJobRunner(.handler { run in
@@ -131,9 +136,6 @@ struct PolicyReconcilerTests {
                 : "{\"command\":\"backup\",\"completedAt\":\"2026-11-22T02:00:05Z\",\"durationSeconds\":0.5,\"message\":\"could not connect to server: check --database\",\"outcome\":\"failed\",\"startedAt\":\"2026-11-22T02:00:00Z\"}"
             return JobResult(exitCode: number % 2 == 1 ? 0 : 1, terminationMessage: report + "\n")
         })
-        let client = try KubeClient(connection: server.connection(namespace: "shop"))
-        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
-        _ = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml"))
         let running = Task { await controller(client).run() }
         defer { running.cancel() }
         #expect(try await eventually { try await cronJobs(client).count == 3 })
@@ -176,11 +178,8 @@ struct PolicyReconcilerTests {
 
     @Test("run-now: one Job per environment (or the one named), once per value; not while one runs")
     func runNow() async throws {
-        let server = try TestAPIServer()
+        let (server, client) = try await start()
         defer { server.stop() }
-        let client = try KubeClient(connection: server.connection(namespace: "shop"))
-        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
-        _ = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml"))
         let running = Task { await controller(client).run() }
         defer { running.cancel() }
         #expect(try await eventually { try await cronJobs(client).count == 3 })
@@ -211,10 +210,10 @@ struct PolicyReconcilerTests {
 
     @Test("converges through dropped watches, a 410 and injected 409s and 500s")
     func convergesThroughFaults() async throws {
-        let server = try TestAPIServer()
+        let (server, _) = try await start(policy: false)
         defer { server.stop() }
+        // Few attempts per request, so injected failures reach the reconciler's own retries.
         let client = try KubeClient(connection: server.connection(namespace: "shop"), maximumAttempts: 2)
-        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
         var policies: [String] = []
         for index in 0..<5 {
             var policy = try Self.manifest("k8s/examples/backuppolicy.yaml")
@@ -249,10 +248,8 @@ struct PolicyReconcilerTests {
 
     @Test("a policy the schema let through but that is still wrong ends Ready=False naming the field")
     func invalidPolicy() async throws {
-        let server = try TestAPIServer()
+        let (server, client) = try await start(policy: false)
         defer { server.stop() }
-        let client = try KubeClient(connection: server.connection(namespace: "shop"))
-        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
         var policy = try Self.manifest("k8s/examples/backuppolicy.yaml")
         // Both storages: a CEL rule the test server does not evaluate; the controller does.
         policy["spec"]?["storage"]?["file"] = .object(["path": .string("/backups")])

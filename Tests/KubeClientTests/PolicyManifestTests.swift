@@ -10,6 +10,22 @@ import Testing
 struct PolicyManifestTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
+    /// Runs a tool found on PATH on a thread of its own; its exit status and combined output.
+    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await runBlocking(name: arguments[0]) { () throws -> (Int32, String) in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+    }
+
     func apply(_ server: TestAPIServer, _ yaml: String) async throws -> (status: Int32, output: String) {
         try await KubectlTests().kubectl(server, ["apply", "--validate=false", "-f", "-"], input: yaml)
     }
@@ -78,18 +94,7 @@ struct PolicyManifestTests {
     @Test("kubectl kustomize k8s renders the base: CRD, namespace, least-privilege RBAC, the Deployment")
     func kustomizeRenders() async throws {
         let base = Self.root + "/k8s"
-        let (status, output) = try await runBlocking(name: "kustomize") { () throws -> (Int32, String) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["kubectl", "kustomize", base]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, text)
-        }
+        let (status, output) = try await Self.run(["kubectl", "kustomize", base])
         #expect(status == 0, "\(output)")
         let kinds = output.split(separator: "\n").filter { $0.hasPrefix("kind: ") }.map { String($0.dropFirst(6)) }.sorted()
         #expect(kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "ServiceAccount"])
@@ -102,18 +107,7 @@ struct PolicyManifestTests {
     @Test("every CEL rule of the CRDs accepts and rejects its examples")
     func celRules() async throws {
         let script = Self.root + "/hack/cel-check.py"
-        let (status, output) = try await runBlocking(name: "cel") { () throws -> (Int32, String) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", script]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, text)
-        }
+        let (status, output) = try await Self.run(["python3", script])
         #expect(status == 0, "\(output)")
         #expect(output.contains("0 failures"))
     }
