@@ -32,6 +32,14 @@ public struct PolicyReconciler: Sendable {
         }
     }
 
+    /// A policy needs a pass when what the user controls changed — spec (generation), labels,
+    /// annotations (run-now), deletion — not when only the status this controller wrote did.
+    public static let needsReconcile: @Sendable (GenericObject?, GenericObject) -> Bool = { old, new in
+        guard let old else { return true }
+        return old.metadata.generation != new.metadata.generation || old.metadata.annotations != new.metadata.annotations
+            || old.metadata.labels != new.metadata.labels || old.metadata.deletionTimestamp != new.metadata.deletionTimestamp
+    }
+
     /// Reconciles and records the pass in the metrics.
     public func reconcile(key: String, object: GenericObject?) async throws -> ReconcileAction {
         let started = ContinuousClock.now

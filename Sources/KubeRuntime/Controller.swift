@@ -27,19 +27,26 @@ public struct Controller<Object: KubeObject>: Sendable {
         }
     }
 
+    /// Whether a change from `old` to `new` needs a reconcile (e.g. not when only the status
+    /// the controller itself wrote changed). Relists and deletions always queue.
+    public typealias ChangeFilter = @Sendable (_ old: Object?, _ new: Object) -> Bool
+
     public let cache = ObjectCache<Object>()
     public let queue = WorkQueue<String>()
     let watcher: Watcher<Object>
     let owned: [OwnedWatch]
     let workers: Int
     let logger: Logger
+    let needsReconcile: ChangeFilter
     let reconcile: Reconcile
 
-    public init(watcher: Watcher<Object>, owned: [OwnedWatch] = [], workers: Int = 2, logger: Logger, reconcile: @escaping Reconcile) {
+    public init(watcher: Watcher<Object>, owned: [OwnedWatch] = [], workers: Int = 2, logger: Logger,
+                needsReconcile: @escaping ChangeFilter = { _, _ in true }, reconcile: @escaping Reconcile) {
         self.watcher = watcher
         self.owned = owned
         self.workers = workers
         self.logger = logger
+        self.needsReconcile = needsReconcile
         self.reconcile = reconcile
     }
 
@@ -47,8 +54,12 @@ public struct Controller<Object: KubeObject>: Sendable {
     /// the keys they hold.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { [cache, queue, watcher] in
+            group.addTask { [cache, queue, watcher, needsReconcile] in
                 await watcher.run { event in
+                    if case .applied(let object) = event, !needsReconcile(cache.get(object.key), object) {
+                        cache.apply(event)
+                        return
+                    }
                     for key in cache.apply(event) { await queue.add(key) }
                 }
             }

@@ -75,7 +75,9 @@ struct BackstopController: AsyncParsableCommand {
                     .init(Watcher(client: client, resource: .cronJobs, namespace: namespace, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
                     .init(Watcher(client: client, resource: .jobs, namespace: namespace, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
                 ],
-                workers: workers, logger: logger) { key, object in try await reconciler.reconcile(key: key, object: object) }
+                workers: workers, logger: logger, needsReconcile: PolicyReconciler.needsReconcile) { key, object in
+                    try await reconciler.reconcile(key: key, object: object)
+                }
         }
         let lead: @Sendable () async -> Void = {
             await withTaskGroup(of: Void.self) { group in

@@ -51,7 +51,7 @@ struct PolicyReconcilerTests {
                 .init(Watcher(client: client, resource: .cronJobs, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
                 .init(Watcher(client: client, resource: .jobs, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
             ],
-            workers: 2, logger: Self.logger) { key, object in
+            workers: 2, logger: Self.logger, needsReconcile: PolicyReconciler.needsReconcile) { key, object in
             try await reconciler.reconcile(key: key, object: object)
         }
     }
