@@ -37,12 +37,23 @@ struct BackstopController: AsyncParsableCommand {
     @Option(help: "Reconcile workers.")
     var workers = 2
 
+    @Option(help: "text, json or logfmt (env BACKSTOP_LOG_FORMAT).")
+    var logFormat: String?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: environment["BACKSTOP_LOG_LEVEL"] ?? "") ?? .info
-            return handler
+        let level = Logger.Level(rawValue: environment["BACKSTOP_LOG_LEVEL"] ?? "") ?? .info
+        let formatName = logFormat ?? environment["BACKSTOP_LOG_FORMAT"] ?? "text"
+        if formatName == "text" {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        } else if let format = LineLogHandler.Format(rawValue: formatName) {
+            LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
+        } else {
+            throw ValidationError("--log-format \(formatName): use text, json or logfmt")
         }
         let logger = Logger(label: "backstop-controller")
         let watched = namespaces.isEmpty
