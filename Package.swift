@@ -57,7 +57,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
-        .target(name: "TestSupport", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["BlockingCalls"], swiftSettings: swiftSettings),
         .target(name: "KubeTestServer", dependencies: ["KubeClient", "TestSupport"], exclude: ["README.md"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
@@ -77,9 +77,10 @@ let package = Package(
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "BackstopAPI", "YAML"], resources: [.copy("Golden")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BlockingCalls"], swiftSettings: swiftSettings),
-        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls"], swiftSettings: swiftSettings),
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls", "TestSupport"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "ControllerTests", dependencies: [
-            "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP",
+            "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [

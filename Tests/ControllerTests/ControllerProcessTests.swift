@@ -3,6 +3,7 @@ import Foundation
 import HTTP
 import KubeClient
 import KubeTestServer
+import TestSupport
 import Testing
 
 /// The real binary, twice, against the test API server: one leader at a time, health and
@@ -11,16 +12,11 @@ import Testing
 struct ControllerProcessTests {
     static let binary = PolicyReconcilerTests.root + "/.build/debug/backstop-controller"
 
-    static func freePort() -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
+    /// A port free right now: bound, read and released.
+    static func freePort() throws -> Int {
+        let (descriptor, port) = try LoopbackSocket.listen()
+        close(descriptor)
+        return port
     }
 
     func start(_ identity: String, kubeconfig: String, port: Int) throws -> Process {
@@ -58,7 +54,7 @@ struct ControllerProcessTests {
             """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
 
-        let ports = ["a": Self.freePort(), "b": Self.freePort()]
+        let ports = ["a": try Self.freePort(), "b": try Self.freePort()]
         var processes = ["a": try start("a", kubeconfig: kubeconfig, port: ports["a"]!)]
         defer { for process in processes.values where process.isRunning { process.terminate() } }
         func holder() async -> String? {

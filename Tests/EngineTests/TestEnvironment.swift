@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Postgres
 @testable import Storage
+import TestSupport
 import Testing
 
 /// The real PostgreSQL that hack/test.sh starts (PGHOST, PGPORT, PGUSER, PGPASSWORD).
@@ -48,27 +49,13 @@ enum TestEnvironment {
     /// blocks) and returns its stdout.
     @discardableResult
     static func run(_ tool: String, _ arguments: [String]) async throws -> String {
-        try await runBlocking(name: tool) { try runNow(tool, arguments) }
-    }
-
-    private static func runNow(_ tool: String, _ arguments: [String]) throws -> String {
         let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?
             .compactMap(Int.init).max().map { "/usr/lib/postgresql/\($0)/bin" } ?? "/usr/bin"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "\(bin)/\(tool)")
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("\(tool) \(arguments.joined(separator: " ")) failed: \(errorText)")
+        let result = try await ToolProcess.run("\(bin)/\(tool)", arguments)
+        guard result.status == 0 else {
+            throw TestFailure("\(tool) \(arguments.joined(separator: " ")) failed: \(result.errors)")
         }
-        return String(decoding: data, as: UTF8.self)
+        return result.output
     }
 
     /// Loads hack/sample-db.sql (schemas, jsonb, arrays, bytea, numeric, index, view, sequence, FK).

@@ -1,35 +1,18 @@
 import Foundation
 import KubeClient
 import KubeTestServer
+import TestSupport
 import Testing
-import BlockingCalls
 
 /// kubectl is in the image (DESIGN §5): the test server must serve it as a real one would.
 @Suite("kubectl against the test API server")
 struct KubectlTests {
-    /// Runs kubectl on a thread of its own (it blocks) against `server`.
+    /// Runs kubectl against `server`; its exit status and combined output.
     func kubectl(_ server: TestAPIServer, _ arguments: [String], input: String? = nil) async throws -> (status: Int32, output: String) {
-        let url = server.url
-        let port = server.port
-        return try await runBlocking(name: "kubectl") { try Self.kubectlNow(url: url, port: port, arguments, input: input) }
-    }
-
-    static func kubectlNow(url: String, port: Int, _ arguments: [String], input: String?) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-cache-\(port)").path
-        process.arguments = ["kubectl", "--server", url, "--cache-dir", cache] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        let stdin = Pipe()
-        process.standardInput = stdin
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-cache-\(server.port)").path
+        let result = try await ToolProcess.run("kubectl", ["--server", server.url, "--cache-dir", cache] + arguments,
+                                               input: input ?? "", mergingErrors: true)
+        return (result.status, result.output)
     }
 
     static let crd = """

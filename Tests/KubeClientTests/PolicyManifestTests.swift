@@ -2,6 +2,7 @@ import BlockingCalls
 import Foundation
 import KubeClient
 import KubeTestServer
+import TestSupport
 import Testing
 
 /// The shipped CRD and example, applied with kubectl to the test API server, which enforces
@@ -10,20 +11,10 @@ import Testing
 struct PolicyManifestTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
-    /// Runs a tool found on PATH on a thread of its own; its exit status and combined output.
+    /// Runs a tool found on PATH; its exit status and combined output.
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await runBlocking(name: arguments[0]) { () throws -> (Int32, String) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, text)
-        }
+        let result = try await ToolProcess.run(arguments[0], Array(arguments.dropFirst()), mergingErrors: true)
+        return (result.status, result.output)
     }
 
     func apply(_ server: TestAPIServer, _ yaml: String) async throws -> (status: Int32, output: String) {

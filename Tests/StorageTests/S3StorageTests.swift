@@ -273,20 +273,9 @@ struct S3StorageTests {
         #expect(try await storage.pendingUploads(prefix: "").isEmpty)
     }
 
-    /// Runs the aws CLI on a thread of its own (it blocks for seconds).
     private func aws(_ arguments: [String], endpoint: String) async throws {
-        let status = try await runBlocking(name: "aws") { try Self.awsNow(arguments, endpoint: endpoint) }
-        #expect(status == 0, "aws \(arguments.joined(separator: " ")) failed")
-    }
-
-    private static func awsNow(_ arguments: [String], endpoint: String) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["aws", "--endpoint-url", endpoint, "--region", "us-east-1"] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
+        let result = try await ToolProcess.run("aws", ["--endpoint-url", endpoint, "--region", "us-east-1"] + arguments)
+        #expect(result.status == 0, "aws \(arguments.joined(separator: " ")) failed")
     }
 }
 

@@ -1,8 +1,8 @@
 import Foundation
 import HTTP
 @testable import Storage
+import TestSupport
 import Testing
-import BlockingCalls
 
 @Suite("SigV4 signer")
 struct SigV4Tests {
@@ -67,8 +67,7 @@ struct SigV4Tests {
     /// payloads, session tokens) must get byte-identical Authorization headers.
     @Test("byte-identical to botocore over 1,000 generated requests")
     func botocoreOracle() async throws {
-        // Python runs for a second or two: on a thread of its own, not the cooperative pool.
-        let cases = try await runBlocking(name: "oracle") { try OracleCases.load(count: 1000, seed: 7) }
+        let cases = try await OracleCases.load(count: 1000, seed: 7)
         #expect(cases.count == 1000)
         let signer = SigV4Signer(region: "eu-central-1")
         let date = Date(timeIntervalSince1970: 1_795_309_323)  // 2026-11-22T01:02:03Z, the oracle's clock
@@ -105,24 +104,15 @@ struct OracleCases: Decodable {
     let token: String?
     let authorization: String
 
-    static func load(count: Int, seed: Int) throws -> [OracleCases] {
+    static func load(count: Int, seed: Int) async throws -> [OracleCases] {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("hack/sigv4-oracle.py").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "\(count)", "\(seed)"]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let problems = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw OracleUnavailable(message: "hack/sigv4-oracle.py failed (is botocore installed? hack/install-deps.sh installs it): \(problems)")
+        // Python runs for a second or two: on a thread of its own, not the cooperative pool.
+        let result = try await ToolProcess.run("python3", [script, "\(count)", "\(seed)"])
+        guard result.status == 0 else {
+            throw OracleUnavailable(message: "hack/sigv4-oracle.py failed (is botocore installed? hack/install-deps.sh installs it): \(result.errors)")
         }
-        return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(OracleCases.self, from: Data($0)) }
+        return try Data(result.output.utf8).split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(OracleCases.self, from: Data($0)) }
     }
 }
 

@@ -70,9 +70,7 @@ final class S3ObjectWriter: ObjectWriter {
         parts.cancel()
         _ = try? parts.waitForAll()
         guard let uploadID else { return }
-        // Retried by exchange; if S3 still refuses, the bucket's lifecycle rule for incomplete
-        // uploads is the backstop.
-        _ = try? storage.exchange("DELETE", key: fullKey, query: [("uploadId", uploadID)])
+        storage.abortMultipartUpload(fullKey: fullKey, uploadID: uploadID)
     }
 
     private func fail(_ error: StorageError) -> StorageError {
@@ -110,25 +108,15 @@ final class S3ObjectWriter: ObjectWriter {
     }
 
     private func createUpload() throws(StorageError) -> String {
-        let response = try storage.exchange("POST", key: fullKey, query: [("uploads", "")], headers: storage.creationHeaders())
-        guard let id = XMLElement.parse(response.body)?["UploadId"] else {
-            throw StorageError(.io, key: key, "starting the upload of \(key) to \(storage.displayName): the answer has no UploadId")
-        }
+        let id = try storage.createMultipartUpload(fullKey: fullKey, key: key, headers: storage.creationHeaders())
         uploadID = id
         return id
     }
 
     private func complete(etags: [Int: String]) throws(StorageError) {
         guard let uploadID else { return }
-        let list = etags.sorted { $0.key < $1.key }
-            .map { "<Part><PartNumber>\($0.key)</PartNumber><ETag>\(XMLText.escape($0.value))</ETag></Part>" }.joined()
-        let body = Array("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\(list)</CompleteMultipartUpload>".utf8)
-        let response = try storage.exchange("POST", key: fullKey, query: [("uploadId", uploadID)],
-                                            headers: [HTTPHeader("Content-Type", "application/xml")], body: body)
-        // CompleteMultipartUpload may fail after a 200 status line; the error is in the body.
-        if let document = XMLElement.parse(response.body), document.name == "Error" {
-            throw storage.storageError(status: 200, document: document, method: "POST (complete)", key: key)
-        }
+        try storage.completeMultipartUpload(fullKey: fullKey, key: key, uploadID: uploadID,
+                                            etags: etags.sorted { $0.key < $1.key }.map(\.value))
         self.uploadID = nil  // completed: nothing left to abort
     }
 }

@@ -128,13 +128,10 @@ public final class S3Storage: TieredStorage {
             if let encryption = configuration.serverSideEncryption { headers += Self.headers(for: encryption) }
             guard size > Int64(configuration.copyPartSize) else {
                 let response = try exchange("PUT", key: full, headers: headers + [source, HTTPHeader("x-amz-metadata-directive", "COPY")])
-                try Self.checkCopyResult(response, storage: self, key: key)
+                try throwIfErrorBody(response, method: "PUT (copy)", key: key)
                 return
             }
-            let created = try exchange("POST", key: full, query: [("uploads", "")], headers: headers)
-            guard let uploadID = XMLElement.parse(created.body)?["UploadId"] else {
-                throw StorageError(.io, key: key, "copying \(key) to \(storageClass): the answer has no UploadId")
-            }
+            let uploadID = try createMultipartUpload(fullKey: full, key: key, headers: headers)
             do throws(StorageError) {
                 var etags: [String] = []
                 var offset: Int64 = 0
@@ -142,29 +139,51 @@ public final class S3Storage: TieredStorage {
                     let last = min(size, offset + Int64(configuration.copyPartSize)) - 1
                     let response = try exchange("PUT", key: full, query: [("partNumber", "\(etags.count + 1)"), ("uploadId", uploadID)],
                                                 headers: [source, HTTPHeader("x-amz-copy-source-range", "bytes=\(offset)-\(last)")])
-                    try Self.checkCopyResult(response, storage: self, key: key)
+                    try throwIfErrorBody(response, method: "PUT (copy)", key: key)
                     guard let etag = XMLElement.parse(response.body)?["ETag"] else {
                         throw StorageError(.io, key: key, "copying part \(etags.count + 1) of \(key): the answer has no ETag")
                     }
                     etags.append(etag)
                     offset = last + 1
                 }
-                let list = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\(XMLText.escape($0.element))</ETag></Part>" }.joined()
-                let body = Array("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\(list)</CompleteMultipartUpload>".utf8)
-                let completed = try exchange("POST", key: full, query: [("uploadId", uploadID)],
-                                             headers: [HTTPHeader("Content-Type", "application/xml")], body: body)
-                try Self.checkCopyResult(completed, storage: self, key: key)
+                try completeMultipartUpload(fullKey: full, key: key, uploadID: uploadID, etags: etags)
             } catch {
-                _ = try? exchange("DELETE", key: full, query: [("uploadId", uploadID)])
+                abortMultipartUpload(fullKey: full, uploadID: uploadID)
                 throw error
             }
         }
     }
 
+    // MARK: Multipart uploads (streamed writes and large copies)
+
+    /// Starts a multipart upload; its id.
+    func createMultipartUpload(fullKey: String, key: String, headers: [HTTPHeader]) throws(StorageError) -> String {
+        let response = try exchange("POST", key: fullKey, query: [("uploads", "")], headers: headers)
+        guard let id = XMLElement.parse(response.body)?["UploadId"] else {
+            throw StorageError(.io, key: key, "starting a multipart upload of \(key) in \(displayName): the answer has no UploadId")
+        }
+        return id
+    }
+
+    /// Completes an upload from its parts' ETags, in part order.
+    func completeMultipartUpload(fullKey: String, key: String, uploadID: String, etags: [String]) throws(StorageError) {
+        let list = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\(XMLText.escape($0.element))</ETag></Part>" }.joined()
+        let body = Array("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\(list)</CompleteMultipartUpload>".utf8)
+        let response = try exchange("POST", key: fullKey, query: [("uploadId", uploadID)],
+                                    headers: [HTTPHeader("Content-Type", "application/xml")], body: body)
+        try throwIfErrorBody(response, method: "POST (complete)", key: key)
+    }
+
+    /// Best effort, retried by exchange; if S3 still refuses, the bucket's lifecycle rule for
+    /// incomplete uploads is the backstop.
+    func abortMultipartUpload(fullKey: String, uploadID: String) {
+        _ = try? exchange("DELETE", key: fullKey, query: [("uploadId", uploadID)])
+    }
+
     /// Copies and completions can fail after their 200 status line: the error is in the body.
-    private static func checkCopyResult(_ response: HTTPResponse, storage: S3Storage, key: String) throws(StorageError) {
+    func throwIfErrorBody(_ response: HTTPResponse, method: String, key: String) throws(StorageError) {
         if let document = XMLElement.parse(response.body), document.name == "Error" {
-            throw storage.storageError(status: 200, document: document, method: "PUT (copy)", key: key)
+            throw storageError(status: 200, document: document, method: method, key: key)
         }
     }
 
