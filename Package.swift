@@ -32,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // fork/exec with a parent-death signal: must run between fork and exec, so it is C.
         .target(name: "CChildProcess"),
+        .target(name: "CAllocator"),
 
         .target(name: "BlockingCalls", swiftSettings: swiftSettings),
         .target(name: "BackstopAPI", swiftSettings: swiftSettings),
@@ -62,7 +63,7 @@ let package = Package(
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop-controller", dependencies: [
-            "Controller", "KubeRuntime", "KubeClient", "Workloads", "BlockingCalls",
+            "Controller", "KubeRuntime", "KubeClient", "Workloads", "BlockingCalls", "CAllocator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),

@@ -142,7 +142,7 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var jobTemplate: JobTemplate?
     }
 
-    public struct Condition: Codable, Sendable, Equatable {
+    public struct Condition: Codable, Sendable, Hashable {
         public var type: String
         public var status: String
         public var reason: String
@@ -160,8 +160,8 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         }
     }
 
-    public struct EnvironmentStatus: Codable, Sendable, Equatable {
-        public struct Success: Codable, Sendable, Equatable {
+    public struct EnvironmentStatus: Codable, Sendable, Hashable {
+        public struct Success: Codable, Sendable, Hashable {
             public var id: String
             public var time: String
             public var bytes: Int64?
@@ -174,7 +174,7 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
                 self.durationSeconds = durationSeconds
             }
         }
-        public struct Failure: Codable, Sendable, Equatable {
+        public struct Failure: Codable, Sendable, Hashable {
             public var time: String
             public var reason: String
             public var message: String
@@ -199,7 +199,7 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Status: Codable, Sendable, Equatable {
+    public struct Status: Codable, Sendable, Hashable {
         public var observedGeneration: Int?
         public var conditions: [Condition]?
         public var environments: [EnvironmentStatus]?

@@ -34,9 +34,7 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields = metadata.merging(event.metadata ?? [:]) { _, new in new }.mapValues { "\($0)" }
         fields["source"] = nil
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let time = formatter.string(from: now())
+        let time = now().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         switch format {
         case .json:
             var object: [String: String] = fields

@@ -1,5 +1,6 @@
 internal import BackstopAPI
 internal import Foundation
+internal import KubeClient
 internal import Synchronization
 
 /// The controller's counters and the per-environment backup gauges, in Prometheus' text format.
@@ -71,7 +72,7 @@ public final class Metrics: Sendable {
                     let value: Double?
                     switch name {
                     case "backstop_last_success_timestamp_seconds":
-                        value = entry.status.lastSuccessfulBackup.flatMap { ISO8601DateFormatter().date(from: $0.time)?.timeIntervalSince1970 }
+                        value = entry.status.lastSuccessfulBackup.flatMap { KubeTime.parse($0.time)?.timeIntervalSince1970 }
                     case "backstop_backup_duration_seconds": value = entry.status.lastSuccessfulBackup?.durationSeconds
                     case "backstop_backup_bytes": value = entry.status.lastSuccessfulBackup?.bytes.map(Double.init)
                     case "backstop_backup_failures_total": value = Double(state.failures[key] ?? 0)

@@ -1,6 +1,7 @@
 internal import BackstopAPI
 internal import Foundation
 internal import KubeClient
+internal import KubeRuntime
 internal import Workloads
 
 /// Backup results: each finished Job's pod says how the run went in its termination message
@@ -15,27 +16,29 @@ extension PolicyReconciler {
         let message: String
     }
 
-    /// The newest finished run of each environment, from the policy's Jobs and their pods.
-    func latestResults(of policy: BackupPolicy, namespace: String) async throws -> [String: Result] {
-        let jobs = try await client.listAll(.jobs, namespace: namespace,
-                                            labelSelector: "\(CronJobBuilder.policyLabel)=\(policy.metadata.name)", as: GenericObject.self).items
-        var latest: [String: Result] = [:]
-        for job in jobs {
-            guard let environment = job.metadata.labels?[CronJobBuilder.environmentLabel],
-                  let finished = job.fields["status"]?["conditions"]?.array?.first(where: {
-                      ($0["type"] == .string("Complete") || $0["type"] == .string("Failed")) && $0["status"] == .string("True")
-                  }) else { continue }
-            let succeeded = finished["type"] == .string("Complete")
-            let time = finished["lastTransitionTime"]?.string ?? job.fields["status"]?["completionTime"]?.string ?? ""
-            let pods = try await client.listAll(.pods, namespace: namespace, labelSelector: "job-name=\(job.metadata.name)", as: GenericObject.self).items
+    /// The newest finished run of each environment, from the policy's Jobs (as cached) and
+    /// their pods' termination messages — read only for a run newer than any the status
+    /// already records, so a converged policy costs no request.
+    func newResults(key: String, namespace: String, status: BackupPolicy.Status?) async throws -> [String: Result] {
+        var newest: [String: (job: ObservedJob, finished: ObservedJob.Status.Condition, time: String)] = [:]
+        for job in owned.jobs.objects(inGroup: key) {
+            guard let environment = job.metadata.labels?[CronJobBuilder.environmentLabel], let finished = job.finished else { continue }
+            let time = finished.lastTransitionTime ?? job.status?.completionTime ?? ""
+            if let known = newest[environment], known.time >= time { continue }
+            newest[environment] = (job, finished, time)
+        }
+        var results: [String: Result] = [:]
+        for (environment, run) in newest {
+            let recorded = status?.environments?.first { $0.name == environment }
+            guard run.time > max(recorded?.lastSuccessfulBackup?.time ?? "", recorded?.lastFailure?.time ?? "") else { continue }
+            let pods = try await client.listAll(.pods, namespace: namespace, labelSelector: "job-name=\(run.job.metadata.name)", as: GenericObject.self).items
             let message = pods.compactMap { $0.fields["status"]?[path: "containerStatuses"]?.array?.first?[path: "state.terminated.message"]?.string }.last ?? ""
             let report = message.split(separator: "\n").last.flatMap { try? JSONDecoder().decode(WorkerReport.self, from: Data($0.utf8)) }
-            let result = Result(environment: environment, time: time, succeeded: succeeded && report?.outcome != .failed, report: report,
-                                message: report?.message ?? (message.isEmpty ? (finished["message"]?.string ?? "the Job failed") : String(message.suffix(300))))
-            if let known = latest[environment], known.time >= time { continue }
-            latest[environment] = result
+            results[environment] = Result(
+                environment: environment, time: run.time, succeeded: run.finished.type == "Complete" && report?.outcome != .failed, report: report,
+                message: report?.message ?? (message.isEmpty ? (run.finished.message ?? "the Job failed") : String(message.suffix(300))))
         }
-        return latest
+        return results
     }
 
     /// Folds new results into the environments' status; returns the events to record.

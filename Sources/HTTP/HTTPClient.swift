@@ -52,10 +52,15 @@ public final class HTTPClient: Sendable {
     /// from here reuses a warm connection to the same host.
     private let idle = Mutex<[EasyHandle]>([])
     private static let maximumIdleHandles = 8
+    /// The threads `send` blocks on; more concurrent sends than this wait their turn.
+    private let threads: BlockingThreadPool
 
     private static let globalInitialization: CURLcode = backstop_curl_global_init()
 
-    public init(configuration: Configuration = Configuration()) throws(HTTPError) {
+    /// `maximumConcurrentRequests`: how many `send`s run at once (each holds a thread while
+    /// its exchange lasts); S3 uploads keep four parts in flight, a controller one exchange
+    /// per worker.
+    public init(configuration: Configuration = Configuration(), maximumConcurrentRequests: Int = 8) throws(HTTPError) {
         guard Self.globalInitialization == CURLE_OK else {
             throw HTTPError(.invalidRequest, "libcurl failed to initialize (\(Self.globalInitialization.rawValue))")
         }
@@ -63,12 +68,13 @@ public final class HTTPClient: Sendable {
             throw HTTPError(.tls, "CA bundle \(caFile) cannot be read: \(String(cString: strerror(errno))); mount the CA certificate there or drop the option")
         }
         self.configuration = configuration
+        self.threads = BlockingThreadPool(threads: maximumConcurrentRequests, name: "http")
     }
 
-    /// Sends `request` from a fresh thread, off the cooperative pool.
+    /// Sends `request` from one of the client's threads, off the cooperative pool.
     public func send(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
         do {
-            return try await runBlocking(name: "http") { [self] in try perform(request) }
+            return try await threads.run { [self] in try perform(request) }
         } catch let error as HTTPError {
             throw error
         } catch {

@@ -15,15 +15,25 @@ public enum ReconcileAction: Sendable, Equatable {
 public struct Controller<Object: KubeObject>: Sendable {
     public typealias Reconcile = @Sendable (_ key: String, _ object: Object?) async throws -> ReconcileAction
 
-    /// Objects the controller makes (CronJobs of a policy): a change to one queues its owner's
+    /// Objects the controller makes (CronJobs of a policy), kept in their own cache (which the
+    /// reconcile reads instead of asking the API server): a change to one queues its owner's
     /// key, so hand edits are noticed and restored.
     public struct OwnedWatch: Sendable {
-        let watcher: Watcher<GenericObject>
-        let owner: @Sendable (GenericObject) -> String?
+        let run: @Sendable (_ enqueue: @escaping @Sendable (String) async -> Void) async -> Void
+        let hasSynced: @Sendable () -> Bool
 
-        public init(_ watcher: Watcher<GenericObject>, owner: @escaping @Sendable (GenericObject) -> String?) {
-            self.watcher = watcher
-            self.owner = owner
+        public init<Owned: KubeObject>(_ watcher: Watcher<Owned>, cache: ObjectCache<Owned>,
+                                       owner: @escaping @Sendable (Owned) -> String?) {
+            run = { enqueue in
+                await watcher.run { event in
+                    // The cache first: the reconcile the key starts must see this change.
+                    for (old, new) in cache.apply(event) {
+                        let owners = Set([old.flatMap(owner), new.flatMap(owner)].compactMap { $0 })
+                        for key in owners.sorted() { await enqueue(key) }
+                    }
+                }
+            }
+            hasSynced = { cache.hasSynced }
         }
     }
 
@@ -56,24 +66,14 @@ public struct Controller<Object: KubeObject>: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [cache, queue, watcher, needsReconcile] in
                 await watcher.run { event in
-                    if case .applied(let object) = event, !needsReconcile(cache.get(object.key), object) {
-                        cache.apply(event)
-                        return
+                    for (old, new) in cache.apply(event) {
+                        if case .applied = event, let new, !needsReconcile(old, new) { continue }
+                        if let key = (new ?? old)?.key { await queue.add(key) }
                     }
-                    for key in cache.apply(event) { await queue.add(key) }
                 }
             }
             for watch in owned {
-                group.addTask { [queue] in
-                    await watch.watcher.run { event in
-                        let objects: [GenericObject]
-                        switch event {
-                        case .restarted(let all): objects = all
-                        case .applied(let object), .deleted(let object): objects = [object]
-                        }
-                        for object in objects { if let key = watch.owner(object) { await queue.add(key) } }
-                    }
-                }
+                group.addTask { [queue] in await watch.run { key in await queue.add(key) } }
             }
             for worker in 0..<workers {
                 group.addTask { await work(worker) }
@@ -86,7 +86,12 @@ public struct Controller<Object: KubeObject>: Sendable {
         }
     }
 
+    /// True once the first list of the watched and of every owned collection has arrived:
+    /// before that, a reconcile would take an object that exists for one that does not.
+    public var hasSynced: Bool { cache.hasSynced && owned.allSatisfy { $0.hasSynced() } }
+
     private func work(_ worker: Int) async {
+        while !hasSynced && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(20)) }
         while let key = await queue.next() {
             do {
                 switch try await reconcile(key, cache.get(key)) {

@@ -79,13 +79,13 @@ public struct LeaderElector: Sendable {
 
     /// One attempt: create the Lease, renew ours, or take over an expired one.
     func tryAcquireOrRenew() async -> Bool {
-        let now = Self.timestamp(Date())
+        let now = KubeTime.microTime(Date())
         let seconds = Int(timing.leaseDuration.components.seconds)
         do {
             var lease = try await client.get(.leases, namespace: namespace, name: name, as: Lease.self)
             let holder = lease.spec.holderIdentity ?? ""
             if holder != identity && !holder.isEmpty {
-                let renewed = lease.spec.renewTime.flatMap(Self.parse) ?? .distantPast
+                let renewed = lease.spec.renewTime.flatMap(KubeTime.parse) ?? .distantPast
                 let duration = Double(lease.spec.leaseDurationSeconds ?? seconds)
                 guard Date().timeIntervalSince(renewed) > duration else { return false }
             }
@@ -113,23 +113,9 @@ public struct LeaderElector: Sendable {
         guard var lease = try? await client.get(.leases, namespace: namespace, name: name, as: Lease.self),
               lease.spec.holderIdentity == identity else { return }
         lease.spec.holderIdentity = ""
-        lease.spec.renewTime = Self.timestamp(Date(timeIntervalSince1970: 0))
+        lease.spec.renewTime = KubeTime.microTime(Date(timeIntervalSince1970: 0))
         _ = try? await client.update(.leases, namespace: namespace, name: name, lease)
         logger.info("\(identity) released \(namespace)/\(name)")
     }
 
-    /// MicroTime, as the Lease API writes it.
-    static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
-    }
-
-    static func parse(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
-    }
 }

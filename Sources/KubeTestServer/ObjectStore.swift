@@ -178,8 +178,7 @@ final class ObjectStore: @unchecked Sendable {
 
     /// kubectl's short ages: 45s, 5m, 3h, 2d.
     static func age(_ timestamp: String?) -> String {
-        let formatter = ISO8601DateFormatter()
-        guard let timestamp, let date = formatter.date(from: timestamp) else { return "<unknown>" }
+        guard let timestamp, let date = KubeTime.parse(timestamp) else { return "<unknown>" }
         let seconds = max(0, Int(Date().timeIntervalSince(date)))
         switch seconds {
         case ..<120: return "\(seconds)s"
@@ -456,11 +455,7 @@ final class ObjectStore: @unchecked Sendable {
         return copy
     }
 
-    static func now() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: Date())
-    }
+    static func now() -> String { KubeTime.time(Date()) }
 
     // MARK: Jobs
 

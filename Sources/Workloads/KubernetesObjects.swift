@@ -1,14 +1,16 @@
 /// The slices of the Kubernetes API the builders produce, as plain Codable values: enough for
 /// CronJobs and Jobs that run the worker, nothing the controller does not set.
-public struct ObjectMetadata: Codable, Sendable, Equatable {
+public struct ObjectMetadata: Codable, Sendable, Hashable {
     public var name: String
     public var namespace: String?
     public var labels: [String: String]?
     public var annotations: [String: String]?
     public var ownerReferences: [OwnerReference]?
+    /// Set only to replace an existing object (an update is refused when it is stale).
+    public var resourceVersion: String?
 }
 
-public struct OwnerReference: Codable, Sendable, Equatable {
+public struct OwnerReference: Codable, Sendable, Hashable {
     public var apiVersion: String
     public var kind: String
     public var name: String
@@ -17,8 +19,8 @@ public struct OwnerReference: Codable, Sendable, Equatable {
     public var blockOwnerDeletion: Bool
 }
 
-public struct CronJob: Codable, Sendable, Equatable {
-    public struct Spec: Codable, Sendable, Equatable {
+public struct CronJob: Codable, Sendable, Hashable {
+    public struct Spec: Codable, Sendable, Hashable {
         public var schedule: String
         public var timeZone: String
         public var suspend: Bool
@@ -28,7 +30,7 @@ public struct CronJob: Codable, Sendable, Equatable {
         public var failedJobsHistoryLimit: Int
         public var jobTemplate: JobTemplate
     }
-    public struct JobTemplate: Codable, Sendable, Equatable {
+    public struct JobTemplate: Codable, Sendable, Hashable {
         public var metadata: TemplateMetadata
         public var spec: Job.Spec
     }
@@ -38,8 +40,8 @@ public struct CronJob: Codable, Sendable, Equatable {
     public var spec: Spec
 }
 
-public struct Job: Codable, Sendable, Equatable {
-    public struct Spec: Codable, Sendable, Equatable {
+public struct Job: Codable, Sendable, Hashable {
+    public struct Spec: Codable, Sendable, Hashable {
         public var backoffLimit: Int
         public var activeDeadlineSeconds: Int?
         public var ttlSecondsAfterFinished: Int?
@@ -51,19 +53,19 @@ public struct Job: Codable, Sendable, Equatable {
     public var spec: Spec
 }
 
-public struct TemplateMetadata: Codable, Sendable, Equatable {
+public struct TemplateMetadata: Codable, Sendable, Hashable {
     public var labels: [String: String]
     public var annotations: [String: String]?
 }
 
-public struct PodTemplate: Codable, Sendable, Equatable {
+public struct PodTemplate: Codable, Sendable, Hashable {
     public var metadata: TemplateMetadata
     public var spec: PodSpec
 }
 
-public struct PodSpec: Codable, Sendable, Equatable {
-    public struct SecurityContext: Codable, Sendable, Equatable {
-        public struct Seccomp: Codable, Sendable, Equatable { public var type: String }
+public struct PodSpec: Codable, Sendable, Hashable {
+    public struct SecurityContext: Codable, Sendable, Hashable {
+        public struct Seccomp: Codable, Sendable, Hashable { public var type: String }
         public var runAsNonRoot: Bool
         public var runAsUser: Int
         public var runAsGroup: Int
@@ -79,15 +81,15 @@ public struct PodSpec: Codable, Sendable, Equatable {
     public var volumes: [Volume]
 }
 
-public struct Container: Codable, Sendable, Equatable {
-    public struct SecurityContext: Codable, Sendable, Equatable {
-        public struct Capabilities: Codable, Sendable, Equatable { public var drop: [String] }
+public struct Container: Codable, Sendable, Hashable {
+    public struct SecurityContext: Codable, Sendable, Hashable {
+        public struct Capabilities: Codable, Sendable, Hashable { public var drop: [String] }
         public var allowPrivilegeEscalation: Bool
         public var readOnlyRootFilesystem: Bool
         public var runAsNonRoot: Bool
         public var capabilities: Capabilities
     }
-    public struct Resources: Codable, Sendable, Equatable {
+    public struct Resources: Codable, Sendable, Hashable {
         public var requests: [String: String]?
         public var limits: [String: String]?
     }
@@ -101,10 +103,10 @@ public struct Container: Codable, Sendable, Equatable {
     public var volumeMounts: [VolumeMount]
 }
 
-public struct EnvVar: Codable, Sendable, Equatable {
-    public struct Source: Codable, Sendable, Equatable {
-        public struct SecretKey: Codable, Sendable, Equatable { public var name: String; public var key: String }
-        public struct Field: Codable, Sendable, Equatable { public var fieldPath: String }
+public struct EnvVar: Codable, Sendable, Hashable {
+    public struct Source: Codable, Sendable, Hashable {
+        public struct SecretKey: Codable, Sendable, Hashable { public var name: String; public var key: String }
+        public struct Field: Codable, Sendable, Hashable { public var fieldPath: String }
         public var secretKeyRef: SecretKey?
         public var fieldRef: Field?
     }
@@ -121,16 +123,16 @@ public struct EnvVar: Codable, Sendable, Equatable {
     }
 }
 
-public struct VolumeMount: Codable, Sendable, Equatable {
+public struct VolumeMount: Codable, Sendable, Hashable {
     public var name: String
     public var mountPath: String
     public var readOnly: Bool?
 }
 
-public struct Volume: Codable, Sendable, Equatable {
-    public struct SecretSource: Codable, Sendable, Equatable { public var secretName: String; public var defaultMode: Int? }
-    public struct EmptyDir: Codable, Sendable, Equatable { public var sizeLimit: String? }
-    public struct Claim: Codable, Sendable, Equatable { public var claimName: String }
+public struct Volume: Codable, Sendable, Hashable {
+    public struct SecretSource: Codable, Sendable, Hashable { public var secretName: String; public var defaultMode: Int? }
+    public struct EmptyDir: Codable, Sendable, Hashable { public var sizeLimit: String? }
+    public struct Claim: Codable, Sendable, Hashable { public var claimName: String }
     public var name: String
     public var secret: SecretSource?
     public var emptyDir: EmptyDir?

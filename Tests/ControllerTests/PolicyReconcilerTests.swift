@@ -40,22 +40,9 @@ struct PolicyReconcilerTests {
         return try await condition()
     }
 
-    func controller(_ client: KubeClient, now: @escaping @Sendable () -> Date = { Date() }) -> Controller<GenericObject> {
-        let reconciler = PolicyReconciler(client: client, workerImage: "backstop:test", logger: Self.logger, now: now)
-        let backoff = Backoff(base: .milliseconds(10), cap: .milliseconds(200))
-        let owner: @Sendable (GenericObject) -> String? = { object in
-            guard let policy = object.metadata.labels?[CronJobBuilder.policyLabel], let namespace = object.metadata.namespace else { return nil }
-            return "\(namespace)/\(policy)"
-        }
-        return Controller<GenericObject>(
-            watcher: Watcher(client: client, resource: .backupPolicies, backoff: backoff),
-            owned: [
-                .init(Watcher(client: client, resource: .cronJobs, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
-                .init(Watcher(client: client, resource: .jobs, labelSelector: "app.kubernetes.io/managed-by=backstop", backoff: backoff), owner: owner),
-            ],
-            workers: 2, logger: Self.logger, needsReconcile: PolicyReconciler.needsReconcile) { key, object in
-            try await reconciler.reconcile(key: key, object: object)
-        }
+    func controller(_ client: KubeClient, metrics: Metrics = Metrics(), now: @escaping @Sendable () -> Date = { Date() }) -> Controller<ObservedPolicy> {
+        PolicyReconciler.controller(client: client, namespace: nil, workerImage: "backstop:test", logger: Self.logger, metrics: metrics,
+                                    backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(200)), now: now)
     }
 
     /// A test API server with the CRD installed and, unless `policy` is false, the example policy.
@@ -88,7 +75,8 @@ struct PolicyReconcilerTests {
                 && policy.status?.environments?.map(\.cronJob) == ["orders-production", "orders-staging", "orders-development"]
         })
         let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items
-        #expect(events.filter { $0.fields["reason"] == .string("CronJobCreated") }.count == 3)
+        let created = events.filter { $0.fields["reason"] == .string("CronJobCreated") }
+        #expect(created.count == 1 && created.first?.fields["message"] == .string("created orders-production, orders-staging, orders-development"))
 
         // A spec change reaches the CronJob.
         _ = try await client.patch(.backupPolicies, name: "orders", .json([
@@ -110,12 +98,17 @@ struct PolicyReconcilerTests {
             try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.environments?.map(\.name) == ["production", "staging"]
         })
 
-        // Converged: reconciling again writes nothing.
+        // Converged: a restarted controller reconciles every policy again and writes nothing.
         running.cancel()
         await running.value
         let quiet = server.currentResourceVersion
-        let object = try await client.get(.backupPolicies, name: "orders", as: GenericObject.self)
-        _ = try await PolicyReconciler(client: client, workerImage: "backstop:test", logger: Self.logger).reconcile(key: "shop/orders", object: object)
+        let metrics = Metrics()
+        let restarted = controller(client, metrics: metrics)
+        let rerun = Task { await restarted.run() }
+        #expect(try await eventually { metrics.render().contains("\nbackstop_reconcile_total 1\n") })
+        try await Task.sleep(for: .milliseconds(300))
+        rerun.cancel()
+        await rerun.value
         #expect(server.currentResourceVersion == quiet, "nothing is written when nothing changed")
 
         // Deleting the policy takes its CronJobs (owner references), never anything else.

@@ -1,0 +1,132 @@
+public import BackstopAPI
+public import KubeClient
+public import KubeRuntime
+internal import Workloads
+
+// What the controller's caches hold: typed and trimmed to what a reconcile reads, so a
+// thousand policies with three CronJobs each stay small in memory (no managedFields, no
+// untyped JSON trees) and are decoded once, straight from the watch.
+
+/// A BackupPolicy as watched. A policy the API server accepted but that does not decode
+/// (a schema older than this controller, a hand-made CRD) is still cached, with the reason,
+/// so its status can say what is wrong instead of the whole watch failing.
+public struct ObservedPolicy: KubeObject, Equatable {
+    public var metadata: ObjectMeta
+    public let policy: BackupPolicy?
+    /// Why `policy` is nil: the field and what was expected there.
+    public let decodingError: String?
+
+    private enum CodingKeys: String, CodingKey { case metadata }
+
+    public init(from decoder: any Decoder) throws {
+        metadata = try decoder.container(keyedBy: CodingKeys.self).decode(ObjectMeta.self, forKey: .metadata)
+        do {
+            policy = try BackupPolicy(from: decoder)
+            decodingError = nil
+        } catch {
+            policy = nil
+            decodingError = (error as? DecodingError).map(Self.describe) ?? "\(error)"
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        if let policy {
+            try policy.encode(to: encoder)
+        } else {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(metadata, forKey: .metadata)
+        }
+    }
+
+    /// `spec.environments[0].retention.keep.daily: expected a number`.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.reduce(into: "") { text, key in
+                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+            }
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)): expected \(expected(type))"
+        case .valueNotFound(_, let context):
+            return "\(path(context.codingPath)): a value is required"
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])): required field is missing"
+        case .dataCorrupted(let context):
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    private static func expected(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Double.Type: "a number"
+        case is Bool.Type: "true or false"
+        default: String(describing: type).hasPrefix("Array") ? "a list" : "an object"
+        }
+    }
+}
+
+/// A CronJob the controller made: its metadata and a hash of its spec read into the builder's
+/// own types (nil when it no longer reads as one: hand-edited beyond recognition, so drift).
+/// The hash, not the spec: three thousand CronJobs' pod templates would be most of the
+/// controller's memory, and a reconcile only needs to know whether one is still as built.
+public struct ObservedCronJob: KubeObject {
+    public var metadata: ObjectMeta
+    /// `CronJob.Spec.hashValue`: comparable only within this process (Swift seeds hashes
+    /// per process), which is all the cache lives for.
+    public let specHash: Int?
+
+    private enum CodingKeys: String, CodingKey { case metadata, spec }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
+        specHash = (try? container.decode(CronJob.Spec.self, forKey: .spec))?.hashValue
+    }
+
+    /// Only the metadata: the spec is not kept.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(metadata, forKey: .metadata)
+    }
+}
+
+/// A Job the controller's CronJobs (or run-now) started: only how it ended.
+public struct ObservedJob: KubeObject {
+    public struct Status: Codable, Sendable {
+        public struct Condition: Codable, Sendable {
+            public var type: String
+            public var status: String
+            public var lastTransitionTime: String?
+            public var message: String?
+        }
+        public var conditions: [Condition]?
+        public var completionTime: String?
+    }
+
+    public var metadata: ObjectMeta
+    public var status: Status?
+
+    /// The Complete or Failed condition, once the Job has one.
+    var finished: Status.Condition? {
+        status?.conditions?.first { ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True" }
+    }
+}
+
+/// The objects the controller made, as its watches last saw them, grouped by the key
+/// (`namespace/policy`) of the policy that owns them.
+public struct OwnedObjects: Sendable {
+    public let cronJobs = ObjectCache<ObservedCronJob>(indexedBy: { Self.ownerKey(of: $0.metadata) })
+    public let jobs = ObjectCache<ObservedJob>(indexedBy: { Self.ownerKey(of: $0.metadata) })
+
+    public init() {}
+
+    /// The owning policy's work-queue key, from the label the builder sets.
+    public static func ownerKey(of metadata: ObjectMeta) -> String? {
+        guard let policy = metadata.labels?[CronJobBuilder.policyLabel], let namespace = metadata.namespace else { return nil }
+        return "\(namespace)/\(policy)"
+    }
+}

@@ -1,0 +1,29 @@
+public import Foundation
+public import KubeClient
+public import KubeRuntime
+public import Logging
+internal import Workloads
+
+extension PolicyReconciler {
+    /// The BackupPolicy controller for one scope (a namespace, or all when nil): the policy
+    /// watch, the watches of the CronJobs and Jobs it made (by label, into the caches the
+    /// reconciler reads), and `workers` reconcilers.
+    public static func controller(client: KubeClient, namespace: String?, workerImage: String, workers: Int = 2,
+                                  logger: Logger, metrics: Metrics = Metrics(), backoff: Backoff = Backoff(),
+                                  now: @escaping @Sendable () -> Date = { Date() }) -> Controller<ObservedPolicy> {
+        let owned = OwnedObjects()
+        let reconciler = PolicyReconciler(client: client, workerImage: workerImage, owned: owned, logger: logger, metrics: metrics, now: now)
+        let ours = "app.kubernetes.io/managed-by=\(CronJobBuilder.managedBy)"
+        return Controller(
+            watcher: Watcher(client: client, resource: .backupPolicies, namespace: namespace, backoff: backoff),
+            owned: [
+                .init(Watcher(client: client, resource: .cronJobs, namespace: namespace, labelSelector: ours, backoff: backoff),
+                      cache: owned.cronJobs, owner: { OwnedObjects.ownerKey(of: $0.metadata) }),
+                .init(Watcher(client: client, resource: .jobs, namespace: namespace, labelSelector: ours, backoff: backoff),
+                      cache: owned.jobs, owner: { OwnedObjects.ownerKey(of: $0.metadata) }),
+            ],
+            workers: workers, logger: logger, needsReconcile: needsReconcile) { key, object in
+                try await reconciler.reconcile(key: key, object: object)
+            }
+    }
+}
