@@ -10,9 +10,19 @@ public final class Metrics: Sendable {
         var reconcileErrors = 0
         var reconcileSeconds = 0.0
         var queueDepth = 0
-        /// namespace/policy/environment → status of the environment.
-        var environments: [String: (namespace: String, policy: String, status: BackupPolicy.EnvironmentStatus)] = [:]
-        var failures: [String: Int] = [:]
+        /// namespace/policy/environment → its gauges (numbers only: one per environment of
+        /// every policy is kept).
+        var environments: [String: Gauges] = [:]
+    }
+    struct Gauges {
+        let namespace: String, policy: String, environment: String
+        var lastSuccess: Double?
+        var duration: Double?
+        var bytes: Int64?
+        var rpoMet: Bool?
+        /// When the last failure counted happened: a new time is a new failure.
+        var lastFailureTime: String?
+        var failures = 0
     }
     private let state = Mutex(State())
 
@@ -33,12 +43,17 @@ public final class Metrics: Sendable {
         state.withLock { state in
             for environment in policy.status?.environments ?? [] {
                 let key = "\(namespace)/\(policy.metadata.name)/\(environment.name)"
-                if let previous = state.environments[key]?.status.lastFailure, previous != environment.lastFailure {
-                    state.failures[key, default: 0] += 1
-                } else if state.environments[key] == nil, environment.lastFailure != nil {
-                    state.failures[key, default: 0] += 1
+                var gauges = state.environments[key] ?? Gauges(namespace: namespace, policy: policy.metadata.name, environment: environment.name)
+                let success = environment.lastSuccessfulBackup
+                gauges.lastSuccess = success.flatMap { KubeTime.parse($0.time)?.timeIntervalSince1970 }
+                gauges.duration = success?.durationSeconds
+                gauges.bytes = success?.bytes
+                gauges.rpoMet = environment.rpo.map { $0 == "Met" }
+                if let failure = environment.lastFailure?.time, failure != gauges.lastFailureTime {
+                    gauges.failures += 1
+                    gauges.lastFailureTime = failure
                 }
-                state.environments[key] = (namespace, policy.metadata.name, environment)
+                state.environments[key] = gauges
             }
         }
     }
@@ -67,16 +82,15 @@ public final class Metrics: Sendable {
                 lines.append("# HELP \(name) \(help)")
                 lines.append("# TYPE \(name) \(type)")
                 for key in state.environments.keys.sorted() {
-                    guard let entry = state.environments[key] else { continue }
-                    let labels = "{namespace=\"\(entry.namespace)\",policy=\"\(entry.policy)\",environment=\"\(entry.status.name)\"}"
+                    guard let gauges = state.environments[key] else { continue }
+                    let labels = "{namespace=\"\(gauges.namespace)\",policy=\"\(gauges.policy)\",environment=\"\(gauges.environment)\"}"
                     let value: Double?
                     switch name {
-                    case "backstop_last_success_timestamp_seconds":
-                        value = entry.status.lastSuccessfulBackup.flatMap { KubeTime.parse($0.time)?.timeIntervalSince1970 }
-                    case "backstop_backup_duration_seconds": value = entry.status.lastSuccessfulBackup?.durationSeconds
-                    case "backstop_backup_bytes": value = entry.status.lastSuccessfulBackup?.bytes.map(Double.init)
-                    case "backstop_backup_failures_total": value = Double(state.failures[key] ?? 0)
-                    default: value = entry.status.rpo.map { $0 == "Met" ? 1 : 0 }
+                    case "backstop_last_success_timestamp_seconds": value = gauges.lastSuccess
+                    case "backstop_backup_duration_seconds": value = gauges.duration
+                    case "backstop_backup_bytes": value = gauges.bytes.map(Double.init)
+                    case "backstop_backup_failures_total": value = Double(gauges.failures)
+                    default: value = gauges.rpoMet.map { $0 ? 1 : 0 }
                     }
                     if let value { lines.append("\(name)\(labels) \(Self.format(value))") }
                 }

@@ -1,4 +1,5 @@
 public import BackstopAPI
+internal import Foundation
 public import KubeClient
 public import KubeRuntime
 internal import Workloads
@@ -10,21 +11,30 @@ internal import Workloads
 /// A BackupPolicy as watched. A policy the API server accepted but that does not decode
 /// (a schema older than this controller, a hand-made CRD) is still cached, with the reason,
 /// so its status can say what is wrong instead of the whole watch failing.
+///
+/// The policy is kept as compact JSON and decoded again for each reconcile: the typed value,
+/// with its many optional fields laid out inline, is about 5 KiB against 2 KiB of JSON, and
+/// a reconcile is rare next to the time a policy sits in the cache.
 public struct ObservedPolicy: KubeObject, Equatable {
     public var metadata: ObjectMeta
-    public let policy: BackupPolicy?
+    private let encoded: Data?
     /// Why `policy` is nil: the field and what was expected there.
     public let decodingError: String?
+
+    /// The policy, typed; nil when it does not decode (see `decodingError`).
+    public var policy: BackupPolicy? {
+        encoded.flatMap { try? JSONDecoder().decode(BackupPolicy.self, from: $0) }
+    }
 
     private enum CodingKeys: String, CodingKey { case metadata }
 
     public init(from decoder: any Decoder) throws {
         metadata = try decoder.container(keyedBy: CodingKeys.self).decode(ObjectMeta.self, forKey: .metadata)
         do {
-            policy = try BackupPolicy(from: decoder)
+            encoded = try JSONEncoder().encode(try BackupPolicy(from: decoder))
             decodingError = nil
         } catch {
-            policy = nil
+            encoded = nil
             decodingError = (error as? DecodingError).map(Self.describe) ?? "\(error)"
         }
     }
@@ -83,7 +93,7 @@ public struct ObservedCronJob: KubeObject {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
+        metadata = try container.decode(ObjectMeta.self, forKey: .metadata).trimmedForCache()
         specHash = (try? container.decode(CronJob.Spec.self, forKey: .spec))?.hashValue
     }
 
@@ -110,9 +120,29 @@ public struct ObservedJob: KubeObject {
     public var metadata: ObjectMeta
     public var status: Status?
 
+    private enum CodingKeys: String, CodingKey { case metadata, status }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        metadata = try container.decode(ObjectMeta.self, forKey: .metadata).trimmedForCache()
+        status = try container.decodeIfPresent(Status.self, forKey: .status)
+    }
+
     /// The Complete or Failed condition, once the Job has one.
     var finished: Status.Condition? {
         status?.conditions?.first { ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True" }
+    }
+}
+
+extension ObjectMeta {
+    /// Without what a reconcile of owned objects never reads (uid, times, generation,
+    /// finalizers): kept for thousands of objects.
+    func trimmedForCache() -> ObjectMeta {
+        var trimmed = ObjectMeta(name: name, namespace: namespace, labels: labels)
+        trimmed.resourceVersion = resourceVersion
+        trimmed.annotations = annotations
+        trimmed.ownerReferences = ownerReferences
+        return trimmed
     }
 }
 

@@ -7,7 +7,10 @@ public actor WorkQueue<Key: Hashable & Sendable> {
     private var processing: Set<Key> = []
     private var failures: [Key: Int] = [:]
     private var waiters: [CheckedContinuation<Key?, Never>] = []
-    private var delayed: [Key: Task<Void, Never>] = [:]
+    /// Keys to add later, and when; one timer task sleeps until the earliest (not a task per
+    /// key: a controller requeues every policy for its RPO check).
+    private var delayed: [Key: ContinuousClock.Instant] = [:]
+    private var timer: (task: Task<Void, Never>, deadline: ContinuousClock.Instant)?
     private var shuttingDown = false
     private let backoff: Backoff
 
@@ -31,17 +34,34 @@ public actor WorkQueue<Key: Hashable & Sendable> {
 
     /// Adds `key` after `delay`; an earlier pending delayed add for it is replaced.
     public func add(_ key: Key, after delay: Duration) {
-        delayed[key]?.cancel()
-        delayed[key] = Task { [weak self] in
-            try? await Task.sleep(for: delay)
-            guard !Task.isCancelled else { return }
-            await self?.fireDelayed(key)
-        }
+        guard !shuttingDown else { return }
+        delayed[key] = ContinuousClock.now + delay
+        scheduleTimer()
     }
 
-    private func fireDelayed(_ key: Key) {
-        delayed[key] = nil
-        add(key)
+    private func scheduleTimer() {
+        guard let earliest = delayed.values.min() else {
+            timer?.task.cancel()
+            timer = nil
+            return
+        }
+        if let timer, timer.deadline <= earliest { return }
+        timer?.task.cancel()
+        timer = (Task { [weak self] in
+            try? await Task.sleep(until: earliest, clock: .continuous)
+            guard !Task.isCancelled else { return }
+            await self?.fireDue()
+        }, earliest)
+    }
+
+    private func fireDue() {
+        timer = nil
+        let now = ContinuousClock.now
+        for (key, deadline) in delayed where deadline <= now {
+            delayed[key] = nil
+            add(key)
+        }
+        scheduleTimer()
     }
 
     /// Adds after the key's own backoff, which grows with each call until `forget`.
@@ -82,7 +102,8 @@ public actor WorkQueue<Key: Hashable & Sendable> {
 
     public func shutDown() {
         shuttingDown = true
-        for task in delayed.values { task.cancel() }
+        timer?.task.cancel()
+        timer = nil
         delayed.removeAll()
         let waiting = waiters
         waiters.removeAll()
