@@ -38,6 +38,16 @@ struct CompressionTests {
         #expect(throws: PipelineError.self) { try run([Compression.decompressor(algorithm)], compressed) }
     }
 
+    /// The backup's read-back counts the decoded dump instead of hashing it again, relying on
+    /// the codec's own content checksum (zstd's frame checksum, gzip's CRC-32): a wrong one
+    /// must fail the decode even when everything before it decodes.
+    @Test("a wrong content checksum is an error", arguments: [(CompressionAlgorithm.zstd, 4), (.gzip, 8)])
+    func contentChecksum(_ algorithm: CompressionAlgorithm, trailer: Int) throws {
+        var compressed = try run([Compression.compressor(algorithm, level: 1)], Self.sample)
+        compressed[compressed.count - trailer] ^= 0x01  // zstd: the frame checksum; gzip: the CRC-32
+        #expect(throws: PipelineError.self) { try run([Compression.decompressor(algorithm)], compressed) }
+    }
+
     @Test func outOfRangeLevelIsRefused() {
         #expect(throws: PipelineError.self) { try Compression.compressor(.gzip, level: 42) }
     }
