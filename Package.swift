@@ -45,7 +45,7 @@ let package = Package(
         // Pure builders: policy in, Kubernetes objects out (the controller and `backstop render`).
         .target(name: "Workloads", dependencies: ["BackstopAPI"], swiftSettings: swiftSettings),
         .target(name: "Controller", dependencies: [
-            "KubeRuntime", "KubeClient", "Workloads", "BackstopAPI", .product(name: "Logging", package: "swift-log"),
+            "KubeRuntime", "KubeClient", "Workloads", "BackstopAPI", "Sockets", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "KubeRuntime", dependencies: ["KubeClient", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
@@ -58,8 +58,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
-        .target(name: "TestSupport", dependencies: ["BlockingCalls"], swiftSettings: swiftSettings),
-        .target(name: "KubeTestServer", dependencies: ["KubeClient", "TestSupport"], exclude: ["README.md"], swiftSettings: swiftSettings),
+        .target(name: "Sockets", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["BlockingCalls", "Sockets"], swiftSettings: swiftSettings),
+        .target(name: "KubeTestServer", dependencies: ["KubeClient", "Sockets"], exclude: ["README.md"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop-controller", dependencies: [
@@ -81,7 +82,7 @@ let package = Package(
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls", "TestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "ControllerTests", dependencies: [
-            "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport",
+            "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport", "Sockets",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [

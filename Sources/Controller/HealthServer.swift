@@ -1,4 +1,5 @@
 internal import Foundation
+internal import Sockets
 internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
@@ -16,23 +17,9 @@ public final class HealthServer: Sendable {
 
     /// Listens on `host:port` (port 0 picks a free one).
     public init(host: String, port: Int, metrics: Metrics) throws(Failure) {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard listener >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
-        var yes: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr(host)
-        address.sin_port = UInt16(port).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
-        guard bound == 0, listen(listener, 16) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(listener)
-            throw Failure(description: "cannot listen on \(host):\(port): \(reason); pick another --health-address")
-        }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        let listener: Int32
+        do { (listener, self.port) = try TCPSocket.listen(host: host, port: port, backlog: 16) }
+        catch { throw Failure(description: "\(error.description); pick another --health-address") }
         self.listener = listener
         self.metrics = metrics
         let server = self

@@ -1,5 +1,5 @@
-public import Foundation
-public import KubeClient
+internal import Foundation
+internal import KubeClient
 
 /// What runs a Job's Pod in the test server: a Swift handler, or real local executables
 /// standing in for the container's command.
@@ -42,7 +42,7 @@ extension JobRunner {
                 return JobResult(exitCode: 127, terminationMessage: "no local executable for \((job.command + job.args).first ?? "an empty command")")
             }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("termination-\(job.podName)").path
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             defer { try? FileManager.default.removeItem(atPath: log) }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: path)

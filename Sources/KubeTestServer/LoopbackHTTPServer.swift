@@ -1,5 +1,5 @@
 internal import Foundation
-internal import TestSupport
+internal import Sockets
 internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
@@ -28,7 +28,7 @@ final class LoopbackHTTPServer: Sendable {
     private let connections = Mutex<Set<Int32>>([])
 
     init(handler: @escaping @Sendable (Request) -> Response) throws {
-        let (listener, port) = try LoopbackSocket.listen()
+        let (listener, port) = try TCPSocket.listen()
         self.port = port
         self.listener = listener
         self.handler = handler
@@ -88,7 +88,7 @@ final class LoopbackHTTPServer: Sendable {
         }
     }
 
-    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool { LoopbackSocket.send(socket, bytes) }
+    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool { TCPSocket.send(socket, bytes) }
 
     static func reason(_ status: Int) -> String {
         [200: "OK", 201: "Created", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",

@@ -1,4 +1,5 @@
 internal import Foundation
+internal import Sockets
 internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
@@ -37,7 +38,7 @@ public final class FaultProxy: Sendable {
         }
         self.upstreamPort = upstreamPort
         state = Mutex((SeededRandom(seed: seed), Counts(), faultRate, false))
-        let (listener, port) = try LoopbackSocket.listen()
+        let (listener, port) = try TCPSocket.listen()
         self.port = port
         self.listener = listener
         let proxy = self
@@ -153,7 +154,7 @@ public final class FaultProxy: Sendable {
 
     /// Sends the request upstream and returns the whole answer (upstream closes after it).
     private func forward(_ request: Request) -> [UInt8]? {
-        guard let upstream = LoopbackSocket.connect(port: upstreamPort) else { return nil }
+        guard let upstream = TCPSocket.connect(port: upstreamPort) else { return nil }
         defer { close(upstream) }
         guard send(upstream, request.head), send(upstream, request.body) else { return nil }
         var answer: [UInt8] = []
@@ -167,7 +168,7 @@ public final class FaultProxy: Sendable {
     }
 
     @discardableResult
-    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool { LoopbackSocket.send(socket, bytes) }
+    private func send(_ socket: Int32, _ bytes: [UInt8]) -> Bool { TCPSocket.send(socket, bytes) }
 
     /// Closes with an RST instead of a FIN: what a dropped connection looks like to the client.
     private func reset(_ socket: Int32) {

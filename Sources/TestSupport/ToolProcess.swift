@@ -1,5 +1,5 @@
-public import BlockingCalls
-public import Foundation
+internal import BlockingCalls
+internal import Foundation
 
 /// Runs a command-line tool for a test (psql, kubectl, the aws CLI, python scripts) on a thread
 /// of its own — it blocks, and Swift's cooperative pool must stay free — and returns what it

@@ -3,6 +3,7 @@ import Foundation
 import HTTP
 import KubeClient
 import KubeTestServer
+import Sockets
 import TestSupport
 import Testing
 
@@ -14,7 +15,7 @@ struct ControllerProcessTests {
 
     /// A port free right now: bound, read and released.
     static func freePort() throws -> Int {
-        let (descriptor, port) = try LoopbackSocket.listen()
+        let (descriptor, port) = try TCPSocket.listen()
         close(descriptor)
         return port
     }

@@ -2,25 +2,27 @@
 internal import Glibc
 #endif
 
-/// Plain TCP on 127.0.0.1 for the test servers and proxies.
-public enum LoopbackSocket {
+/// Plain IPv4 TCP with blocking calls (run them on a thread of their own): the controller's
+/// health endpoint, the test API server and the fault-injecting proxy.
+public enum TCPSocket {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
-    /// A listening socket on a free port.
-    public static func listen() throws(Failure) -> (descriptor: Int32, port: Int) {
+    /// A listening socket on `host:port` (an IPv4 address; port 0 picks a free one), and the
+    /// port it got.
+    public static func listen(host: String = "127.0.0.1", port: Int = 0, backlog: Int32 = 128) throws(Failure) -> (descriptor: Int32, port: Int) {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listener >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         var yes: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = loopback(port: 0)
+        var address = ipv4(host, port: port)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
-        guard bound == 0, Glibc.listen(listener, 128) == 0 else {
+        guard bound == 0, Glibc.listen(listener, backlog) == 0 else {
             let reason = String(cString: strerror(errno))
             close(listener)
-            throw Failure(description: "bind/listen on 127.0.0.1: \(reason)")
+            throw Failure(description: "cannot listen on \(host):\(port): \(reason)")
         }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
         return (listener, Int(UInt16(bigEndian: address.sin_port)))
@@ -30,7 +32,7 @@ public enum LoopbackSocket {
     public static func connect(port: Int) -> Int32? {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { return nil }
-        var address = loopback(port: port)
+        var address = ipv4("127.0.0.1", port: port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -56,10 +58,10 @@ public enum LoopbackSocket {
         return true
     }
 
-    private static func loopback(port: Int) -> sockaddr_in {
+    private static func ipv4(_ host: String, port: Int) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(host)
         address.sin_port = UInt16(port).bigEndian
         return address
     }
