@@ -76,6 +76,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: swiftSettings),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "BackstopAPI", "YAML"], resources: [.copy("Golden")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BlockingCalls"], swiftSettings: swiftSettings),

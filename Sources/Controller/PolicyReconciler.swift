@@ -100,17 +100,19 @@ public struct PolicyReconciler: Sendable {
             deleted.append(stale.metadata.name)
         }
         // One event per kind of change, naming every CronJob it touched.
-        var events: [(type: String, reason: String, message: String)] = []
-        if !created.isEmpty { events.append(("Normal", "CronJobCreated", "created \(created.joined(separator: ", "))")) }
-        if !updated.isEmpty { events.append(("Normal", "CronJobUpdated", "updated \(updated.joined(separator: ", ")) to the policy")) }
-        if !deleted.isEmpty { events.append(("Normal", "CronJobDeleted", "deleted \(deleted.joined(separator: ", ")): their environments left the policy")) }
+        let metadata = ObjectMeta(policy.metadata)
+        if !created.isEmpty { await event(metadata, type: "Normal", reason: "CronJobCreated", message: "created \(created.joined(separator: ", "))") }
+        if !updated.isEmpty { await event(metadata, type: "Normal", reason: "CronJobUpdated", message: "updated \(updated.joined(separator: ", ")) to the policy") }
+        if !deleted.isEmpty {
+            await event(metadata, type: "Normal", reason: "CronJobDeleted", message: "deleted \(deleted.joined(separator: ", ")): their environments left the policy")
+        }
 
         let current = try await runNow(policy, desired, key: key, namespace: namespace)
         let results = try await newResults(key: key, namespace: namespace, status: current.status)
         let objectives = Dictionary(uniqueKeysWithValues: try current.resolvedEnvironments().map { ($0.name, $0.rpo) })
         let nextCheck = try await writeStatus(key: key, of: current, ready: true, reason: "Reconciled", message: "\(desired.count) CronJobs match the policy",
                                               cronJobs: desired.map { ($0.metadata.labels?[CronJobBuilder.environmentLabel] ?? "", $0.metadata.name) },
-                                              results: results, objectives: objectives, events: events)
+                                              results: results, objectives: objectives)
         // The RPO is a clock, not an event: look again when the next one would be breached.
         return .requeue(after: nextCheck)
     }
@@ -186,8 +188,9 @@ public struct PolicyReconciler: Sendable {
     }
 
     /// Writes conditions, per-environment CronJobs, results and RPO only when they change (a
-    /// condition's time moves only with its status), then the events of what changed. Returns
-    /// when the status should be looked at again for the RPO.
+    /// condition's time moves only with its status), then the events of what changed (`events`
+    /// and those the new results bring): a status already written means its events went out
+    /// with it. Returns when the status should be looked at again for the RPO.
     @discardableResult
     func writeStatus(key: String, of policy: BackupPolicy, ready: Bool, reason: String, message: String, cronJobs: [(String, String)],
                      results: [String: Result] = [:], objectives: [String: RetentionDuration?] = [:],

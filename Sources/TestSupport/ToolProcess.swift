@@ -1,5 +1,6 @@
 internal import BlockingCalls
 internal import Foundation
+internal import Synchronization
 
 /// Runs a command-line tool for a test (psql, kubectl, the aws CLI, python scripts) on a thread
 /// of its own — it blocks, and Swift's cooperative pool must stay free — and returns what it
@@ -31,14 +32,40 @@ public enum ToolProcess {
             let stdin = Pipe()
             process.standardInput = input == nil ? FileHandle.nullDevice : stdin
             try process.run()
-            if let input {
-                stdin.fileHandleForWriting.write(Data(input.utf8))
-                try stdin.fileHandleForWriting.close()
+            // Input is written and stderr read on threads of their own: a tool that fills one
+            // pipe while we wait on another would otherwise block forever.
+            let writing = input.map { input in
+                Background {
+                    stdin.fileHandleForWriting.write(Data(input.utf8))
+                    try? stdin.fileHandleForWriting.close()
+                    return Data()
+                }
             }
+            let errorData = mergingErrors ? nil : Background { errors.fileHandleForReading.readDataToEndOfFile() }
             let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let errorText = mergingErrors ? "" : String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let errorText = String(decoding: errorData?.wait() ?? Data(), as: UTF8.self)
+            _ = writing?.wait()
             process.waitUntilExit()
             return Output(status: process.terminationStatus, output: text, errors: errorText)
         }
+    }
+}
+
+/// A blocking piece of work on a thread of its own, waited for with `wait()`.
+private final class Background: Sendable {
+    private let result = Mutex(Data())
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ work: @escaping @Sendable () -> Data) {
+        Thread.detachNewThread { [self] in
+            let data = work()
+            result.withLock { $0 = data }
+            finished.signal()
+        }
+    }
+
+    func wait() -> Data {
+        finished.wait()
+        return result.withLock { $0 }
     }
 }

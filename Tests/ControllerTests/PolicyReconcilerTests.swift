@@ -97,6 +97,10 @@ struct PolicyReconcilerTests {
         #expect(try await eventually {
             try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.environments?.map(\.name) == ["production", "staging"]
         })
+        // Each change, even one that leaves the status as it was, has its Event.
+        let reasons = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.compactMap { $0.fields["reason"]?.string }
+        #expect(reasons.filter { $0 == "CronJobUpdated" }.count >= 2, "the schedule change and the restored hand edit: \(reasons)")
+        #expect(reasons.contains("CronJobDeleted"))
 
         // Converged: a restarted controller reconciles every policy again and writes nothing.
         running.cancel()
