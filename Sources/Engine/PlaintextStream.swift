@@ -42,15 +42,22 @@ struct PlaintextStream: Sendable {
         let object = dumpObject
         do {
             return try await runBlocking(name: "restore-stream") { () throws -> Digest in
+                // Two threads: this one reads, checks blocks and decrypts; the other decompresses,
+                // hashes and feeds pg_restore.
                 let digest = hashPlaintext ? BlockHashingStage(blockSize: nil) : nil
-                var stages: [any StreamStage] = []
-                if let key { stages.append(ChunkDecryptor(key: key, backupID: BackupIDBytes(manifest.id.rawValue))) }
-                stages.append(try Compression.decompressor(manifest.compression.algorithm))
-                if let digest { stages.append(digest) }
+                var decoding: [any StreamStage] = [try Compression.decompressor(manifest.compression.algorithm)]
+                if let digest { decoding.append(digest) }
                 let sink = DescriptorSink(descriptor: descriptor, consumerMayStopEarly: consumerMayStopEarly)
-                let pipeline = StagePipeline(stages) { try sink.write($0) }
-                try CheckedObjectReader(storage: storage, key: objectKey, object: object)
-                    .stream(into: pipeline, progress: progress)
+                let decoder = ThreadedPipeline(StagePipeline(decoding) { try sink.write($0) }, name: "decode")
+                let decrypting: [any StreamStage] = key.map { [ChunkDecryptor(key: $0, backupID: BackupIDBytes(manifest.id.rawValue))] } ?? []
+                do {
+                    try CheckedObjectReader(storage: storage, key: objectKey, object: object)
+                        .stream(into: StagePipeline(decrypting) { try decoder.process($0) }, progress: progress)
+                    do { try decoder.finish() } catch { throw EngineError.wrapping(error, context: object.name) }
+                } catch {
+                    decoder.cancel()
+                    throw error
+                }
                 return Digest(size: sink.byteCount, sha256: digest?.sha256)
             }
         } catch {

@@ -74,3 +74,40 @@ struct CompressionTests {
         #expect(try run([ChunkDecryptor(key: key, backupID: id), Compression.decompressor(.zstd)], sealed) == Self.sample)
     }
 }
+
+@Suite("A pipeline's second half on a thread of its own")
+struct ThreadedPipelineTests {
+    final class Collected: @unchecked Sendable { var bytes: [UInt8] = [] }
+
+    @Test("bytes arrive in order through few small buffers, and finish flushes the stages")
+    func inOrder() throws {
+        let input = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 / 251) }
+        let collected = Collected()
+        let compressed = Collected()
+        let threaded = ThreadedPipeline(StagePipeline([try Compression.compressor(.zstd, level: 1)]) { compressed.bytes += $0 },
+                                        name: "test", bufferSize: 1000, depth: 2)
+        for start in stride(from: 0, to: input.count, by: 4_096) {
+            try input[start..<min(start + 4_096, input.count)].withUnsafeBytes { try threaded.process($0) }
+        }
+        try threaded.finish()
+        try StagePipeline([Compression.decompressor(.zstd)]) { collected.bytes += $0 }.process(compressed.bytes)
+        #expect(collected.bytes == input)
+    }
+
+    @Test("a failure on the thread stops the producer and is thrown; cancel stops without finishing")
+    func failures() throws {
+        let corrupt = [UInt8](repeating: 0x42, count: 10_000)
+        let threaded = ThreadedPipeline(StagePipeline([try Compression.decompressor(.zstd)]) { _ in }, name: "test", bufferSize: 512, depth: 2)
+        #expect(throws: PipelineError.self) {
+            for _ in 0..<100 { try corrupt.withUnsafeBytes { try threaded.process($0) } }
+            try threaded.finish()
+        }
+        threaded.cancel()  // after a failure: returns at once
+
+        let finished = Collected()
+        let unfinished = ThreadedPipeline(StagePipeline([try Compression.compressor(.zstd, level: 1)]) { finished.bytes += $0 }, name: "test")
+        try corrupt.withUnsafeBytes { try unfinished.process($0) }
+        unfinished.cancel()
+        #expect(finished.bytes.isEmpty, "a cancelled pipeline is not finished, so the compressor never flushed")
+    }
+}
