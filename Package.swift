@@ -45,9 +45,9 @@ let package = Package(
         // Pure builders: policy in, Kubernetes objects out (the controller and `backstop render`).
         .target(name: "Workloads", dependencies: ["BackstopAPI"], swiftSettings: swiftSettings),
         .target(name: "Controller", dependencies: [
-            "KubeRuntime", "KubeClient", "Workloads", "BackstopAPI", "Sockets", .product(name: "Logging", package: "swift-log"),
+            "KubeRuntime", "KubeClient", "HTTP", "Workloads", "BackstopAPI", "Sockets", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
-        .target(name: "KubeRuntime", dependencies: ["KubeClient", .product(name: "Logging", package: "swift-log")],
+        .target(name: "KubeRuntime", dependencies: ["KubeClient", "HTTP", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         .target(name: "Storage", dependencies: ["BlockingCalls", "COpenSSL", "HTTP"],
                 swiftSettings: swiftSettings),
@@ -87,7 +87,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [
-            "KubeRuntime", "KubeClient", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
+            "KubeRuntime", "KubeClient", "HTTP", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI", "TestSupport"],
                     swiftSettings: swiftSettings),

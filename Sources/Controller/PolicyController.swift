@@ -1,4 +1,5 @@
 public import Foundation
+public import HTTP
 public import KubeClient
 public import KubeRuntime
 public import Logging

@@ -184,9 +184,12 @@ public final class KubeClient: Sendable {
         }
     }
 
+    /// 0.1–0.2 s, 0.2–0.4 s … at most 5 s between attempts, unless the server says.
+    static let retryBackoff = Backoff(base: .milliseconds(100), cap: .seconds(5))
+
     static func pause(attempt: Int, retryAfter: Double?) async throws(KubeAPIError) {
-        let seconds = retryAfter ?? Double.random(in: 0...min(5.0, 0.1 * pow(2.0, Double(attempt))))
-        do { try await Task.sleep(for: .milliseconds(Int(min(seconds, 60) * 1000))) }
+        let delay = retryAfter.map { Duration.milliseconds(Int(min($0, 60) * 1000)) } ?? retryBackoff.delay(afterFailures: attempt - 1)
+        do { try await Task.sleep(for: delay) }
         catch { throw KubeAPIError(.transport, "cancelled while waiting to retry") }
     }
 

@@ -1,3 +1,4 @@
+public import HTTP
 public import KubeClient
 
 /// Keeps a view of a collection current, as an explicit state machine (kube-rs's watcher):
@@ -102,23 +103,4 @@ public struct Watcher<Object: KubeObject>: Sendable {
             return (.watching(resourceVersion: latest), nil)
         }
     }
-}
-
-/// Exponential backoff with full jitter and a cap.
-public struct Backoff: Sendable {
-    public var base: Duration
-    public var cap: Duration
-
-    public init(base: Duration = .milliseconds(100), cap: Duration = .seconds(30)) {
-        self.base = base
-        self.cap = cap
-    }
-
-    public func delay(afterFailures failures: Int) -> Duration {
-        let ceiling = min(Double(cap.components.seconds) + Double(cap.components.attoseconds) / 1e18,
-                          (Double(base.components.seconds) + Double(base.components.attoseconds) / 1e18) * pow2(min(failures, 30)))
-        return .milliseconds(Int(Double.random(in: (ceiling / 2)...ceiling) * 1000))
-    }
-
-    private func pow2(_ exponent: Int) -> Double { Double(1 << exponent) }
 }

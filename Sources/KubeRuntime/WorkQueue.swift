@@ -1,3 +1,4 @@
+public import HTTP
 /// Keys waiting to be reconciled (client-go's workqueue): a key is queued at most once, is
 /// never handed to two workers at once (a key added while it is processed runs again after),
 /// and failing keys come back after a per-key exponential backoff with jitter and a cap.

@@ -1,6 +1,7 @@
 import BackstopAPI
 import Controller
 import Foundation
+import HTTP
 import KubeClient
 import KubeRuntime
 import KubeTestServer

@@ -275,10 +275,13 @@ public final class S3Storage: TieredStorage {
         [500, 502, 503, 504].contains(status) || ["SlowDown", "RequestTimeout", "InternalError", "RequestTimeTooSkewed"].contains(code ?? "")
     }
 
-    /// Exponential backoff with full jitter: up to 0.2 s, 0.4 s, 0.8 s … capped at 10 s.
+    /// 0.1–0.2 s, 0.2–0.4 s, 0.4–0.8 s … at most 10 s between attempts.
+    static let retryBackoff = Backoff(base: .milliseconds(100), cap: .seconds(10))
+
+    /// Waits before the next attempt, blocking: requests run on threads of their own.
     static func backOff(attempt: Int) {
-        let ceiling = min(10.0, 0.1 * pow(2.0, Double(attempt)))
-        usleep(useconds_t(Double.random(in: 0...ceiling) * 1_000_000))
+        let delay = retryBackoff.delay(afterFailures: attempt - 1)
+        usleep(useconds_t(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000))
     }
 
     func storageError(status: Int, document: XMLElement?, method: String, key: String?) -> StorageError {
