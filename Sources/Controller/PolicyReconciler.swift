@@ -84,13 +84,16 @@ public struct PolicyReconciler: Sendable {
                 replacement.metadata.resourceVersion = current.metadata.resourceVersion
                 _ = try await client.update(.cronJobs, namespace: namespace, name: cronJob.metadata.name, replacement)
                 updated.append(cronJob.metadata.name)
-            } else if try await create(cronJob, namespace: namespace, for: policy) {
-                created.append(cronJob.metadata.name)
             } else {
-                let message = "CronJob \(cronJob.metadata.name) exists and is not this policy's: delete or rename it, or rename the environment"
-                try await writeStatus(key: key, of: policy, ready: false, reason: "CronJobConflict", message: message, cronJobs: [],
-                                      events: [("Warning", "CronJobConflict", message)])
-                return .awaitChange
+                switch try await create(cronJob, namespace: namespace, for: policy) {
+                case .created: created.append(cronJob.metadata.name)
+                case .alreadyOurs: break
+                case .someoneElses:
+                    let message = "CronJob \(cronJob.metadata.name) exists and is not this policy's: delete or rename it, or rename the environment"
+                    try await writeStatus(key: key, of: policy, ready: false, reason: "CronJobConflict", message: message, cronJobs: [],
+                                          events: [("Warning", "CronJobConflict", message)])
+                    return .awaitChange
+                }
             }
         }
         // What is left belongs to environments the policy no longer has.
@@ -117,15 +120,17 @@ public struct PolicyReconciler: Sendable {
         return .requeue(after: nextCheck)
     }
 
-    /// Creates a CronJob; false when one of that name exists and is not this policy's. One
-    /// that is (created by an earlier pass whose watch event has not arrived) counts as made.
-    func create(_ cronJob: CronJob, namespace: String, for policy: BackupPolicy) async throws(KubeAPIError) -> Bool {
+    enum Creation { case created, alreadyOurs, someoneElses }
+
+    /// Creates a CronJob. One of that name may exist already: made by an earlier pass whose
+    /// watch event has not arrived (ours), or by someone else (a conflict to report).
+    func create(_ cronJob: CronJob, namespace: String, for policy: BackupPolicy) async throws(KubeAPIError) -> Creation {
         do {
             _ = try await client.create(.cronJobs, namespace: namespace, cronJob)
-            return true
+            return .created
         } catch where error.isAlreadyExists {}
         let other = try await client.get(.cronJobs, namespace: namespace, name: cronJob.metadata.name, as: ObservedCronJob.self)
-        return other.metadata.ownerReferences?.contains { $0.uid == policy.metadata.uid } ?? false
+        return other.metadata.ownerReferences?.contains { $0.uid == policy.metadata.uid } == true ? .alreadyOurs : .someoneElses
     }
 
     /// Deletes a CronJob (and, in the background, its Jobs); one already gone (the watch has

@@ -246,6 +246,29 @@ struct PolicyReconcilerTests {
         #expect(try await eventually { try await cronJobs(client)["orders-3-production"]?.fields["spec"]?["schedule"] == .string("15 1 * * *") })
     }
 
+    @Test("a CronJob of the same name that is not the policy's is left alone and reported")
+    func foreignCronJob() async throws {
+        let (server, client) = try await start(policy: false)
+        defer { server.stop() }
+        let foreign: JSONValue = [
+            "apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": ["name": "orders-production", "namespace": "shop", "labels": ["team": "payments"]],
+            "spec": ["schedule": "0 5 * * *", "jobTemplate": ["spec": ["template": ["spec": [
+                "restartPolicy": "Never", "containers": [["name": "report", "image": "payments/report:1"]],
+            ]]]]],
+        ]
+        _ = try await client.create(.cronJobs, namespace: "shop", foreign)
+        _ = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml"))
+        let running = Task { await controller(client).run() }
+        defer { running.cancel() }
+        #expect(try await eventually {
+            let ready = try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.conditions?.first { $0.type == "Ready" }
+            return ready?.status == "False" && ready?.reason == "CronJobConflict" && ready?.message.contains("orders-production") == true
+        })
+        let kept = try await client.get(.cronJobs, name: "orders-production", as: GenericObject.self)
+        #expect(kept.fields["spec"]?["schedule"] == "0 5 * * *" && kept.metadata.labels == ["team": "payments"], "someone else's CronJob is not touched")
+    }
+
     @Test("a policy the schema let through but that is still wrong ends Ready=False naming the field")
     func invalidPolicy() async throws {
         let (server, client) = try await start(policy: false)
