@@ -9,6 +9,8 @@ public final class Metrics: Sendable {
         var reconciles = 0
         var reconcileErrors = 0
         var reconcileSeconds = 0.0
+        /// Reconciles that took at most `Metrics.durationBuckets[i]` seconds.
+        var reconcileBuckets = [Int](repeating: 0, count: Metrics.durationBuckets.count)
         var queueDepth = 0
         /// namespace/policy/environment → its gauges (numbers only: one per environment of
         /// every policy is kept).
@@ -26,12 +28,16 @@ public final class Metrics: Sendable {
     }
     private let state = Mutex(State())
 
+    /// Upper bounds of the reconcile duration histogram, in seconds.
+    static let durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
     public init() {}
 
     func recordReconcile(seconds: Double, failed: Bool) {
         state.withLock {
             $0.reconciles += 1
             $0.reconcileSeconds += seconds
+            for (index, bound) in Self.durationBuckets.enumerated() where seconds <= bound { $0.reconcileBuckets[index] += 1 }
             if failed { $0.reconcileErrors += 1 }
         }
     }
@@ -66,8 +72,15 @@ public final class Metrics: Sendable {
                 "backstop_reconcile_total \(state.reconciles)",
                 "# HELP backstop_reconcile_errors_total Reconciles that failed and were retried.", "# TYPE backstop_reconcile_errors_total counter",
                 "backstop_reconcile_errors_total \(state.reconcileErrors)",
-                "# HELP backstop_reconcile_seconds_total Time spent reconciling.", "# TYPE backstop_reconcile_seconds_total counter",
-                "backstop_reconcile_seconds_total \(state.reconcileSeconds)",
+                "# HELP backstop_reconcile_duration_seconds How long reconciles took.", "# TYPE backstop_reconcile_duration_seconds histogram",
+            ]
+            for (index, bound) in Self.durationBuckets.enumerated() {
+                lines.append("backstop_reconcile_duration_seconds_bucket{le=\"\(Self.format(bound))\"} \(state.reconcileBuckets[index])")
+            }
+            lines += [
+                "backstop_reconcile_duration_seconds_bucket{le=\"+Inf\"} \(state.reconciles)",
+                "backstop_reconcile_duration_seconds_sum \(state.reconcileSeconds)",
+                "backstop_reconcile_duration_seconds_count \(state.reconciles)",
                 "# HELP backstop_queue_depth Keys waiting to be reconciled.", "# TYPE backstop_queue_depth gauge",
                 "backstop_queue_depth \(state.queueDepth)",
             ]

@@ -70,6 +70,15 @@ struct ControllerProcessTests {
         #expect(try await test.eventually { await get(ports["a"]!, "/readyz")?.status == 200 })
         let metrics = await get(ports["a"]!, "/metrics")?.bodyText ?? ""
         #expect(metrics.contains("backstop_reconcile_total") && metrics.contains("backstop_queue_depth"), "\(metrics)")
+        // The duration histogram: cumulative buckets, +Inf and _count equal to the reconciles.
+        func value(_ name: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        let buckets = metrics.split(separator: "\n").filter { $0.hasPrefix("backstop_reconcile_duration_seconds_bucket") }
+            .compactMap { Double($0.split(separator: " ").last ?? "") }
+        #expect(buckets.count == 12 && buckets == buckets.sorted(), "\(buckets)")
+        #expect(buckets.last == value("backstop_reconcile_duration_seconds_count"))
+        #expect(value("backstop_reconcile_duration_seconds_count") == value("backstop_reconcile_total"))
         #expect(await holder() == "a", "the second process waits")
 
         // SIGTERM: a releases the lease; b takes over long before the 15 s lease would expire.
