@@ -20,22 +20,28 @@ public struct ObservedPolicy: KubeObject, Equatable {
     private let encoded: Data?
     /// Why `policy` is nil: the field and what was expected there.
     public let decodingError: String?
+    /// The status of a policy that does not decode, when that part still does (its other
+    /// conditions and history are kept while the spec is wrong).
+    let statusOfUndecodable: BackupPolicy.Status?
 
     /// The policy, typed; nil when it does not decode (see `decodingError`).
     public var policy: BackupPolicy? {
         encoded.flatMap { try? JSONDecoder().decode(BackupPolicy.self, from: $0) }
     }
 
-    private enum CodingKeys: String, CodingKey { case metadata }
+    private enum CodingKeys: String, CodingKey { case metadata, status }
 
     public init(from decoder: any Decoder) throws {
-        metadata = try decoder.container(keyedBy: CodingKeys.self).decode(ObjectMeta.self, forKey: .metadata)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
         do {
             encoded = try JSONEncoder().encode(try BackupPolicy(from: decoder))
             decodingError = nil
+            statusOfUndecodable = nil
         } catch {
             encoded = nil
             decodingError = (error as? DecodingError).map(Self.describe) ?? "\(error)"
+            statusOfUndecodable = try? container.decodeIfPresent(BackupPolicy.Status.self, forKey: .status)
         }
     }
 

@@ -175,19 +175,19 @@ public struct PolicyReconciler: Sendable {
     }
 
     /// A policy that does not decode cannot be built into CronJobs; its status says which
-    /// field is wrong (a merge patch: there is no typed policy to update from).
+    /// field is wrong, keeping its other conditions (a merge patch: there is no typed policy
+    /// to update from).
     func reportUndecodable(_ object: ObservedPolicy) async throws {
         let message = "the policy does not read: \(object.decodingError ?? "unknown error"); fix the field and apply again"
         let existing = memo.condition(object.key)
         guard existing != message else { return }
-        let condition: JSONValue = .object([
-            "type": .string("Ready"), "status": .string("False"), "reason": .string("InvalidSpec"), "message": .string(message),
-            "lastTransitionTime": .string(KubeTime.time(now())), "observedGeneration": object.metadata.generation.map { .number(Double($0)) } ?? .null,
-        ])
+        var conditions = (object.statusOfUndecodable?.conditions ?? []).filter { $0.type != "Ready" }
+        conditions.insert(BackupPolicy.Condition(type: "Ready", status: "False", reason: "InvalidSpec", message: message,
+                                                 lastTransitionTime: KubeTime.time(now()), observedGeneration: object.metadata.generation), at: 0)
+        let patch: JSONValue = ["status": ["conditions": try Self.json(conditions),
+                                           "observedGeneration": object.metadata.generation.map { .number(Double($0)) } ?? .null]]
         _ = try await client.patch(.backupPolicies, namespace: object.metadata.namespace, name: object.metadata.name,
-                                   .merge(.object(["status": .object(["conditions": .array([condition]),
-                                                                      "observedGeneration": condition["observedGeneration"] ?? .null])])),
-                                   subresource: "status", as: ObservedPolicy.self)
+                                   .merge(patch), subresource: "status", as: ObservedPolicy.self)
         memo.remember(object.key, condition: message)
         await event(object.metadata, type: "Warning", reason: "InvalidSpec", message: message)
     }

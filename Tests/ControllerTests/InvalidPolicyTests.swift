@@ -101,7 +101,7 @@ struct InvalidPolicyTests {
         #expect(names.allSatisfy { $0.hasPrefix("orders-") }, "\(names)")
     }
 
-    @Test("a policy that does not even decode (a CRD without the schema) ends Ready=False naming the field")
+    @Test("a policy edited so it no longer decodes (a CRD without the schema) ends Ready=False naming the field; other conditions and CronJobs stay")
     func undecodable() async throws {
         let server = try TestAPIServer()
         defer { server.stop() }
@@ -112,18 +112,25 @@ struct InvalidPolicyTests {
         versions[0]["schema"] = ["openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]]
         crd["spec"]?["versions"] = .array(versions)
         _ = try await client.create(.customResourceDefinitions, crd)
-        var policy = try PolicyReconcilerTests.manifest("k8s/examples/backuppolicy.yaml")
-        Self.environment(1) { $0["retention"] = ["keep": ["daily": "seven"]] }(&policy)
-        _ = try await client.create(.backupPolicies, namespace: "shop", policy)
+        // First a good policy, reconciled (Ready and RPOMet conditions), then a wrong edit.
+        _ = try await client.create(.backupPolicies, namespace: "shop", try PolicyReconcilerTests.manifest("k8s/examples/backuppolicy.yaml"))
         let running = Task { await PolicyReconcilerTests().controller(client).run() }
         defer { running.cancel() }
+        func conditions() async throws -> [JSONValue] {
+            try await client.get(.backupPolicies, name: "orders", as: GenericObject.self).fields["status"]?["conditions"]?.array ?? []
+        }
+        #expect(try await PolicyReconcilerTests.eventually { try await conditions().contains { $0["type"] == "RPOMet" } })
+        _ = try await client.patch(.backupPolicies, name: "orders", .merge(["spec": ["environments": [
+            ["name": "production", "retention": ["keep": ["daily": "seven"]]],
+        ]]]), as: GenericObject.self)
         #expect(try await PolicyReconcilerTests.eventually {
-            let stored = try await client.get(.backupPolicies, name: "orders", as: GenericObject.self)
-            let ready = stored.fields["status"]?["conditions"]?.array?.first { $0["type"] == "Ready" }
+            let ready = try await conditions().first { $0["type"] == "Ready" }
             return ready?["status"] == "False" && ready?["reason"] == "InvalidSpec"
-                && ready?["message"]?.string?.contains("spec.environments[1].retention.keep.daily: expected a number") == true
+                && ready?["message"]?.string?.contains("spec.environments[0].retention.keep.daily: expected a number") == true
         })
-        #expect(try await client.listAll(.cronJobs, namespace: "shop", as: GenericObject.self).items.isEmpty)
+        #expect(try await conditions().contains { $0["type"] == "RPOMet" }, "the other conditions stay")
+        // The CronJobs of the good version stay: a spec that cannot be read changes nothing.
+        #expect(try await client.listAll(.cronJobs, namespace: "shop", as: GenericObject.self).items.count == 3)
         let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items
         #expect(events.filter { $0.fields["reason"] == "InvalidSpec" }.count == 1, "one event, not one per pass")
     }
