@@ -68,7 +68,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
-        .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeRuntime"], swiftSettings: swiftSettings),
+        .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeRuntime", "KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop", dependencies: [
             "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls", "Workloads", "YAML",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -29,18 +29,10 @@ public final class HealthServer: Sendable {
     /// Ready once the caches have synced (and, with leader election, whether or not we lead).
     public func setReady(_ value: Bool) { ready.withLock { $0 = value } }
 
-    public func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-    }
+    public func stop() { TCPSocket.closeListener(listener) }
 
     private func serve() {
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+        TCPSocket.acceptConnections(on: listener) { client in
             var timeout = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             var buffer = [UInt8](repeating: 0, count: 4096)
@@ -56,7 +48,7 @@ public final class HealthServer: Sendable {
             }
             let reason = [200: "OK", 404: "Not Found", 503: "Service Unavailable"][status] ?? "Status"
             let answer = Array("HTTP/1.1 \(status) \(reason)\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
-            _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            TCPSocket.send(client, answer)
             close(client)
         }
     }

@@ -44,16 +44,12 @@ public struct PolicyReconciler: Sendable {
         let started = ContinuousClock.now
         do {
             let action = try await reconcilePolicy(key: key, object: object)
-            metrics.recordReconcile(seconds: Self.seconds(ContinuousClock.now - started), failed: false)
+            metrics.recordReconcile(seconds: (ContinuousClock.now - started) / .seconds(1), failed: false)
             return action
         } catch {
-            metrics.recordReconcile(seconds: Self.seconds(ContinuousClock.now - started), failed: true)
+            metrics.recordReconcile(seconds: (ContinuousClock.now - started) / .seconds(1), failed: true)
             throw error
         }
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     func reconcilePolicy(key: String, object: ObservedPolicy?) async throws -> ReconcileAction {

@@ -26,7 +26,7 @@ final class TransferProgress: Sendable {
         while !Task.isCancelled {
             do { try await Task.sleep(for: interval) } catch { return }
             let bytes = progress.bytes.load(ordering: .relaxed)
-            let elapsed = Double((clock.now - start).components.seconds) + Double((clock.now - start).components.attoseconds) / 1e18
+            let elapsed = (clock.now - start) / .seconds(1)
             let rate = elapsed > 0 ? Double(bytes) / elapsed : 0
             var line = "\(label): \(formatBytes(bytes)), \(formatBytes(Int64(rate)))/s, \(Int(elapsed))s elapsed"
             if let expectedBytes, rate > 0, expectedBytes > bytes {

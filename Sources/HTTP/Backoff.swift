@@ -12,11 +12,7 @@ public struct Backoff: Sendable {
     }
 
     public func delay(afterFailures failures: Int) -> Duration {
-        let ceiling = min(Self.seconds(cap), Self.seconds(base) * Double(1 << min(max(failures, 0), 30)))
+        let ceiling = min(cap / .seconds(1), base / .seconds(1) * Double(1 << min(max(failures, 0), 30)))
         return .milliseconds(Int(Double.random(in: (ceiling / 2)...ceiling) * 1000))
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -37,8 +37,7 @@ final class LoopbackHTTPServer: Sendable {
     }
 
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        TCPSocket.closeListener(listener)
         dropConnections()
     }
 
@@ -48,12 +47,7 @@ final class LoopbackHTTPServer: Sendable {
     }
 
     private func acceptLoop() {
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+        TCPSocket.acceptConnections(on: listener) { client in
             var yes: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
             connections.withLock { _ = $0.insert(client) }

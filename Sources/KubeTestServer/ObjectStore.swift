@@ -67,7 +67,7 @@ final class ObjectStore: @unchecked Sendable {
 
     func applyLatency() {
         let wait = locked { latency }
-        if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) }
+        if wait > .zero { Thread.sleep(forTimeInterval: wait / .seconds(1)) }
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
@@ -617,7 +617,7 @@ final class ObjectStore: @unchecked Sendable {
                     guard write(line(event.type, event.object)) else { return }
                     lastSent = Date()
                 }
-                let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+                let seconds = interval / .seconds(1)
                 if bookmarks, Date().timeIntervalSince(lastSent) >= seconds {
                     let marker: JSONValue = .object(["kind": .string(resource.type.kind), "apiVersion": .string(resource.type.apiVersion),
                                                      "metadata": .object(["resourceVersion": .string("\(cursor)")])])

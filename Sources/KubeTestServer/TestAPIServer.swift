@@ -33,6 +33,26 @@ public final class TestAPIServer: Sendable {
         KubeConnection(server: url, namespace: namespace, token: .fixed(token))
     }
 
+    /// Writes a kubeconfig for this server (token auth, `namespace` as the default) to a new
+    /// temporary file, for a process under test; the caller removes it.
+    public func writeKubeconfig(namespace: String) throws -> String {
+        try Self.writeKubeconfig(server: url, token: token, namespace: namespace)
+    }
+
+    /// The same for a server known by URL and token (`kube-test-server` in another process).
+    public static func writeKubeconfig(server: String, token: String, namespace: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kubeconfig-\(UUID().uuidString)").path
+        try """
+            apiVersion: v1
+            kind: Config
+            current-context: test
+            clusters: [{name: test, cluster: {server: "\(server)"}}]
+            users: [{name: test, user: {token: \(token)}}]
+            contexts: [{name: test, context: {cluster: test, user: test, namespace: \(namespace)}}]
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     // MARK: Fault knobs
 
     /// Cuts every open connection: watches end with a transport error.

@@ -28,6 +28,26 @@ public enum TCPSocket {
         return (listener, Int(UInt16(bigEndian: address.sin_port)))
     }
 
+    /// Accepts connections on `listener`, handing each to `handle`, until the listener is
+    /// closed (`closeListener`). Blocks: call it from a thread of its own, and keep `handle`
+    /// short (start a thread for a long exchange).
+    public static func acceptConnections(on listener: Int32, _ handle: (Int32) -> Void) {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            handle(client)
+        }
+    }
+
+    /// Closes a listening socket; a thread blocked in `acceptConnections` on it returns.
+    public static func closeListener(_ listener: Int32) {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
     /// A connection to `port` on 127.0.0.1, or nil.
     public static func connect(port: Int) -> Int32? {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

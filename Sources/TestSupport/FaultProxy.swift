@@ -52,17 +52,11 @@ public final class FaultProxy: Sendable {
 
     public func stop() {
         state.withLock { $0.stopped = true }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        TCPSocket.closeListener(listener)
     }
 
     private func acceptLoop() {
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return  // closed by stop()
-            }
+        TCPSocket.acceptConnections(on: listener) { client in
             let proxy = self
             Thread.detachNewThread { proxy.serve(client) }
         }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import BlockingCalls
-import CAllocator
+import CAllocator  // tunes glibc for a small steady footprint before main: see CAllocator.h
 import Controller
 import Foundation
 import KubeClient
@@ -42,7 +42,6 @@ struct BackstopController: AsyncParsableCommand {
     var logFormat: String?
 
     func run() async throws {
-        Self.tuneAllocator()
         let environment = ProcessInfo.processInfo.environment
         let level = Logger.Level(rawValue: environment["BACKSTOP_LOG_LEVEL"] ?? "") ?? .info
         let formatName = logFormat ?? environment["BACKSTOP_LOG_FORMAT"] ?? "text"
@@ -109,14 +108,5 @@ struct BackstopController: AsyncParsableCommand {
         }
         health.stop()
         logger.info("stopped")
-    }
-
-    /// A long-running process with a small steady footprint, which glibc's defaults do not
-    /// aim for: fixed 128 KiB thresholds (watch and list answers are larger, so they are
-    /// mapped and returned after use) and two arenas keep the resident size close to what the
-    /// caches hold (about 6 MiB less at 1,000 policies; see hack/bench.sh). CAllocator
-    /// already did this before `main`; saying it here keeps the choice visible.
-    static func tuneAllocator() {
-        backstop_tune_allocator(128 * 1024, 2)
     }
 }

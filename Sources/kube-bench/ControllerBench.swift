@@ -1,5 +1,6 @@
 import Foundation
 import KubeClient
+import KubeTestServer
 
 /// `kube-bench URL TOKEN controller N BINARY`: N BackupPolicies of three environments each,
 /// then the controller binary started cold; time until all 3·N CronJobs exist and the
@@ -24,15 +25,7 @@ enum ControllerBench {
             ])
             _ = try? await client.create(.backupPolicies, namespace: "bench", policy)
         }
-        let kubeconfig = FileManager.default.temporaryDirectory.appendingPathComponent("kube-bench-\(getpid())").path
-        try """
-            apiVersion: v1
-            kind: Config
-            current-context: bench
-            clusters: [{name: bench, cluster: {server: "\(url)"}}]
-            users: [{name: bench, user: {token: \(token)}}]
-            contexts: [{name: bench, context: {cluster: bench, user: bench, namespace: bench}}]
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let kubeconfig = try TestAPIServer.writeKubeconfig(server: url, token: token, namespace: "bench")
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
         // CronJobs are counted from a watch: relisting 3,000 objects every few milliseconds
         // would load the server the controller is racing.
@@ -56,6 +49,6 @@ enum ControllerBench {
         let peak = (try? String(contentsOfFile: "/proc/\(controller.processIdentifier)/status", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("VmHWM:") }?.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
         print(String(format: "controller: %d policies × 3 environments → %d CronJobs in %.1f s from a cold start; peak RSS %.1f MiB",
-                     policies, count, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, Double(peak) / 1024))
+                     policies, count, elapsed / .seconds(1), Double(peak) / 1024))
     }
 }

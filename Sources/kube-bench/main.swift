@@ -51,6 +51,6 @@ for index in 0..<min(count, 500) {
 while cache.all.filter({ $0.metadata.labels?["touched"] == "yes" }).count < min(count, 500) { try await Task.sleep(for: .milliseconds(5)) }
 let watched = ContinuousClock.now - changed
 watching.cancel()
-let seconds = { (duration: Duration) in Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+let seconds = { (duration: Duration) in duration / .seconds(1) }
 print(String(format: "list+watch of %d objects: synced in %.2f s; store memory about %.1f KiB per object; %d changes seen through the watch in %.2f s",
              count, seconds(synced), Double(after - before) / 1024 / Double(count), min(count, 500), seconds(watched)))

@@ -44,15 +44,7 @@ struct ControllerProcessTests {
         let client = try KubeClient(connection: server.connection(namespace: "shop"))
         _ = try await client.create(.customResourceDefinitions, try PolicyReconcilerTests.manifest("k8s/crds/backuppolicy.yaml"))
         _ = try await client.create(.backupPolicies, namespace: "shop", try PolicyReconcilerTests.manifest("k8s/examples/backuppolicy.yaml"))
-        let kubeconfig = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-kubeconfig-\(UUID().uuidString)").path
-        try """
-            apiVersion: v1
-            kind: Config
-            current-context: test
-            clusters: [{name: test, cluster: {server: "\(server.url)"}}]
-            users: [{name: test, user: {token: \(server.token)}}]
-            contexts: [{name: test, context: {cluster: test, user: test, namespace: shop}}]
-            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let kubeconfig = try server.writeKubeconfig(namespace: "shop")
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
 
         let ports = ["a": try Self.freePort(), "b": try Self.freePort()]

@@ -281,7 +281,7 @@ public final class S3Storage: TieredStorage {
     /// Waits before the next attempt, blocking: requests run on threads of their own.
     static func backOff(attempt: Int) {
         let delay = retryBackoff.delay(afterFailures: attempt - 1)
-        usleep(useconds_t(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000))
+        usleep(useconds_t(delay / .microseconds(1)))
     }
 
     func storageError(status: Int, document: XMLElement?, method: String, key: String?) -> StorageError {
