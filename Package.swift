@@ -80,7 +80,8 @@ let package = Package(
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "BackstopAPI", "YAML"], resources: [.copy("Golden")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BlockingCalls"], swiftSettings: swiftSettings),
-        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls", "TestSupport"],
+        // Recordings of a real kube-apiserver, replayed against the test server (read from the source tree).
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls", "TestSupport"], exclude: ["Recordings"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "ControllerTests", dependencies: [
             "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport", "Sockets",
@@ -89,7 +90,8 @@ let package = Package(
         .testTarget(name: "KubeRuntimeTests", dependencies: [
             "KubeRuntime", "KubeClient", "HTTP", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
-        .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI", "TestSupport"],
+        // Fixtures are read from the source tree (#filePath), like hack/ scripts' outputs.
+        .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI", "TestSupport"], exclude: ["Fixtures"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BackstopAPI"],
                     swiftSettings: swiftSettings),

@@ -26,10 +26,6 @@ CASES = {
         [{}, {"keySecret": {"name": "k"}}, {"passphraseSecret": {"name": "p"}}],
         [{"keySecret": {"name": "k"}, "passphraseSecret": {"name": "p"}}],
     ),
-    "backuppolicies.spec.environments[].retention.keep": (
-        [{"within": "90d"}, {"daily": 7, "weekly": 4}, {"last": 0}],
-        [{}],
-    ),
 }
 
 

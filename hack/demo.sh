@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: a throwaway PostgreSQL with a sample database, backed up
 # to a local folder (file://), listed, verified, restored into a new database, row counts
-# compared; then the same through S3 (a throwaway moto server). Everything it creates lives
-# under ./demo and the servers stop at the end.
+# compared; then the same through S3 (a throwaway moto server). The backups live under
+# ./demo; the servers' files in a temporary folder, and the servers stop at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,10 +14,14 @@ backstop="$(swift build --show-bin-path)/backstop"
 demo="$PWD/demo"
 rm -rf "$demo"
 mkdir -p "$demo"
-trap 'hack/postgres.sh stop "$demo/postgres" || true; hack/moto.sh stop "$demo/s3" || true' EXIT
+# The server runs as the postgres user, who may not reach into the clone (a clone in /root or
+# in a 0700 folder): its files go to a temporary folder that user can traverse.
+services=$(mktemp -d /tmp/backstop-demo.XXXXXX)
+chmod 755 "$services"
+trap 'hack/postgres.sh stop "$services/postgres" || true; hack/moto.sh stop "$services/s3" || true; rm -rf "$services"' EXIT
 echo "== starting a throwaway PostgreSQL"
 # An assignment, unlike eval "$(…)", fails the script when the server does not start.
-server_env=$(hack/postgres.sh start "$demo/postgres")
+server_env=$(hack/postgres.sh start "$services/postgres")
 eval "$server_env"
 createdb="$(dirname "$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -n 1)")"
 "$createdb/createdb" shop
@@ -57,7 +61,7 @@ find "$demo/backups" -type f | sed "s|$demo/||"
 
 echo
 echo "== the same through S3 (moto on loopback)"
-s3_env=$(hack/moto.sh start "$demo/s3")
+s3_env=$(hack/moto.sh start "$services/s3")
 eval "$s3_env"
 export BACKSTOP_STORAGE=s3://demo-backups/clusters/local
 export BACKSTOP_S3_ENDPOINT=$BACKSTOP_TEST_S3_ENDPOINT BACKSTOP_S3_PATH_STYLE=true

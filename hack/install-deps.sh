@@ -8,19 +8,32 @@ missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
+# Another apt run (unattended upgrades on a fresh machine) holds apt's locks for a while:
+# wait for it, as apt itself can for dpkg's lock, rather than fail.
+apt_get() {
+    local sudo="" tries=0
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    until DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 "$@"; do
+        tries=$((tries + 1))
+        if ((tries > 60)) || ! { fuser /var/lib/apt/lists/lock /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock >/dev/null 2>&1 || pgrep -x 'apt|apt-get|dpkg|unattended-upgr' >/dev/null; }; then
+            return 1
+        fi
+        echo "waiting for another apt process to finish" >&2
+        sleep 10
+    done
+}
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}" >&2
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_get update -qq
+    apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The S3 test server, botocore (the SigV4 oracle), the aws CLI (interop tests) and cel-python
 # (the CRDs' CEL rules), from PyPI.
-if ! command -v moto_server >/dev/null || ! command -v aws >/dev/null || ! python3 -c 'import botocore, boto3, celpy, yaml' 2>/dev/null; then
-    echo "installing: moto[server] boto3 awscli cel-python pyyaml (pip)" >&2
-    python3 -m pip --version >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
-    python3 -m pip install -q 'moto[server]' boto3 awscli cel-python pyyaml 2>/dev/null \
-        || python3 -m pip install -q --break-system-packages 'moto[server]' boto3 awscli cel-python pyyaml
+# cryptography: hack/restic-oracle.py wraps restic's key with it.
+if ! command -v moto_server >/dev/null || ! command -v aws >/dev/null || ! python3 -c 'import botocore, boto3, celpy, yaml, cryptography' 2>/dev/null; then
+    echo "installing: moto[server] boto3 awscli cel-python pyyaml cryptography (pip)" >&2
+    python3 -m pip --version >/dev/null 2>&1 || apt_get install -y -qq python3-pip >/dev/null
+    python3 -m pip install -q 'moto[server]' boto3 awscli cel-python pyyaml cryptography 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages 'moto[server]' boto3 awscli cel-python pyyaml cryptography
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH; install Swift 6.1 or newer" >&2; exit 1; }

@@ -91,7 +91,8 @@ extension BackupManifest {
 }
 
 extension BackstopAPIError {
-    /// Turns a decoder's error into one that names the JSON path.
+    /// Turns a decoder's error into one that names the JSON path and says, in words, what was
+    /// expected: no Swift type names, no decoder internals.
     public init(decoding error: DecodingError, document: String) {
         func path(_ codingPath: [any CodingKey], appending key: (any CodingKey)? = nil) -> String {
             let keys = codingPath + (key.map { [$0] } ?? [])
@@ -110,13 +111,29 @@ extension BackstopAPIError {
         case .keyNotFound(let key, let context):
             self.init(field: path(context.codingPath, appending: key), problem: "missing", fix: fix)
         case .valueNotFound(let type, let context):
-            self.init(field: path(context.codingPath), problem: "null where a \(type) is required", fix: fix)
+            self.init(field: path(context.codingPath), problem: "null where \(Self.expectation(type)) is required", fix: fix)
         case .typeMismatch(let type, let context):
-            self.init(field: path(context.codingPath), problem: "not a \(type)", fix: fix)
+            self.init(field: path(context.codingPath), problem: "not \(Self.expectation(type))", fix: fix)
         case .dataCorrupted(let context):
-            self.init(field: path(context.codingPath), problem: context.debugDescription, fix: fix)
+            // The decoder's own words for unparsable input are replaced; a value's own check
+            // (an id, a duration) already explains itself.
+            let unparsable = context.underlyingError != nil || context.debugDescription.hasPrefix("The given data was not valid JSON")
+            self.init(field: path(context.codingPath), problem: unparsable ? "is not valid JSON" : context.debugDescription, fix: fix)
         @unknown default:
-            self.init(field: document, problem: "\(error)", fix: fix)
+            self.init(field: document, problem: "cannot be decoded", fix: fix)
+        }
+    }
+
+    /// "a string", "a number" …: what a decoder expected, as a reader would say it.
+    static func expectation(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type, is Substring.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is Int.Type, is Int64.Type, is Int32.Type, is UInt64.Type, is UInt32.Type, is UInt16.Type, is UInt8.Type, is Double.Type, is Float.Type:
+            "a number"
+        default:
+            String(describing: type).hasPrefix("Array") ? "a list"
+                : String(describing: type).hasPrefix("Dictionary") ? "an object" : "a value of the right kind"
         }
     }
 }

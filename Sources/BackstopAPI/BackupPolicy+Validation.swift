@@ -15,7 +15,7 @@ extension BackupPolicy {
         public var database: Database
         public var retention: RetentionPolicy?
         public var tiers: [StorageTier]
-        public var rpo: RetentionDuration?
+        public var rpo: FixedDuration?
     }
 
     /// The policy's environments with defaults applied, after `validate()` passed.
@@ -35,7 +35,7 @@ extension BackupPolicy {
                     try Self.retentionPolicy(retention, timeZone: spec.timeZone ?? "Etc/UTC", field: field + ".retention")
                 },
                 tiers: try Self.storageTiers(environment.retention?.tiers ?? [], field: field + ".retention.tiers"),
-                rpo: try environment.objectives?.rpo.map { rpo throws(BackstopAPIError) in try RetentionDuration(parsing: rpo, field: field + ".objectives.rpo") }))
+                rpo: try environment.objectives?.rpo.map { rpo throws(BackstopAPIError) in try FixedDuration(parsing: rpo, field: field + ".objectives.rpo") }))
         }
         return resolved
     }
@@ -83,8 +83,8 @@ extension BackupPolicy {
                 _ = try Self.retentionPolicy(retention, timeZone: spec.timeZone ?? "Etc/UTC", field: field + ".retention")
                 _ = try Self.storageTiers(retention.tiers ?? [], field: field + ".retention.tiers")
             }
-            if let rpo = environment.objectives?.rpo { _ = try RetentionDuration(parsing: rpo, field: field + ".objectives.rpo") }
-            if let rto = environment.objectives?.rto { _ = try RetentionDuration(parsing: rto, field: field + ".objectives.rto") }
+            if let rpo = environment.objectives?.rpo { _ = try FixedDuration(parsing: rpo, field: field + ".objectives.rpo") }
+            if let rto = environment.objectives?.rto { _ = try FixedDuration(parsing: rto, field: field + ".objectives.rto") }
         }
     }
 
@@ -99,6 +99,9 @@ extension BackupPolicy {
             catch { throw BackstopAPIError(field: "spec.storage.s3.bucket", problem: error.problem, fix: error.fix) }
             if let sse = s3.serverSideEncryption, !["AES256", "aws:kms"].contains(sse) {
                 throw BackstopAPIError(field: "spec.storage.s3.serverSideEncryption", problem: "\"\(sse)\" is not AES256 or aws:kms", fix: "use AES256, aws:kms, or leave it out")
+            }
+            if let storageClass = s3.storageClass, !storageClass.isEmpty {
+                try StorageTier.checkReadable(storageClass, field: "spec.storage.s3.storageClass")
             }
             if let endpoint = s3.endpoint, !endpoint.isEmpty, !endpoint.hasPrefix("https://"), !endpoint.hasPrefix("http://") {
                 throw BackstopAPIError(field: "spec.storage.s3.endpoint", problem: "\"\(endpoint)\" is not a URL", fix: "write it like https://minio.storage.svc:9000")
@@ -130,10 +133,23 @@ extension BackupPolicy {
 
     static func retentionPolicy(_ retention: Retention, timeZone: String, field: String) throws(BackstopAPIError) -> RetentionPolicy {
         let keep = retention.keep
+        // The schema wants every count at least 1 (omit a rule rather than write 0): restic
+        // reads 0 as "not set", and a policy of zeros reads as keeping something it does not.
+        for (name, value) in [("last", keep.last), ("hourly", keep.hourly), ("daily", keep.daily), ("weekly", keep.weekly),
+                              ("monthly", keep.monthly), ("yearly", keep.yearly)] {
+            if let value, value < 1 {
+                throw BackstopAPIError(field: "\(field).keep.\(name)", problem: "\(value) keeps nothing (restic reads 0 as no rule)",
+                                       fix: "use 1 or more, or leave the rule out")
+            }
+        }
+        let within = try keep.within.map { within throws(BackstopAPIError) in try CalendarDuration(parsing: within, field: field + ".keep.within") }
+        if let within, within.isZero {
+            throw BackstopAPIError(field: field + ".keep.within", problem: "\"\(keep.within ?? "")\" is a zero window, which keeps nothing",
+                                   fix: "give a window such as 30d or 6mo, or leave the rule out")
+        }
         let policy = RetentionPolicy(
-            keep: .init(within: try keep.within.map { within throws(BackstopAPIError) in try RetentionDuration(parsing: within, field: field + ".keep.within") },
-                        last: keep.last, hourly: keep.hourly, daily: keep.daily, weekly: keep.weekly, monthly: keep.monthly, yearly: keep.yearly),
-            minAge: try retention.minAge.map { age throws(BackstopAPIError) in try RetentionDuration(parsing: age, field: field + ".minAge") } ?? RetentionPolicy.defaultMinAge,
+            keep: .init(within: within, last: keep.last, hourly: keep.hourly, daily: keep.daily, weekly: keep.weekly, monthly: keep.monthly, yearly: keep.yearly),
+            minAge: try retention.minAge.map { age throws(BackstopAPIError) in try FixedDuration(parsing: age, field: field + ".minAge") } ?? RetentionPolicy.defaultMinAge,
             timeZone: timeZone)
         do { try policy.validate() } catch {
             throw BackstopAPIError(field: field + error.field.dropFirst("retention".count), problem: error.problem, fix: error.fix)
@@ -144,9 +160,9 @@ extension BackupPolicy {
     static func storageTiers(_ tiers: [Retention.Tier], field: String) throws(BackstopAPIError) -> [StorageTier] {
         var result: [StorageTier] = []
         for (index, tier) in tiers.enumerated() {
-            let after = try RetentionDuration(parsing: tier.after, field: "\(field)[\(index)].after")
+            let after = try CalendarDuration(parsing: tier.after, field: "\(field)[\(index)].after")
             do { result.append(try StorageTier(after: after, storageClass: tier.storageClass)) }
-            catch { throw BackstopAPIError(field: "\(field)[\(index)].storageClass", problem: error.problem, fix: error.fix) }
+            catch { throw BackstopAPIError(field: "\(field)[\(index)].\(error.field.split(separator: ".").last ?? "storageClass")", problem: error.problem, fix: error.fix) }
         }
         return result
     }

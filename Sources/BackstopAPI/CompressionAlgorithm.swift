@@ -13,8 +13,7 @@ public enum CompressionAlgorithm: String, Codable, CaseIterable, Sendable {
         }
     }
 
-    /// Levels the library accepts, and the default: zstd 3 keeps the pipeline within 10 %
-    /// of the bare dump on two cores (hack/bench.sh); gzip 6 is gzip's own default.
+    /// Levels the library accepts.
     public var levels: ClosedRange<Int> {
         switch self {
         case .zstd: 1...19
@@ -23,13 +22,24 @@ public enum CompressionAlgorithm: String, Codable, CaseIterable, Sendable {
         }
     }
 
-    /// zstd 1 keeps a backup within about 10% of the dump alone on two cores (hack/bench.sh):
-    /// level 3 costs three times the CPU for under 1% smaller dumps of typical tables.
+    /// zstd 1 keeps a backup close to the dump alone on two cores (hack/bench.sh): level 3
+    /// costs three times the CPU for under 1% smaller dumps of typical tables. gzip 6 is
+    /// gzip's own default.
     public var defaultLevel: Int {
         switch self {
         case .zstd: 1
         case .gzip: 6
         case .none: 0
         }
+    }
+
+    /// Says which values there are, where the synthesized decoder would name a Swift type.
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let algorithm = CompressionAlgorithm(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "\"\(text)\" is not zstd, gzip or none"))
+        }
+        self = algorithm
     }
 }

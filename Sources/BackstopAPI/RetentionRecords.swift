@@ -52,7 +52,7 @@ extension RetentionPolicy {
         if let within = keep.within { parts.append("--keep-within \(within)") }
         for (name, value) in [("last", keep.last), ("hourly", keep.hourly), ("daily", keep.daily), ("weekly", keep.weekly),
                               ("monthly", keep.monthly), ("yearly", keep.yearly)] {
-            if let value { parts.append("--keep-\(name) \(value)") }
+            if let value, value != 0 { parts.append("--keep-\(name) \(value < 0 ? "unlimited" : String(value))") }
         }
         parts.append("--min-age \(minAge)")
         parts.append("--time-zone \(timeZone)")

@@ -64,11 +64,27 @@ public enum WorkerOption: String, CaseIterable, Sendable {
     /// Resolves an option: the flag wins over the environment variable, which wins over the
     /// default. Empty environment values count as unset, as Kubernetes often renders them.
     public func resolve(flag value: String?, environment: [String: String]) -> String? {
-        if let value { return value }
+        resolved(flag: value, environment: environment)?.value
+    }
+
+    /// An option's value and where it came from, so a message about a bad value names what the
+    /// user wrote: `--compression lz4`, or `BACKSTOP_COMPRESSION=lz4`.
+    public struct Resolved: Sendable, Equatable {
+        public let value: String
+        /// `--compression`, or `BACKSTOP_COMPRESSION` when the value came from the environment.
+        public let name: String
+        public let fromEnvironment: Bool
+
+        /// The value as the user wrote it.
+        public var shown: String { fromEnvironment ? "\(name)=\(value)" : "\(name) \(value)" }
+    }
+
+    public func resolved(flag value: String?, environment: [String: String]) -> Resolved? {
+        if let value { return Resolved(value: value, name: "--" + flag, fromEnvironment: false) }
         if let fromEnvironment = environment[environmentVariable], !fromEnvironment.isEmpty {
-            return fromEnvironment
+            return Resolved(value: fromEnvironment, name: environmentVariable, fromEnvironment: true)
         }
-        return defaultValue
+        return defaultValue.map { Resolved(value: $0, name: "--" + flag, fromEnvironment: false) }
     }
 }
 

@@ -11,6 +11,24 @@ public struct WorkerReport: Codable, Equatable, Sendable {
         case failed
     }
 
+    /// What the retention pass after a backup did. Its failure is reported here and never
+    /// turns a committed, verified backup into a failed one: a failed Job would run the
+    /// whole backup again.
+    public struct Prune: Codable, Equatable, Sendable {
+        public var outcome: Outcome
+        public var deleted: Int
+        public var kept: Int
+        /// Why it failed, or a short note (damaged backups left alone, leftovers removed).
+        public var message: String?
+
+        public init(outcome: Outcome, deleted: Int, kept: Int, message: String? = nil) {
+            self.outcome = outcome
+            self.deleted = deleted
+            self.kept = kept
+            self.message = message
+        }
+    }
+
     public var command: String
     public var outcome: Outcome
     public var backupID: BackupID?
@@ -24,6 +42,8 @@ public struct WorkerReport: Codable, Equatable, Sendable {
     public var verified: Bool?
     /// Why it failed, one line; or a short note on success.
     public var message: String?
+    /// The prune after a backup (`backup --keep-*`), when one ran.
+    public var prune: Prune?
 
     public init(command: String, outcome: Outcome, backupID: BackupID? = nil, startedAt: UTCTimestamp,
                 completedAt: UTCTimestamp, durationSeconds: Double, storedBytes: Int64? = nil,
@@ -40,7 +60,8 @@ public struct WorkerReport: Codable, Equatable, Sendable {
         self.message = message
     }
 
-    /// One line of JSON within `maximumEncodedSize`; an over-long message is shortened.
+    /// One line of JSON within `maximumEncodedSize`; over-long messages are shortened, the
+    /// longer of the report's and the prune's first.
     public func encodedLine() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -48,11 +69,21 @@ public struct WorkerReport: Codable, Equatable, Sendable {
         while true {
             // Encoding plain strings, numbers and optionals cannot fail.
             let data = (try? encoder.encode(report)) ?? Data("{}".utf8)
-            if data.count <= Self.maximumEncodedSize || (report.message ?? "").isEmpty {
+            let main = report.message?.count ?? 0, prune = report.prune?.message?.count ?? 0
+            guard data.count > Self.maximumEncodedSize, max(main, prune) > 1 else {
                 return String(decoding: data, as: UTF8.self)
             }
-            let message = report.message ?? ""
-            report.message = String(message.prefix(max(0, message.count - (data.count - Self.maximumEncodedSize) - 16))) + "…"
+            let excess = data.count - Self.maximumEncodedSize
+            if main >= prune {
+                report.message = Self.shortened(report.message ?? "", by: excess)
+            } else {
+                let shorter = Self.shortened(report.prune?.message ?? "", by: excess)
+                report.prune?.message = shorter
+            }
         }
+    }
+
+    private static func shortened(_ text: String, by excess: Int) -> String {
+        String(text.prefix(max(0, text.count - excess - 16))) + "…"
     }
 }

@@ -194,7 +194,7 @@ public struct PolicyReconciler: Sendable {
     /// with it. Returns when the status should be looked at again for the RPO.
     @discardableResult
     func writeStatus(key: String, of policy: BackupPolicy, ready: Bool, reason: String, message: String, cronJobs: [(String, String)],
-                     results: [String: Result] = [:], objectives: [String: RetentionDuration?] = [:],
+                     results: [String: Result] = [:], objectives: [String: FixedDuration?] = [:],
                      events: [(type: String, reason: String, message: String)] = []) async throws -> Duration {
         var status = policy.status ?? BackupPolicy.Status()
         let now = now()

@@ -79,12 +79,25 @@ public struct BackupCommand: Sendable {
             databaseSize = try await connection.databaseSize()
         } catch { throw EngineError.wrapping(error) }
         let key = try options.encryption.keyForNewBackup()
+        if key == nil {
+            logger.warning("this backup is not encrypted: whoever can read \(context.storage.displayName) can read the data; pass --encryption-key-file or --passphrase-file")
+        }
+        // One backup of an environment at a time: two would both chain to the same predecessor.
+        return try await EnvironmentLease(context: context, purpose: .backup).holding { lease throws(EngineError) in
+            try await backUp(tools: tools, connection: connection, started: started, version: version, databaseSize: databaseSize,
+                             key: key, lease: lease)
+        }
+    }
 
+    private func backUp(tools: PostgresTools, connection: PostgresConnection, started: Double, version: PostgresConnection.ServerVersion,
+                        databaseSize: Int64, key: EncryptionKey?, lease: EnvironmentLease) async throws(EngineError) -> Result {
+        let logger = context.logger
         let catalog = BackupCatalog(context: context)
+        let previous = try await catalog.newestManifestHash()
         let newest = try await catalog.committedIDs().last
         var random = SystemRandomNumberGenerator()
         let id = BackupID.make(secondsSince1970: Int64(started), after: newest, using: &random)
-        let previousManifest = try await catalog.manifestHash(of: newest)
+        await lease.describe("backup \(id)")
         let objectName = "data.dump" + options.compression.fileExtension + (key == nil ? "" : ".enc")
         logger.info("backup \(id) of \(options.database) (PostgreSQL \(version.text), about \(formatBytes(databaseSize))) to \(context.storage.displayName)/\(context.location.backupPrefix(id))")
 
@@ -140,7 +153,7 @@ public struct BackupCommand: Sendable {
                     },
                     objects: [streamed.object], plaintext: streamed.plaintext,
                     tables: tables.map { .init(schema: $0.schema, name: $0.name, rows: $0.rows) },
-                    previousManifestSHA256: previousManifest)
+                    previousManifestSHA256: previous?.sha256)
             }
 
             // Once pg_dump is done, the stored object is read back (our CPU and pg_restore) while
@@ -164,7 +177,11 @@ public struct BackupCommand: Sendable {
             }
             if Task.isCancelled { throw EngineError(.interrupted, "interrupted (SIGTERM or SIGINT) before the manifest was written") }
 
+            if tables.isEmpty {
+                logger.warning("\(options.database.databaseName ?? "the database") has no tables: the backup holds its schema only; check that --database names the right database")
+            }
             let committed = manifest(tables: tables)
+            try await lease.confirm()
             do {
                 try committed.validate()
                 try await context.storage.put(context.location.manifestKey(id), bytes: [UInt8](committed.encoded()))

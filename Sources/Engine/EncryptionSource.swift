@@ -6,17 +6,38 @@ internal import Foundation
 /// Kubernetes Secret stores it) or a passphrase file stretched with scrypt.
 public enum EncryptionSource: Sendable, Equatable {
     case none
-    case keyFile(String)
-    case passphraseFile(String)
+    /// A key file; `option` names where its path came from (`--encryption-key-file` or its
+    /// variable), for messages.
+    case keyFile(String, option: String = "--encryption-key-file")
+    case passphraseFile(String, option: String = "--passphrase-file")
 
-    /// From `--encryption-key-file` and `--passphrase-file`; both at once is an error.
-    public init(keyFile: String?, passphraseFile: String?) throws(EngineError) {
+    /// From `--encryption-key-file` and `--passphrase-file` (or their variables, which the
+    /// options name); both at once is an error.
+    public init(keyFile: (path: String, option: String)?, passphraseFile: (path: String, option: String)?) throws(EngineError) {
         switch (keyFile, passphraseFile) {
         case (nil, nil): self = .none
-        case (let key?, nil): self = .keyFile(key)
-        case (nil, let passphrase?): self = .passphraseFile(passphrase)
-        case (_?, _?):
-            throw EngineError(.invalidOption, "--encryption-key-file and --passphrase-file are exclusive; give one of them")
+        case (let key?, nil): self = .keyFile(key.path, option: key.option)
+        case (nil, let passphrase?): self = .passphraseFile(passphrase.path, option: passphrase.option)
+        case (let key?, let passphrase?):
+            throw EngineError(.invalidOption, "\(key.option) and \(passphrase.option) are exclusive; give one of them")
+        }
+    }
+
+    /// Reads the file now, so a missing, empty or malformed one is reported before any work
+    /// starts (the passphrase is stretched only when a backup needs it).
+    public func check() throws(EngineError) {
+        switch self {
+        case .none:
+            return
+        case .keyFile(let path, let option):
+            let contents = try read(path, option: option)
+            do { _ = try EncryptionKey(keyFileContents: contents, source: "\(option) \(path)") }
+            catch { throw EngineError(.invalidOption, error.message, underlying: error) }
+        case .passphraseFile(let path, let option):
+            let passphrase = try read(path, option: option)
+            guard passphrase.contains(where: { $0 != 0x0A && $0 != 0x0D }) else {
+                throw EngineError(.invalidOption, "\(option) \(path) is empty; put the passphrase in it")
+            }
         }
     }
 
@@ -24,12 +45,14 @@ public enum EncryptionSource: Sendable, Equatable {
     func keyForNewBackup() throws(EngineError) -> EncryptionKey? {
         switch self {
         case .none: return nil
-        case .keyFile(let path):
-            do { return try EncryptionKey(keyFileContents: read(path, option: "--encryption-key-file"), source: path) }
-            catch { throw EngineError.wrapping(error) }
-        case .passphraseFile(let path):
-            do { return try EncryptionKey(passphrase: read(path, option: "--passphrase-file")) }
-            catch { throw EngineError.wrapping(error) }
+        case .keyFile(let path, let option):
+            let contents = try read(path, option: option)
+            do { return try EncryptionKey(keyFileContents: contents, source: "\(option) \(path)") }
+            catch { throw EngineError(.invalidOption, error.message, underlying: error) }
+        case .passphraseFile(let path, let option):
+            let passphrase = try read(path, option: option)
+            do { return try EncryptionKey(passphrase: passphrase) }
+            catch { throw EngineError(.invalidOption, "\(option) \(path): \(error.message)", underlying: error) }
         }
     }
 
@@ -40,21 +63,26 @@ public enum EncryptionSource: Sendable, Equatable {
         switch self {
         case .none:
             throw EngineError(.encryption, "backup \(manifest.id) is encrypted (\(encryption.kdf == nil ? "key file" : "passphrase")); pass \(encryption.kdf == nil ? "--encryption-key-file" : "--passphrase-file")")
-        case .keyFile(let path):
+        case .keyFile(let path, let option):
             guard encryption.kdf == nil else {
-                throw EngineError(.encryption, "backup \(manifest.id) was encrypted with a passphrase; pass --passphrase-file instead of --encryption-key-file")
+                throw EngineError(.encryption, "backup \(manifest.id) was encrypted with a passphrase; pass --passphrase-file instead of \(option)")
             }
-            do { key = try EncryptionKey(keyFileContents: read(path, option: "--encryption-key-file"), source: path) }
-            catch { throw EngineError.wrapping(error) }
-        case .passphraseFile(let path):
+            let contents = try read(path, option: option)
+            do { key = try EncryptionKey(keyFileContents: contents, source: "\(option) \(path)") }
+            catch { throw EngineError(.invalidOption, error.message, underlying: error) }
+            guard key.fingerprint == encryption.keyFingerprint else {
+                throw EngineError(.encryption, "wrong key for backup \(manifest.id): \(option) \(path) has fingerprint \(key.fingerprint), the backup was encrypted with \(encryption.keyFingerprint); pass the key used at backup time")
+            }
+        case .passphraseFile(let path, let option):
             guard let kdf = encryption.kdf else {
-                throw EngineError(.encryption, "backup \(manifest.id) was encrypted with a key file; pass --encryption-key-file instead of --passphrase-file")
+                throw EngineError(.encryption, "backup \(manifest.id) was encrypted with a key file; pass --encryption-key-file instead of \(option)")
             }
-            do { key = try EncryptionKey(passphrase: read(path, option: "--passphrase-file"), derivation: kdf) }
-            catch { throw EngineError.wrapping(error) }
-        }
-        guard key.fingerprint == encryption.keyFingerprint else {
-            throw EngineError(.encryption, "wrong key for backup \(manifest.id): its fingerprint is \(key.fingerprint), the backup was encrypted with \(encryption.keyFingerprint); pass the key used at backup time")
+            let passphrase = try read(path, option: option)
+            do { key = try EncryptionKey(passphrase: passphrase, derivation: kdf) }
+            catch { throw EngineError(.invalidOption, "\(option) \(path): \(error.message)", underlying: error) }
+            guard key.fingerprint == encryption.keyFingerprint else {
+                throw EngineError(.encryption, "wrong passphrase for backup \(manifest.id): the one in \(option) \(path) is not the passphrase it was encrypted with; pass the passphrase used at backup time")
+            }
         }
         return key
     }

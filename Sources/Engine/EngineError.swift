@@ -20,6 +20,10 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
         public static let restoreFailed = Kind("restore failed")
         public static let interrupted = Kind("interrupted")
         public static let encryption = Kind("encryption")
+        /// Another run holds the environment's lease.
+        public static let busy = Kind("busy")
+        /// What is stored already says otherwise (a hold with another reason).
+        public static let conflict = Kind("conflict")
     }
 
     public let kind: Kind
@@ -51,8 +55,18 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
             return EngineError(.invalidOption, prefix + error.description, underlying: error)
         case is CancellationError:
             return EngineError(.interrupted, prefix + "interrupted (SIGTERM or SIGINT)")
+        case is DecodingError:
+            return EngineError(.integrity, prefix + describeDecoding(error, document: "the document"))
         default:
             return EngineError(.storage, prefix + "\(error)")
         }
+    }
+
+    /// What a JSON decoder's failure means, in words: the field and what was expected, never
+    /// the decoder's internals.
+    static func describeDecoding(_ error: any Error, document: String) -> String {
+        guard let error = error as? DecodingError else { return "\(document) is not valid JSON" }
+        let problem = BackstopAPIError(decoding: error, document: document)
+        return "\(problem.field): \(problem.problem)"
     }
 }

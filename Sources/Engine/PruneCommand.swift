@@ -1,23 +1,26 @@
 public import BackstopAPI
 internal import Foundation
 internal import Logging
-internal import Storage
+public import Storage
 
 /// `backstop prune`: applies the retention rules to one environment and explains every
 /// decision. Deletes a backup's manifest first (it stops being a backup at once), then its
-/// data; records each prune in `prunes/` before deleting; sweeps the leftovers of killed runs.
+/// data; records each prune in `prunes/` before deleting; sweeps the leftovers of killed runs
+/// (folders without a manifest, unfinished uploads). A backup whose manifest cannot be read is
+/// reported and left alone: nothing is deleted on the strength of a manifest nobody can read.
 /// Only the environment's own prefix is listed or touched.
 public struct PruneCommand: Sendable {
     public struct Options: Sendable {
         public var retention: RetentionPolicy
         public var dryRun: Bool
-        /// Folders under `backups/` without a manifest are removed once older than this: longer
-        /// than any backup may run, so a backup in progress is never mistaken for a leftover.
-        public var orphanGrace: RetentionDuration
+        /// Folders under `backups/` without a manifest, and unfinished uploads, are removed once
+        /// older than this: longer than any backup may run, so a backup in progress is never
+        /// mistaken for a leftover.
+        public var orphanGrace: FixedDuration
         /// Storage classes kept backups move to as they age (S3 only; ignored for files).
         public var tiers: [StorageTier]
 
-        public init(retention: RetentionPolicy, dryRun: Bool, orphanGrace: RetentionDuration = RetentionDuration(seconds: 86_400),
+        public init(retention: RetentionPolicy, dryRun: Bool, orphanGrace: FixedDuration = FixedDuration(seconds: 86_400),
                     tiers: [StorageTier] = []) {
             self.retention = retention
             self.dryRun = dryRun
@@ -27,10 +30,14 @@ public struct PruneCommand: Sendable {
     }
 
     public struct Result: Sendable {
-        /// Newest first, one per committed backup.
+        /// Newest first, one per committed backup whose manifest reads.
         public let decisions: [RetentionPolicy.Decision]
+        /// Backups whose manifests cannot be read: left alone, whatever the rules say.
+        public let damaged: [BackupCatalog.DamagedEntry]
         /// Leftover folders (ids without a manifest) removed, or that would be.
         public let orphans: [String]
+        /// Unfinished uploads (partial files, pending S3 multipart uploads) discarded, or that would be.
+        public let unfinishedUploads: [IncompleteUpload]
         /// Kept backups whose data moved (or would move) to another storage class.
         public let tierMoves: [(id: BackupID, storageClass: String)]
         public let record: PruneRecord?
@@ -49,19 +56,12 @@ public struct PruneCommand: Sendable {
         do { try options.retention.validate() } catch { throw EngineError.wrapping(error) }
         if options.dryRun {
             let plan = try await makePlan()
-            return Result(decisions: plan.decisions, orphans: plan.orphans, tierMoves: plan.moves.map { ($0.id, $0.storageClass) },
-                          record: nil, dryRun: true)
+            return Result(decisions: plan.decisions, damaged: plan.damaged, orphans: plan.orphans, unfinishedUploads: plan.unfinishedUploads,
+                          tierMoves: plan.moves.map { ($0.id, $0.storageClass) }, record: nil, dryRun: true)
         }
         // The lease comes before the listing, so the plan is made on what no other prune changes.
-        let lease = PruneLease(context: context)
-        try await lease.acquire()
-        do {
-            let result = try await apply(try await makePlan())
-            await lease.release()
-            return result
-        } catch {
-            await lease.release()
-            throw error
+        return try await EnvironmentLease(context: context, purpose: .prune).holding { _ throws(EngineError) in
+            try await apply(try await makePlan())
         }
     }
 
@@ -69,10 +69,12 @@ public struct PruneCommand: Sendable {
     private struct Plan {
         let now: Double
         let entries: [BackupCatalog.Entry]
+        let damaged: [BackupCatalog.DamagedEntry]
         let decisions: [RetentionPolicy.Decision]
         /// Objects under `backups/`, by id folder.
         let folders: [String: [ObjectInfo]]
         let orphans: [String]
+        let unfinishedUploads: [IncompleteUpload]
         let moves: [(id: BackupID, key: String, storageClass: String)]
         var doomed: [RetentionPolicy.Decision] { decisions.filter { !$0.keep } }
     }
@@ -83,16 +85,20 @@ public struct PruneCommand: Sendable {
         let objects: [ObjectInfo]
         do { objects = try await context.storage.list(prefix: context.location.backupsPrefix) }
         catch { throw EngineError.wrapping(error, context: "cannot list \(context.storage.displayName)") }
-        let entries = try await catalog.entries()
+        let contents = try await catalog.contents()
         let holds = try await catalog.holds()
-        let candidates = entries.map { entry in
+        let candidates = contents.entries.map { entry in
             RetentionPolicy.Candidate(id: entry.manifest.id, time: Date(timeIntervalSince1970: Double(entry.manifest.startedAt.secondsSince1970)),
-                                      verified: entry.verification?.succeeded == true, held: holds.contains(entry.manifest.id))
+                                      verified: entry.verification?.succeeded == true, held: holds[entry.manifest.id] != nil)
         }
         let decisions = options.retention.evaluate(candidates, now: Date(timeIntervalSince1970: now))
+        for damage in contents.damaged {
+            context.logger.warning("backup \(damage.id) is damaged (\(damage.problem)); prune leaves it alone — look at it, then restore from another backup or delete it by hand")
+        }
 
-        // Folders of ids that never got a manifest, old enough to be leftovers.
-        let committed = Set(entries.map(\.manifest.id.rawValue))
+        // Folders of ids that never got a manifest, old enough to be leftovers. A damaged
+        // backup has a manifest: it is not a leftover.
+        let committed = Set(contents.entries.map(\.manifest.id.rawValue) + contents.damaged.map(\.id.rawValue))
         let folders = Dictionary(grouping: objects) { object in
             String(object.key.dropFirst(context.location.backupsPrefix.count).prefix { $0 != "/" })
         }
@@ -101,8 +107,28 @@ public struct PruneCommand: Sendable {
             guard let id = try? BackupID(folder), let seconds = id.secondsSince1970 else { return false }
             return now - Double(seconds) > Double(options.orphanGrace.seconds)
         }.sorted()
-        let moves = tierMoves(entries: entries, keep: Set(decisions.filter(\.keep).map(\.id)), now: now)
-        return Plan(now: now, entries: entries, decisions: decisions, folders: folders, orphans: orphans, moves: moves)
+        let unfinished = try await unfinishedUploads(now: now)
+        let moves = tierMoves(entries: contents.entries, keep: Set(decisions.filter(\.keep).map(\.id)), now: now)
+        return Plan(now: now, entries: contents.entries, damaged: contents.damaged, decisions: decisions, folders: folders,
+                    orphans: orphans, unfinishedUploads: unfinished, moves: moves)
+    }
+
+    /// Uploads under the environment that a killed writer left unfinished, idle for longer
+    /// than the grace. An upload under `backups/<id>/` is as old as its backup at least: that
+    /// guards a running backup on services that report a wrong start (moto reports 2010).
+    private func unfinishedUploads(now: Double) async throws(EngineError) -> [IncompleteUpload] {
+        let uploads: [IncompleteUpload]
+        do { uploads = try await context.storage.incompleteUploads(prefix: context.location.environmentPrefix) }
+        catch { throw EngineError.wrapping(error, context: "cannot list the unfinished uploads in \(context.storage.displayName)") }
+        return uploads.filter { upload in
+            var lastActivity = upload.lastActivity.timeIntervalSince1970
+            if upload.key.hasPrefix(context.location.backupsPrefix),
+               let id = try? BackupID(String(upload.key.dropFirst(context.location.backupsPrefix.count).prefix { $0 != "/" })),
+               let started = id.secondsSince1970 {
+                lastActivity = max(lastActivity, Double(started))
+            }
+            return now - lastActivity > Double(options.orphanGrace.seconds)
+        }
     }
 
     private func apply(_ plan: Plan) async throws(EngineError) -> Result {
@@ -135,6 +161,11 @@ public struct PruneCommand: Sendable {
             catch { throw EngineError.wrapping(error, context: "removing the leftovers of \(orphan)") }
             context.logger.info("removed leftovers of \(orphan): no manifest, older than \(options.orphanGrace)")
         }
+        for upload in plan.unfinishedUploads {
+            do { try await context.storage.discard(upload) }
+            catch { throw EngineError.wrapping(error, context: "discarding the unfinished upload of \(upload.key)") }
+            context.logger.info("discarded an unfinished upload of \(upload.key), idle for longer than \(options.orphanGrace)")
+        }
         if let tiered = context.storage as? any TieredStorage {
             for move in plan.moves {
                 do { try await tiered.changeStorageClass(move.key, to: move.storageClass) }
@@ -142,8 +173,8 @@ public struct PruneCommand: Sendable {
                 context.logger.info("moved \(move.id) to \(move.storageClass)")
             }
         }
-        return Result(decisions: plan.decisions, orphans: plan.orphans, tierMoves: plan.moves.map { ($0.id, $0.storageClass) },
-                      record: doomed.isEmpty ? nil : record, dryRun: false)
+        return Result(decisions: plan.decisions, damaged: plan.damaged, orphans: plan.orphans, unfinishedUploads: plan.unfinishedUploads,
+                      tierMoves: plan.moves.map { ($0.id, $0.storageClass) }, record: doomed.isEmpty ? nil : record, dryRun: false)
     }
 
     /// Data objects of kept backups that have aged into a tier they are not in yet. Manifests
@@ -154,9 +185,11 @@ public struct PruneCommand: Sendable {
             context.logger.info("storage tiers apply to S3 only; \(context.storage.displayName) keeps every backup where it is")
             return []
         }
+        let calendar = options.retention.calendar
         return entries.compactMap { entry in
-            let age = now - Double(entry.manifest.startedAt.secondsSince1970)
-            guard keep.contains(entry.manifest.id), let tier = StorageTier.target(for: age, in: options.tiers),
+            let taken = Date(timeIntervalSince1970: Double(entry.manifest.startedAt.secondsSince1970))
+            guard keep.contains(entry.manifest.id),
+                  let tier = StorageTier.target(for: taken, now: Date(timeIntervalSince1970: now), in: options.tiers, calendar: calendar),
                   (entry.storageClass ?? "STANDARD") != tier.storageClass, let object = entry.manifest.objects.first else { return nil }
             return (entry.manifest.id, context.location.objectKey(entry.manifest.id, name: object.name), tier.storageClass)
         }

@@ -48,20 +48,27 @@ public struct RestoreCommand: Sendable {
         self.options = options
     }
 
+    static let templateDatabases: Set<String> = ["template0", "template1"]
+
     public func run(_ reference: String) async throws(EngineError) -> Result {
         let started = context.now()
+        guard let database = options.target.value(of: "dbname"), !database.isEmpty else {
+            throw EngineError(.invalidOption, "\(options.target.option) must name the database to restore into, like postgres://user@host:5432/orders_restored")
+        }
+        // Every new database on the server is a copy of template1 (and template0 is its clean
+        // spare): a restore into either would reach all of them.
+        guard !Self.templateDatabases.contains(database) else {
+            throw EngineError(.invalidOption, "\(options.target.option) names \(database), a template every new database is copied from; restore into a database of its own, e.g. orders_restored")
+        }
+        if options.clean && !options.confirmed {
+            throw EngineError(.invalidOption, "--clean drops the objects of \(database) before restoring; add --yes to confirm")
+        }
         let catalog = BackupCatalog(context: context)
         let id = try await catalog.resolve(reference)
         let manifest = try await catalog.load(id).manifest
         let key = try options.encryption.key(for: manifest)
         let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
         try await stream.checkSizes()
-        guard let database = options.target.value(of: "dbname"), !database.isEmpty else {
-            throw EngineError(.invalidOption, "--target must name the database to restore into, like postgres://user@host:5432/orders_restored")
-        }
-        if options.clean && !options.confirmed {
-            throw EngineError(.invalidOption, "--clean drops the objects of \(database) before restoring; add --yes to confirm")
-        }
         let tools: PostgresTools
         do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
         catch { throw EngineError.wrapping(error) }
@@ -95,7 +102,7 @@ public struct RestoreCommand: Sendable {
                 if try await server.databaseExists(database) {
                     return false
                 }
-                try await server.createDatabase(database)
+                try await server.createDatabase(database, template: "template0")
                 return true
             }
             if created {
@@ -140,13 +147,17 @@ public struct RestoreCommand: Sendable {
         } catch {
             // Killing pg_restore rolls its single transaction back.
             let outcome = await restorer.killAndWait()
-            let detail = outcome.standardError.isEmpty ? "" : " (pg_restore: \(Self.lastLines(outcome.standardError)))"
             let wrapped = EngineError.wrapping(error)
+            if wrapped.kind == .restoreFailed, !outcome.standardError.isEmpty {
+                // pg_restore stopped on an error of its own before reading everything: that error is the news.
+                throw EngineError(.restoreFailed, "pg_restore failed: \(Self.lastLines(outcome.standardError)); nothing was committed" + Self.hint(for: outcome.standardError))
+            }
+            let detail = outcome.standardError.isEmpty ? "" : " (pg_restore said: \(Self.lastLines(outcome.standardError)))"
             throw EngineError(wrapped.kind, wrapped.message + detail, underlying: wrapped.underlying)
         }
         let outcome = await restorer.closeInputAndWait()
         guard outcome.termination.succeeded else {
-            throw EngineError(.restoreFailed, "pg_restore failed (\(outcome.termination.description)): \(Self.lastLines(outcome.standardError)); nothing was committed")
+            throw EngineError(.restoreFailed, "pg_restore failed (\(outcome.termination.description)): \(Self.lastLines(outcome.standardError)); nothing was committed" + Self.hint(for: outcome.standardError))
         }
         try stream.check(digest)
     }
@@ -173,6 +184,13 @@ public struct RestoreCommand: Sendable {
         } catch {
             context.logger.error("could not drop database \(database) after the failed restore: \(error); drop it by hand")
         }
+    }
+
+    /// What to do about pg_restore's most common refusal: roles are not in a database dump.
+    static func hint(for standardError: String) -> String {
+        guard let range = standardError.range(of: #"role "[^"]+" does not exist"#, options: .regularExpression) else { return "" }
+        let role = standardError[range].split(separator: "\"").dropFirst().first.map(String.init) ?? "?"
+        return "; roles are not part of a database dump: create the role \(role) on the target server first, or pass --no-owner so the restored objects belong to the restoring user"
     }
 
     private static func lastLines(_ text: String) -> String {

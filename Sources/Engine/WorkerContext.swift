@@ -14,6 +14,21 @@ public struct WorkerContext: Sendable {
     public var now: @Sendable () -> Double
     /// How often progress lines are printed.
     public var progressInterval: Duration
+    /// How long a backup's or a prune's lease lasts unrenewed, and how often it is renewed.
+    public var leaseTiming = LeaseTiming.standard
+
+    public struct LeaseTiming: Sendable {
+        public var duration: Duration
+        public var renewal: Duration
+
+        public init(duration: Duration, renewal: Duration) {
+            self.duration = duration
+            self.renewal = renewal
+        }
+
+        /// A killed holder blocks its environment for two minutes at most.
+        public static let standard = LeaseTiming(duration: .seconds(120), renewal: .seconds(30))
+    }
 
     public init(storage: any ObjectStorage, location: BackupLocation, logger: Logger,
                 postgresBinDirectory: String? = nil,

@@ -203,6 +203,8 @@ public final class HTTPClient: Sendable {
             return HTTPError(.invalidRequest, "\(what): \(reason)")
         case CURLE_WRITE_ERROR, CURLE_READ_ERROR, CURLE_ABORTED_BY_CALLBACK:
             return HTTPError(.body, "\(what): \(reason)")
+        case CURLE_COULDNT_RESOLVE_HOST:
+            return HTTPError(.nameResolution, "\(what): \(reason)")
         default:
             return HTTPError(.connection, "\(what): \(reason)")
         }

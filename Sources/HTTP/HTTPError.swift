@@ -8,6 +8,9 @@ public struct HTTPError: Error, CustomStringConvertible, Sendable {
 
         /// Could not connect, or the connection broke mid-exchange: worth retrying.
         public static let connection = Kind("connection failed")
+        /// The host name did not resolve: worth retrying (cluster DNS has bad moments), and
+        /// worth a hint when it persists (a virtual-host bucket name, a typo).
+        public static let nameResolution = Kind("name not resolved")
         /// No progress within the configured time: worth retrying.
         public static let timeout = Kind("timed out")
         /// The server's certificate was not trusted, or the handshake failed: retrying will not help.
@@ -27,7 +30,7 @@ public struct HTTPError: Error, CustomStringConvertible, Sendable {
     }
 
     /// Whether sending the same request again may succeed.
-    public var isTransient: Bool { kind == .connection || kind == .timeout }
+    public var isTransient: Bool { kind == .connection || kind == .timeout || kind == .nameResolution }
 
     public var description: String { message }
 }

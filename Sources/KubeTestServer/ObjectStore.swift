@@ -443,7 +443,9 @@ final class ObjectStore: @unchecked Sendable {
         let (result, problems) = SchemaValidator(schema: schema).apply(to: object)
         guard problems.isEmpty else {
             let kind = "\(resource.type.kind).\(resource.type.group)"
-            return (object, TestAPIServer.status(422, "Invalid", "\(kind) \"\(name)\" is invalid: [\(problems.joined(separator: ", "))]"))
+            // As the real server aggregates field errors: one plain, several in brackets.
+            let causes = problems.count == 1 ? problems[0] : "[\(problems.joined(separator: ", "))]"
+            return (object, TestAPIServer.status(422, "Invalid", "\(kind) \"\(name)\" is invalid: \(causes)"))
         }
         return (result, nil)
     }

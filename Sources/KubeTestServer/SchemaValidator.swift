@@ -60,6 +60,14 @@ struct SchemaValidator {
             for name in (schema["required"]?.array ?? []).compactMap(\.string) where fields[name] == nil {
                 problems.append("\(path).\(name): Required value")
             }
+            // Counted after pruning, as the real server prunes while decoding (recording 04b:
+            // `spec: {}` → "spec: Invalid value: 1: spec in body should have at least 1 properties").
+            if let minimum = schema["minProperties"]?.number, Double(fields.count) < minimum {
+                problems.append("\(path): Invalid value: \(Self.format(minimum)): \(path) in body should have at least \(Self.format(minimum)) properties")
+            }
+            if let maximum = schema["maxProperties"]?.number, Double(fields.count) > maximum {
+                problems.append("\(path): Invalid value: \(Self.format(maximum)): \(path) in body should have at most \(Self.format(maximum)) properties")
+            }
             return .object(fields)
         case "array":
             guard let items = value.array else {

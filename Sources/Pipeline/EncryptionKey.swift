@@ -19,7 +19,7 @@ public struct EncryptionKey: Sendable, CustomStringConvertible, CustomDebugStrin
     }
 
     /// A key file holds 32 raw bytes, or their base64 as a Kubernetes Secret stores it
-    /// (surrounding whitespace allowed). `source` names the file in errors.
+    /// (surrounding whitespace allowed). `source` names the file (and the option) in errors.
     public init(keyFileContents contents: [UInt8], source: String) throws(PipelineError) {
         if contents.count == Self.byteCount {
             self.init(bytes: contents, derivation: nil)
@@ -29,7 +29,7 @@ public struct EncryptionKey: Sendable, CustomStringConvertible, CustomDebugStrin
         guard let decoded = Data(base64Encoded: text), decoded.count == Self.byteCount else {
             throw PipelineError(
                 .invalidKey,
-                "encryption key file \(source) holds \(contents.count) bytes that are neither 32 raw bytes nor their base64; create one with `openssl rand 32 > key` or `openssl rand -base64 32 > key`")
+                "\(source) holds \(contents.count) bytes that are neither 32 raw bytes nor their base64; create one with `openssl rand 32 > key` or `openssl rand -base64 32 > key`")
         }
         self.init(bytes: [UInt8](decoded), derivation: nil)
     }

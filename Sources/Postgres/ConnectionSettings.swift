@@ -8,11 +8,17 @@ public struct ConnectionSettings: Sendable, CustomStringConvertible {
     /// libpq keywords and values, without `password`.
     public private(set) var parameters: [(key: String, value: String)]
     var password: String?
+    /// Where the settings came from, as the user wrote it (`--database`, `--target`,
+    /// `BACKSTOP_TARGET`): what messages tell the user to check.
+    public let option: String
 
     /// `connectionString` may be empty (everything from `PG*`). `passwordFile` holds the
-    /// password (a mounted Secret); it beats one in the string or in `PGPASSWORD`.
-    public init(_ connectionString: String, passwordFile: String? = nil) throws(PostgresError) {
+    /// password (a mounted Secret); it beats one in the string or in `PGPASSWORD`. `option` and
+    /// `passwordFileOption` name where each came from, for messages.
+    public init(_ connectionString: String, passwordFile: String? = nil, option: String = "--database",
+                passwordFileOption: String = "--password-file") throws(PostgresError) {
         parameters = []
+        self.option = option
         if !connectionString.isEmpty {
             var errorMessage: UnsafeMutablePointer<CChar>?
             guard let options = PQconninfoParse(connectionString, &errorMessage) else {
@@ -20,7 +26,7 @@ public struct ConnectionSettings: Sendable, CustomStringConvertible {
                 if let errorMessage { PQfreemem(errorMessage) }
                 throw PostgresError(
                     .invalidConnectionString,
-                    "--database: \(reason); use a URL like postgres://user@host:5432/dbname or leave it empty to use PGHOST, PGDATABASE and the other PG* variables")
+                    "\(option): \(reason); use a URL like postgres://user@host:5432/dbname or key=value pairs like \"host=db dbname=orders\", or leave it empty to use PGHOST, PGDATABASE and the other PG* variables")
             }
             defer { PQconninfoFree(options) }
             var option = options
@@ -39,9 +45,14 @@ public struct ConnectionSettings: Sendable, CustomStringConvertible {
         if let passwordFile {
             guard let contents = FileManager.default.contents(atPath: passwordFile) else {
                 throw PostgresError(.invalidConnectionString,
-                                    "--password-file \(passwordFile) cannot be read; mount the Secret there or fix the path")
+                                    "\(passwordFileOption) \(passwordFile) cannot be read; mount the Secret there or fix the path")
             }
-            password = String(decoding: contents, as: UTF8.self).trimmingCharacters(in: .newlines)
+            let text = String(decoding: contents, as: UTF8.self).trimmingCharacters(in: .newlines)
+            guard !text.isEmpty else {
+                throw PostgresError(.invalidConnectionString,
+                                    "\(passwordFileOption) \(passwordFile) is empty; put the database password in it (a Secret's key mounted as a file)")
+            }
+            password = text
         }
     }
 

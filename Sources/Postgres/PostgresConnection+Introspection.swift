@@ -68,8 +68,11 @@ extension PostgresConnection {
         try scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", [name]) == "t"
     }
 
-    public func createDatabase(_ name: String) throws(PostgresError) {
-        guard let statement = try scalar("SELECT format('CREATE DATABASE %I', $1::text)", [name]) else { return }
+    /// Creates a database, by default as a copy of template1 (as `createdb` does). A restore
+    /// passes `template0`, pg_restore's documented way: objects someone added to template1
+    /// would otherwise collide with the restored ones.
+    public func createDatabase(_ name: String, template: String = "template1") throws(PostgresError) {
+        guard let statement = try scalar("SELECT format('CREATE DATABASE %I TEMPLATE %I', $1::text, $2::text)", [name, template]) else { return }
         try query(statement)
     }
 

@@ -50,7 +50,7 @@ public actor PostgresConnection {
                 ? .authenticationFailed : .connectionFailed
             let hint = kind == .authenticationFailed
                 ? "check the user and the password (PGPASSWORD or --password-file)"
-                : "check --database (host, port, database name) and that the server is running"
+                : "check \(settings.option) (host, port, database name) and that the server is running"
             throw PostgresError(kind, "cannot connect to \(settings): \(message); \(hint)")
         }
         connection = handle

@@ -7,7 +7,8 @@ internal import Glibc
 /// Objects as files under a root folder (a mounted volume). Writes go to a temporary file
 /// that is fsynced and renamed into place, so an object is either complete or absent.
 public final class FileStorage: ObjectStorage {
-    /// Marks unfinished uploads; never listed, and swept by prune's orphan pass later.
+    /// Marks unfinished uploads: never listed as objects; `incompleteUploads` finds the ones a
+    /// killed writer left, and prune's sweep discards them.
     static let partialMarker = ".partial-"
 
     public let root: String
@@ -79,21 +80,42 @@ public final class FileStorage: ObjectStorage {
     }
 
     public func list(prefix: String) async throws(StorageError) -> [ObjectInfo] {
-        // Only the folder that holds the prefix is walked, never the whole root.
+        try await walk(prefix: prefix) { key, relative, status in
+            relative.contains(Self.partialMarker) ? nil : ObjectInfo(key: key, size: Int64(status.st_size))
+        }
+    }
+
+    public func incompleteUploads(prefix: String) async throws(StorageError) -> [IncompleteUpload] {
+        try await walk(prefix: prefix) { key, relative, status in
+            guard let marker = key.range(of: Self.partialMarker, options: .backwards), relative.contains(Self.partialMarker) else { return nil }
+            return IncompleteUpload(key: String(key[..<marker.lowerBound]), uploadID: String(key[marker.upperBound...]),
+                                    lastActivity: Date(timeIntervalSince1970: Double(status.st_mtim.tv_sec)))
+        }
+    }
+
+    public func discard(_ upload: IncompleteUpload) async throws(StorageError) {
+        try await delete([upload.key + Self.partialMarker + upload.uploadID])
+    }
+
+    /// Regular files under the folder that holds `prefix` (never the whole root) whose keys
+    /// start with it, as `found` describes them, sorted by key.
+    private func walk<T: Sendable>(prefix: String, _ found: @escaping @Sendable (_ key: String, _ relative: String, _ status: stat) -> T?)
+        async throws(StorageError) -> [T] {
         let folderKey = prefix.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         let root = root
-        return try await onIOThread { () throws(StorageError) -> [ObjectInfo] in
+        return try await onIOThread { () throws(StorageError) -> [T] in
             let folder = folderKey.isEmpty ? root : root + "/" + folderKey
             guard let walker = FileManager.default.enumerator(atPath: folder) else { return [] }
-            var found: [ObjectInfo] = []
+            var results: [(key: String, value: T)] = []
             while let relative = walker.nextObject() as? String {
                 let key = folderKey.isEmpty ? relative : folderKey + "/" + relative
-                guard key.hasPrefix(prefix), !relative.contains(Self.partialMarker) else { continue }
+                guard key.hasPrefix(prefix) else { continue }
                 var status = stat()
-                guard stat(folder + "/" + relative, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { continue }
-                found.append(ObjectInfo(key: key, size: Int64(status.st_size)))
+                guard stat(folder + "/" + relative, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG,
+                      let result = found(key, relative, status) else { continue }
+                results.append((key, result))
             }
-            return found.sorted { $0.key < $1.key }
+            return results.sorted { $0.key < $1.key }.map(\.value)
         }
     }
 

@@ -1,3 +1,5 @@
+public import Foundation
+
 /// What Backstop needs from a place that keeps backups: whole small objects, streamed large
 /// ones, listing by prefix and deletion. Every backend passes the same contract suite
 /// (Tests/StorageTests/StorageContract.swift).
@@ -32,6 +34,32 @@ public protocol ObjectStorage: Sendable {
     /// Opens a streamed download of `range` (all of the object when `nil`); a missing object
     /// fails here. Blocks (it looks the object up): call it from the thread that will read.
     func makeReader(_ key: String, range: Range<Int64>?) throws(StorageError) -> any ObjectReader
+
+    /// Uploads under `prefix` that began and never finished, because their writer was killed
+    /// (SIGKILL, an OOM kill, a lost node) or an answer was lost: partial files, S3 multipart
+    /// uploads neither completed nor aborted. `list` never shows them; they cost space (and
+    /// on S3, money) until discarded. Sorted by key.
+    func incompleteUploads(prefix: String) async throws(StorageError) -> [IncompleteUpload]
+
+    /// Throws an unfinished upload away; one already gone is not an error.
+    func discard(_ upload: IncompleteUpload) async throws(StorageError)
+}
+
+/// An upload that began and never finished (see `ObjectStorage.incompleteUploads`).
+public struct IncompleteUpload: Equatable, Sendable {
+    /// The key the object would have had.
+    public var key: String
+    /// Tells uploads of one key apart: the partial file's suffix, or S3's upload id.
+    public var uploadID: String
+    /// When it was last known to be active: a partial file's last write; an S3 upload's
+    /// initiation, as the service reports it (moto reports a fixed date in 2010).
+    public var lastActivity: Date
+
+    public init(key: String, uploadID: String, lastActivity: Date) {
+        self.key = key
+        self.uploadID = uploadID
+        self.lastActivity = lastActivity
+    }
 }
 
 /// A streamed upload. Its methods block (disk or network I/O, and backpressure when the

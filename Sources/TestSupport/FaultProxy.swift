@@ -7,29 +7,44 @@ internal import Glibc
 
 /// A loopback HTTP proxy that stands between a client and a real server (moto) and injects
 /// the failures object stores have in production: 503 SlowDown answers, connections reset
-/// before the answer or in the middle of a request body, and slow answers. Each connection
+/// before the request reaches the server or in the middle of its body, answers lost after
+/// the server acted (the client must cope with a retried request that already took effect),
+/// and slow answers. Each connection
 /// carries one exchange (`Connection: close`), which is all curl needs.
 ///
 /// Faults are drawn from a seeded generator, so a failing run can be repeated.
 public final class FaultProxy: Sendable {
     public enum Fault: String, Sendable, CaseIterable {
         case slowDown
+        /// The connection breaks before the request is forwarded: the server never sees it.
         case resetBeforeAnswer
         case resetMidRequest
+        /// The server gets the request and acts on it; its answer never reaches the client.
+        case loseAnswer
         case delay
     }
 
     public struct Counts: Sendable {
         public var forwarded = 0
         public var injected: [Fault: Int] = [:]
+        /// The request lines (`POST /bucket/key?uploads HTTP/1.1`) whose answers were lost
+        /// after the server acted.
+        public var lostAnswers: [String] = []
         public var totalInjected: Int { injected.values.reduce(0, +) }
+    }
+
+    /// A fault planned for the next requests whose request line matches.
+    private struct Plan {
+        let fault: Fault
+        var remaining: Int
+        let matches: @Sendable (String) -> Bool
     }
 
     public let port: Int
     public var endpoint: String { "http://127.0.0.1:\(port)" }
     private let upstreamPort: Int
     private let listener: Int32
-    private let state: Mutex<(random: SeededRandom, counts: Counts, faultRate: Double, stopped: Bool)>
+    private let state: Mutex<(random: SeededRandom, counts: Counts, faultRate: Double, stopped: Bool, plans: [Plan])>
 
     /// Forwards to `upstream` (`http://127.0.0.1:PORT`), failing about `faultRate` of exchanges.
     public init(upstream: String, faultRate: Double, seed: UInt64) throws {
@@ -37,7 +52,7 @@ public final class FaultProxy: Sendable {
             throw ProxyError(message: "upstream must look like http://127.0.0.1:PORT, not \(upstream)")
         }
         self.upstreamPort = upstreamPort
-        state = Mutex((SeededRandom(seed: seed), Counts(), faultRate, false))
+        state = Mutex((SeededRandom(seed: seed), Counts(), faultRate, false, []))
         let (listener, port) = try TCPSocket.listen()
         self.port = port
         self.listener = listener
@@ -49,6 +64,12 @@ public final class FaultProxy: Sendable {
 
     /// Changes how often exchanges fail from now on (0 lets everything through).
     public func setFaultRate(_ rate: Double) { state.withLock { $0.faultRate = rate } }
+
+    /// Injects `fault` into the next `times` requests whose request line (`POST /b/k?uploads
+    /// HTTP/1.1`) `matches`, whatever the fault rate: for tests of one precise failure.
+    public func inject(_ fault: Fault, times: Int = 1, whenRequestLine matches: @escaping @Sendable (String) -> Bool) {
+        state.withLock { $0.plans.append(Plan(fault: fault, remaining: times, matches: matches)) }
+    }
 
     public func stop() {
         state.withLock { $0.stopped = true }
@@ -62,14 +83,22 @@ public final class FaultProxy: Sendable {
         }
     }
 
-    private func drawFault() -> Fault? {
+    private func drawFault(for line: String) -> Fault? {
         state.withLock { state in
+            if let index = state.plans.firstIndex(where: { $0.remaining > 0 && $0.matches(line) }) {
+                state.plans[index].remaining -= 1
+                let fault = state.plans[index].fault
+                state.counts.injected[fault, default: 0] += 1
+                if fault == .loseAnswer { state.counts.lostAnswers.append(line) }
+                return fault
+            }
             guard state.random.nextDouble() < state.faultRate else {
                 state.counts.forwarded += 1
                 return nil
             }
             let fault = Fault.allCases[Int(state.random.next() % UInt64(Fault.allCases.count))]
             state.counts.injected[fault, default: 0] += 1
+            if fault == .loseAnswer { state.counts.lostAnswers.append(line) }
             return fault
         }
     }
@@ -77,7 +106,7 @@ public final class FaultProxy: Sendable {
     private func serve(_ client: Int32) {
         defer { close(client) }
         guard var request = readHead(client) else { return }
-        let fault = drawFault()
+        let fault = drawFault(for: request.line)
         if fault == .resetMidRequest, request.bodyLength > 0 {
             // Read part of the body, then reset: the client sees its upload cut off.
             _ = readBody(client, count: max(0, request.bodyLength / 2 - request.body.count), into: &request)
@@ -93,6 +122,10 @@ public final class FaultProxy: Sendable {
         case .resetBeforeAnswer, .resetMidRequest:
             reset(client)
             return
+        case .loseAnswer:
+            _ = forward(request)
+            reset(client)
+            return
         case .delay:
             usleep(useconds_t(Int.random(in: 100_000...400_000)))
         case nil:
@@ -106,6 +139,8 @@ public final class FaultProxy: Sendable {
     }
 
     private struct Request {
+        /// `METHOD /path?query HTTP/1.1`
+        var line: String
         var head: [UInt8]
         var body: [UInt8]
         var bodyLength: Int
@@ -128,7 +163,7 @@ public final class FaultProxy: Sendable {
                     return Int(parts[1].trimmingCharacters(in: .whitespaces))
                 }.first ?? 0
                 lines.append("Connection: close")
-                return Request(head: Array((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8),
+                return Request(line: lines.first ?? "", head: Array((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8),
                                body: Array(data[(end + 4)...]), bodyLength: length)
             }
         }

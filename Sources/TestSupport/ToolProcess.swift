@@ -13,9 +13,10 @@ public enum ToolProcess {
         public let errors: String
     }
 
-    /// `executable` is a path, or a name looked up on PATH.
+    /// `executable` is a path, or a name looked up on PATH. `environment` is added to (and
+    /// overrides) this process's.
     public static func run(_ executable: String, _ arguments: [String], input: String? = nil,
-                           mergingErrors: Bool = false) async throws -> Output {
+                           mergingErrors: Bool = false, environment: [String: String] = [:]) async throws -> Output {
         try await runBlocking(name: (executable as NSString).lastPathComponent) {
             let process = Process()
             if executable.hasPrefix("/") {
@@ -24,6 +25,9 @@ public enum ToolProcess {
             } else {
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 process.arguments = [executable] + arguments
+            }
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given }
             }
             let output = Pipe()
             let errors = mergingErrors ? output : Pipe()

@@ -1,12 +1,28 @@
 /// Decodes `Decodable` values from YAML (kubeconfig, manifests). Errors name the source and
 /// the path of the field, e.g. `~/.kube/config: users[0].user.token: expected a string`.
 public struct YAMLDecoder: Sendable {
-    public init() {}
+    /// Paths (e.g. `spec`) under which a field the type does not know is an error, as
+    /// `kubectl apply --validate=strict` makes it; elsewhere unknown fields are ignored, as
+    /// Kubernetes adds its own (`status`, `managedFields` …).
+    public var strictPaths: [String]
+
+    public init(strictPaths: [String] = []) {
+        self.strictPaths = strictPaths
+    }
 
     public func decode<T: Decodable>(_ type: T.Type, from text: String, source: String = "<input>") throws(YAMLError) -> T {
-        let root = try YAMLNode.parse(text, source: source)
+        try decode(type, from: try YAMLNode.parse(text, source: source), source: source)
+    }
+
+    /// Decodes an already parsed document (one of several in a stream, say).
+    public func decode<T: Decodable>(_ type: T.Type, from root: YAMLNode, source: String = "<input>") throws(YAMLError) -> T {
+        let usage = KeyUsage()
         do {
-            return try T(from: NodeDecoder(node: root, path: [], source: source))
+            let value = try T(from: NodeDecoder(node: root, path: [], source: source, usage: usage))
+            if let unknown = usage.firstUnknownKey(in: root, under: strictPaths) {
+                throw YAMLError(source: source, path: unknown, problem: "unknown field; check its spelling and where it is indented (kubectl --validate=strict refuses it too)")
+            }
+            return value
         } catch let error as YAMLError {
             throw error
         } catch let DecodingError.keyNotFound(key, context) {
@@ -35,10 +51,42 @@ private struct IndexKey: CodingKey {
     init?(stringValue: String) { return nil }
 }
 
+/// The fields a decoded type asked for, so the ones nobody asked for can be reported.
+private final class KeyUsage {
+    private var used: Set<String> = []
+
+    func record(_ path: [any CodingKey], _ key: any CodingKey) {
+        used.insert(YAMLDecoder.render(path + [key]))
+    }
+
+    /// The first key under one of `prefixes` that no decoder asked for, in document order.
+    func firstUnknownKey(in node: YAMLNode, under prefixes: [String], path: String = "") -> String? {
+        func isStrict(_ path: String) -> Bool {
+            prefixes.contains { path == $0 || path.hasPrefix($0 + ".") || path.hasPrefix($0 + "[") }
+        }
+        switch node {
+        case .mapping(let pairs):
+            for (key, value) in pairs {
+                let child = path.isEmpty ? key : path + "." + key
+                if isStrict(child) && !used.contains(child) { return child }
+                if let unknown = firstUnknownKey(in: value, under: prefixes, path: child) { return unknown }
+            }
+        case .sequence(let items):
+            for (index, item) in items.enumerated() {
+                if let unknown = firstUnknownKey(in: item, under: prefixes, path: path + "[\(index)]") { return unknown }
+            }
+        case .scalar, .null:
+            break
+        }
+        return nil
+    }
+}
+
 private struct NodeDecoder: Decoder {
     let node: YAMLNode
     let path: [any CodingKey]
     let source: String
+    let usage: KeyUsage
     var codingPath: [any CodingKey] { path }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
@@ -65,7 +113,7 @@ private struct NodeDecoder: Decoder {
     func singleValueContainer() throws -> any SingleValueDecodingContainer { Single(decoder: self) }
 
     func child(_ node: YAMLNode, _ key: any CodingKey) -> NodeDecoder {
-        NodeDecoder(node: node, path: path + [key], source: source)
+        NodeDecoder(node: node, path: path + [key], source: source, usage: usage)
     }
 }
 
@@ -75,7 +123,11 @@ private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
     var codingPath: [any CodingKey] { decoder.path }
     var allKeys: [Key] { pairs.compactMap { Key(stringValue: $0.key) } }
 
-    func node(_ key: Key) -> YAMLNode? { pairs.last { $0.key == key.stringValue }?.value }
+    /// The value of `key`; asking counts as knowing the field.
+    func node(_ key: Key) -> YAMLNode? {
+        decoder.usage.record(decoder.path, key)
+        return pairs.last { $0.key == key.stringValue }?.value
+    }
     func contains(_ key: Key) -> Bool { node(key) != nil }
 
     func decodeNil(forKey key: Key) throws -> Bool {

@@ -37,14 +37,25 @@ public indirect enum YAMLNode: Sendable, Equatable {
 
     /// Parses the first document of `text` with libyaml. An empty document is `.null`.
     public static func parse(_ text: String, source: String = "<input>") throws(YAMLError) -> YAMLNode {
+        try documents(in: text, source: source, first: true).first ?? .null
+    }
+
+    /// Parses every document of a stream (`---`-separated), in order; empty documents are
+    /// left out, as kubectl leaves them out.
+    public static func parseDocuments(_ text: String, source: String = "<input>") throws(YAMLError) -> [YAMLNode] {
+        try documents(in: text, source: source, first: false).filter { $0 != .null }
+    }
+
+    private static func documents(in text: String, source: String, first: Bool) throws(YAMLError) -> [YAMLNode] {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
             throw YAMLError(source: source, path: "", problem: "libyaml could not initialize")
         }
         defer { yaml_parser_delete(&parser) }
         let bytes = Array(text.utf8)
-        return try bytes.withUnsafeBufferPointer { buffer throws(YAMLError) -> YAMLNode in
+        return try bytes.withUnsafeBufferPointer { buffer throws(YAMLError) -> [YAMLNode] in
             yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+            var documents: [YAMLNode] = []
             var builder = TreeBuilder(source: source)
             while true {
                 var event = yaml_event_t()
@@ -53,15 +64,29 @@ public indirect enum YAMLNode: Sendable, Equatable {
                     throw YAMLError(source: source, path: "", problem: "\(problem) at line \(parser.problem_mark.line + 1), column \(parser.problem_mark.column + 1)")
                 }
                 defer { yaml_event_delete(&event) }
-                if try builder.consume(&event) { break }
+                switch try builder.consume(&event) {
+                case .inDocument:
+                    continue
+                case .documentEnd:
+                    documents.append(builder.root ?? .null)
+                    if first { return documents }
+                    builder = TreeBuilder(source: source)
+                case .streamEnd:
+                    return documents
+                }
             }
-            return builder.root ?? .null
         }
     }
 }
 
-/// Builds nodes from libyaml's event stream; stops after the first document.
+/// Builds the nodes of one document from libyaml's event stream.
 private struct TreeBuilder {
+    enum Progress {
+        case inDocument
+        case documentEnd
+        case streamEnd
+    }
+
     enum Frame {
         case sequence([YAMLNode], anchor: String?)
         case mapping([(key: String, value: YAMLNode)], pendingKey: String?, anchor: String?)
@@ -72,8 +97,7 @@ private struct TreeBuilder {
     var anchors: [String: YAMLNode] = [:]
     var root: YAMLNode?
 
-    /// Returns true when the document is complete.
-    mutating func consume(_ event: inout yaml_event_t) throws(YAMLError) -> Bool {
+    mutating func consume(_ event: inout yaml_event_t) throws(YAMLError) -> Progress {
         switch event.type {
         case YAML_SCALAR_EVENT:
             let scalar = event.data.scalar
@@ -94,7 +118,7 @@ private struct TreeBuilder {
         case YAML_MAPPING_START_EVENT:
             stack.append(.mapping([], pendingKey: nil, anchor: event.data.mapping_start.anchor.map { String(cString: $0) }))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            guard let frame = stack.popLast() else { return false }
+            guard let frame = stack.popLast() else { return .inDocument }
             let node: YAMLNode
             let anchor: String?
             switch frame {
@@ -103,12 +127,14 @@ private struct TreeBuilder {
             }
             if let anchor { anchors[anchor] = node }
             try add(node)
-        case YAML_DOCUMENT_END_EVENT, YAML_STREAM_END_EVENT:
-            return true
+        case YAML_DOCUMENT_END_EVENT:
+            return .documentEnd
+        case YAML_STREAM_END_EVENT:
+            return .streamEnd
         default:
             break
         }
-        return false
+        return .inDocument
     }
 
     private mutating func add(_ node: YAMLNode) throws(YAMLError) {

@@ -1,9 +1,7 @@
 import ArgumentParser
-import BlockingCalls
 import BackstopAPI
 import Engine
 import Foundation
-import Logging
 
 @main
 struct Backstop: AsyncParsableCommand {
@@ -11,84 +9,73 @@ struct Backstop: AsyncParsableCommand {
         commandName: "backstop",
         abstract: "PostgreSQL backups you can prove: dump, compress, encrypt, store, verify, restore.",
         discussion: """
-            Every option can also be set by its BACKSTOP_* environment variable (a flag wins).
-            Example, a backup to a local folder and its restore:
-              backstop backup  --storage file:///var/backups --database postgres://backup@localhost:5432/orders
-              backstop restore latest --storage file:///var/backups --target postgres://backup@localhost:5432/orders_copy
+            Every option can also be set by its BACKSTOP_* variable (a flag wins).
+            A backup to a local folder, and its restore:
+              backstop backup --storage file:///var/backups \\
+                --database postgres://backup@localhost:5432/orders
+              backstop restore latest --storage file:///var/backups \\
+                --target postgres://backup@localhost:5432/orders_copy
+            An error is one line on stderr:
+              backstop: error: <what failed>; <what to do>
+            Exit codes: 0 success, 1 failure, 64 usage error (a bad flag or variable
+            value, a file that cannot be read). Shell completion: backstop completion.
             """,
         version: WorkerContext.toolVersion,
         subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self,
-                      PruneCommandLine.self, HoldCommandLine.self, ReleaseCommandLine.self, RenderCommandLine.self])
+                      PruneCommandLine.self, HoldCommandLine.self, ReleaseCommandLine.self, RenderCommandLine.self,
+                      CompletionCommandLine.self])
 
-    /// Logs go to stderr; stdout carries only results (the report line, the list).
-    static func makeLogger() -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["BACKSTOP_LOG_LEVEL"] ?? "") ?? .info
-            return handler
-        }
-        return Logger(label: "backstop")
-    }
-}
-
-/// Prints the report line on stdout and writes it where `--report-path` says (the pod's
-/// termination message in a Job).
-func emit(_ report: WorkerReport, reportPath: String?, toStandardOutput: Bool = true) {
-    let line = report.encodedLine()
-    if toStandardOutput { print(line) }
-    let path = WorkerOption.reportPath.resolve(flag: reportPath, environment: ProcessInfo.processInfo.environment)
-    if let path {
-        do { try Data(line.utf8).write(to: URL(fileURLWithPath: path)) } catch {
-            FileHandle.standardError.write(Data("backstop: cannot write the report to \(path): \(error.localizedDescription)\n".utf8))
+    /// Runs the command and turns every error into one line on stderr and an exit code:
+    /// ArgumentParser's own parse errors as well as the commands'.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            try checkHelpTopic(arguments)
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            Foundation.exit(0)
+        } catch {
+            Foundation.exit(report(error, arguments: arguments))
         }
     }
-}
 
-/// Times one command and writes its report line, on success or failure alike.
-struct CommandRun {
-    let command: String
-    let reportPath: String?
-    /// False when stdout carries a JSON document of its own (`--output json`): the report then
-    /// goes only to the report path.
-    var reportOnStandardOutput = true
-    let started = Date().timeIntervalSince1970
-
-    /// Emits a success report that `fill` completes (backup id, sizes, message).
-    func succeeded(_ fill: (inout WorkerReport) -> Void) {
-        var report = base(.succeeded)
-        fill(&report)
-        emit(report, reportPath: reportPath, toStandardOutput: reportOnStandardOutput)
+    /// Prints what `error` says; the exit code.
+    static func report(_ error: any Error, arguments: [String]) -> Int32 {
+        if let error = error as? CommandLineError {
+            printError(error.message)
+            return error.exitCode
+        }
+        if let code = error as? ExitCode { return code.rawValue }
+        let code = exitCode(for: error)
+        if code == .success {
+            print(fullMessage(for: error))  // --help, --version
+            return 0
+        }
+        // ArgumentParser's own message ("Unknown option '-x'"), with where to look.
+        var message = Self.message(for: error)
+        if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
+        message = message.prefix(1).lowercased() + message.dropFirst()
+        let command = arguments.first { name in subcommandNames.contains(name) }.map { "backstop \($0)" } ?? "backstop"
+        printError("\(message); see `\(command) --help`")
+        return code.rawValue
     }
 
-    /// Emits the failure report, prints the one-line error and returns exit code 1.
-    func failed(_ error: any Error, verified: Bool? = nil) -> ExitCode {
-        var report = base(.failed)
-        report.verified = verified
-        report.message = oneLine(error)
-        emit(report, reportPath: reportPath)
-        return fail(error)
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data("backstop: error: \(message)\n".utf8))
     }
 
-    private func base(_ outcome: WorkerReport.Outcome) -> WorkerReport {
-        let now = Date().timeIntervalSince1970
-        return WorkerReport(command: command, outcome: outcome, startedAt: UTCTimestamp(secondsSince1970: Int64(started)),
-                            completedAt: UTCTimestamp(secondsSince1970: Int64(now)), durationSeconds: now - started)
+    static var subcommandNames: [String] {
+        configuration.subcommands.compactMap { $0.configuration.commandName }
     }
-}
 
-/// What an error says to the user: engine errors carry their own message with the fix.
-func oneLine(_ error: any Error) -> String {
-    (error as? EngineError)?.message ?? "\(error)"
-}
-
-/// One line on stderr, then exit 1 (runtime failures; usage errors exit 64 through ArgumentParser).
-func fail(_ error: any Error) -> ExitCode {
-    FileHandle.standardError.write(Data("error: \(oneLine(error))\n".utf8))
-    return ExitCode.failure
-}
-
-struct ReportOptions: ParsableArguments {
-    @Option(name: .customLong(WorkerOption.reportPath.flag),
-            help: "Also write the JSON report line to this file (env \(WorkerOption.reportPath.environmentVariable)).")
-    var reportPath: String?
+    /// `backstop help nosuch` would print the general help and succeed: refuse it instead.
+    static func checkHelpTopic(_ arguments: [String]) throws(CommandLineError) {
+        guard arguments.first == "help", let topic = arguments.dropFirst().first, !topic.hasPrefix("-"),
+              !subcommandNames.contains(topic) else { return }
+        throw .usage("there is no command \(topic); the commands are \(subcommandNames.joined(separator: ", "))")
+    }
 }

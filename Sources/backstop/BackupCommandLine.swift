@@ -1,9 +1,9 @@
 import ArgumentParser
-import BlockingCalls
 import BackstopAPI
+import BlockingCalls
 import Engine
 import Foundation
-import Postgres
+import Logging
 
 struct BackupCommandLine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,75 +11,95 @@ struct BackupCommandLine: AsyncParsableCommand {
         abstract: "Dump a database into storage, write its manifest, verify it.",
         discussion: """
             Example:
-              PGPASSWORD=secret backstop backup --storage file:///var/backups \\
-                --database postgres://backup@localhost:5432/orders --environment production
-            Prints progress on stderr and, last, one JSON report line on stdout.
+              PGPASSWORD=secret backstop backup \\
+                --storage file:///var/backups --environment production \\
+                --database postgres://backup@localhost:5432/orders \\
+                --encryption-key-file /secrets/backup-key/key --keep-daily 7
+            Progress goes to stderr; one JSON report line goes to stdout, last. With
+            --keep-* the backup is followed by a prune; a prune that fails is reported
+            (in the report's "prune") but does not fail a backup that committed.
             """)
 
-    @OptionGroup var location: LocationOptions
-    @OptionGroup var database: DatabaseOptions
-    @OptionGroup var encryption: EncryptionOptions
-    @OptionGroup var report: ReportOptions
-    @OptionGroup(title: "Retention (applied after a verified backup when any --keep-* is set)")
+    // Sections in the order a user needs them; options with one title share a section.
+    @OptionGroup(title: "Backup") var storage: StorageOption
+    @OptionGroup(title: "Backup") var database: DatabaseOptions
+    @OptionGroup(title: "Backup") var scope: ScopeOptions
+    @OptionGroup(title: "Backup") var encryption: EncryptionOptions
+    @OptionGroup(title: "Backup") var compression: CompressionOptions
+    @OptionGroup(title: "Backup") var report: ReportOptions
+    @OptionGroup(title: "Backup") var tools: ToolOptions
+
+    @OptionGroup(title: "Retention (a prune after the backup, when any --keep-* is given)")
     var retention: RetentionOptions
 
+    @OptionGroup(title: "S3") var s3: S3AccessOptions
+    @OptionGroup(title: "S3 objects written") var s3Write: S3WriteOptions
+
+    func run() async throws {
+        let context = try WorkerSetup.context(storage: storage, s3: s3, write: s3Write, scope: scope, tools: tools)
+        let options = try backupOptions()
+        let pruning = retention.anyGiven ? try retention.pruneOptions(dryRun: false) : nil
+        let run = CommandRun(command: "backup", reportPath: report.reportPath)
+        let logger = context.logger
+        let outcome: (result: BackupCommand.Result, prune: WorkerReport.Prune?)
+        do {
+            outcome = try await runInterruptibly {
+                let result = try await BackupCommand(context: context, options: options).run()
+                guard let pruning else { return (result, nil) }
+                // The backup stands whatever happens now: a failed prune is reported beside it,
+                // never as the backup's failure (a failed Job would run the whole backup again).
+                do {
+                    let pruned = try await PruneCommand(context: context, options: pruning).run()
+                    for line in decisionLines(pruned) { logger.info("prune: \(line)") }
+                    return (result, WorkerReport.Prune(outcome: .succeeded, deleted: pruned.decisions.filter { !$0.keep }.count,
+                                                       kept: pruned.decisions.filter(\.keep).count + pruned.damaged.count,
+                                                       message: pruneSummary(pruned)))
+                } catch {
+                    let message = CommandLineError(error).message
+                    logger.warning("backup \(result.manifest.id) committed and verified, but the prune after it failed: \(message)")
+                    return (result, WorkerReport.Prune(outcome: .failed, deleted: 0, kept: 0, message: message))
+                }
+            }
+        } catch {
+            throw run.failed(error)
+        }
+        let result = outcome.result
+        run.succeeded { report in
+            report.backupID = result.manifest.id
+            report.storedBytes = result.manifest.storedBytes
+            report.dumpBytes = result.manifest.plaintext.size
+            report.verified = result.verification.succeeded
+            report.message = "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))"
+            report.prune = outcome.prune
+        }
+    }
+
+    private func backupOptions() throws(CommandLineError) -> BackupCommand.Options {
+        let algorithmGiven = WorkerOption.compression.resolved(compression.compression)
+        guard let algorithm = CompressionAlgorithm(rawValue: algorithmGiven?.value ?? "zstd") else {
+            throw .usage("\(algorithmGiven?.shown ?? "--compression"): unknown compression; use zstd, gzip or none")
+        }
+        var resolvedLevel: Int?
+        if let given = WorkerOption.level.resolved(compression.level) {
+            guard let parsed = Int(given.value), algorithm.levels.contains(parsed) else {
+                throw .usage("\(given.shown): \(algorithm.rawValue) takes levels \(algorithm.levels.lowerBound)-\(algorithm.levels.upperBound); pick one, or leave it out for the default")
+            }
+            resolvedLevel = parsed
+        }
+        let settings = try database.settings()
+        let source = try encryption.source()
+        do { return try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel, encryption: source) }
+        catch { throw CommandLineError(error) }
+    }
+}
+
+/// `--compression` and `--level`.
+struct CompressionOptions: ParsableArguments {
     @Option(name: .customLong(WorkerOption.compression.flag),
             help: "zstd, gzip or none (env \(WorkerOption.compression.environmentVariable); default zstd).")
     var compression: String?
 
     @Option(name: .customLong(WorkerOption.level.flag),
             help: "Compression level (env \(WorkerOption.level.environmentVariable); default zstd 1, gzip 6; zstd 3-19 trade speed for size).")
-    var level: Int?
-
-    func run() async throws {
-        let logger = Backstop.makeLogger()
-        let context = try location.context(logger: logger)
-        let environment = ProcessInfo.processInfo.environment
-        let algorithmName = WorkerOption.compression.resolve(flag: compression, environment: environment) ?? "zstd"
-        guard let algorithm = CompressionAlgorithm(rawValue: algorithmName) else {
-            throw ValidationError("--compression \(algorithmName) is unknown; use zstd, gzip or none")
-        }
-        var resolvedLevel = level
-        if resolvedLevel == nil, let text = WorkerOption.level.resolve(flag: nil, environment: environment) {
-            guard let parsed = Int(text) else {
-                throw ValidationError("\(WorkerOption.level.environmentVariable)=\(text) is not a number")
-            }
-            resolvedLevel = parsed
-        }
-        let options: BackupCommand.Options
-        do {
-            let settings = try ConnectionSettings(
-                WorkerOption.database.resolve(flag: database.database, environment: environment) ?? "",
-                passwordFile: WorkerOption.passwordFile.resolve(flag: database.passwordFile, environment: environment))
-            options = try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel,
-                                                encryption: try encryption.source())
-        } catch let error as PostgresError {
-            throw ValidationError(error.message)
-        } catch let error as EngineError {
-            throw ValidationError(error.message)
-        }
-
-        let pruning = try retention.policy().map { PruneCommand.Options(retention: $0, dryRun: false, orphanGrace: try retention.grace(),
-                                           tiers: try retention.storageTiers()) }
-        let run = CommandRun(command: "backup", reportPath: report.reportPath)
-        do {
-            let result = try await runInterruptibly { try await BackupCommand(context: context, options: options).run() }
-            // Retention runs only after a verified backup: a failing backup never shrinks the set.
-            var pruned = ""
-            if let pruning {
-                let outcome = try await runInterruptibly { try await PruneCommand(context: context, options: pruning).run() }
-                printDecisions(outcome)
-                pruned = "; pruned \(outcome.decisions.filter { !$0.keep }.count) of \(outcome.decisions.count)"
-            }
-            run.succeeded { report in
-                report.backupID = result.manifest.id
-                report.storedBytes = result.manifest.storedBytes
-                report.dumpBytes = result.manifest.plaintext.size
-                report.verified = result.verification.succeeded
-                report.message = "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))" + pruned
-            }
-        } catch {
-            throw run.failed(error)
-        }
-    }
+    var level: String?
 }

@@ -3,51 +3,57 @@ import BackstopAPI
 import Engine
 import Foundation
 import Storage
+import Logging
 
 struct ListCommandLine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "Show the backups of an environment.",
+        abstract: "Show the backups of an environment, with holds and damage.",
         discussion: """
-            Example:
-              backstop list --storage file:///var/backups --environment production --output json
+            Examples:
+              backstop list --storage file:///var/backups --environment production
+              backstop list --storage s3://acme-backups/k8s -o yaml
+            A backup whose manifest cannot be read is listed as DAMAGED with the
+            reason, and the rest are still listed.
             """)
 
-    @OptionGroup var location: LocationOptions
+    @OptionGroup(title: "List") var storage: StorageOption
+    @OptionGroup(title: "List") var scope: ScopeOptions
+    @OptionGroup(title: "List") var output: OutputOption
+    @OptionGroup(title: "S3") var s3: S3AccessOptions
 
-    @Option(name: .customLong(WorkerOption.output.flag),
-            help: "text or json (env \(WorkerOption.output.environmentVariable)).")
-    var output: String?
-
-    /// One backup in `--output json`.
+    /// One backup in `-o json` or `-o yaml`.
     struct Row: Encodable {
-        let id: String
-        let time: String
-        let storedBytes: Int64
-        let dumpBytes: Int64
-        let durationSeconds: Double
-        let compression: String
-        let encrypted: Bool
-        let verified: String
-        let verifiedAt: String?
-        let tables: Int
-        let storageClass: String
-        let held: Bool
+        var id: String
+        var time: String
+        var storedBytes: Int64?
+        var dumpBytes: Int64?
+        var durationSeconds: Double?
+        var compression: String?
+        var encrypted: Bool?
+        /// ok, FAILED, never; or DAMAGED when the manifest cannot be read.
+        var verified: String
+        var verifiedAt: String?
+        var tables: Int?
+        var storageClass: String?
+        var held = false
+        var heldSince: String?
+        var holdReason: String?
+        /// What is wrong with a damaged backup.
+        var damaged: String?
     }
 
     func run() async throws {
-        let context = try location.context(logger: Backstop.makeLogger())
-        let format = WorkerOption.output.resolve(flag: output, environment: ProcessInfo.processInfo.environment) ?? "text"
-        guard format == "text" || format == "json" else {
-            throw ValidationError("--output \(format) is unknown; use text or json")
-        }
-        let entries: [BackupCatalog.Entry]
-        let holds: Set<BackupID>
+        let format = try output.format()
+        let context = try WorkerSetup.context(storage: storage, s3: s3, scope: scope)
+        let contents: BackupCatalog.Contents
+        let holds: [BackupID: BackupHold]
         do {
-            entries = try await BackupCatalog(context: context).entries()
-            holds = try await BackupCatalog(context: context).holds()
-        } catch { throw fail(error) }
-        let rows = entries.reversed().map { entry in
+            let catalog = BackupCatalog(context: context)
+            contents = try await catalog.contents()
+            holds = try await catalog.holds()
+        } catch { throw CommandLineError(error) }
+        var rows = contents.entries.map { entry in
             Row(id: entry.manifest.id.rawValue, time: entry.manifest.startedAt.rfc3339,
                 storedBytes: entry.manifest.storedBytes, dumpBytes: entry.manifest.plaintext.size,
                 durationSeconds: entry.manifest.durationSeconds,
@@ -55,27 +61,44 @@ struct ListCommandLine: AsyncParsableCommand {
                 encrypted: entry.manifest.encryption != nil,
                 verified: entry.verification.map { $0.succeeded ? "ok" : "FAILED" } ?? "never",
                 verifiedAt: entry.verification?.verifiedAt.rfc3339, tables: entry.manifest.tables.count,
-                storageClass: entry.storageClass ?? "STANDARD", held: holds.contains(entry.manifest.id))
+                storageClass: entry.storageClass ?? "STANDARD")
         }
-        if format == "json" {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(["backups": rows]), as: UTF8.self))
-            return
+        rows += contents.damaged.map { damage in
+            Row(id: damage.id.rawValue, time: damage.id.secondsSince1970.map { UTCTimestamp(secondsSince1970: $0).rfc3339 } ?? "",
+                verified: "DAMAGED", damaged: damage.problem)
+        }
+        rows.sort { $0.id > $1.id }
+        for index in rows.indices {
+            guard let id = try? BackupID(rows[index].id), let hold = holds[id] else { continue }
+            rows[index].held = true
+            rows[index].heldSince = hold.heldAt.rfc3339
+            rows[index].holdReason = hold.reason
+        }
+        if !contents.damaged.isEmpty {
+            context.logger.warning("\(contents.damaged.count) backup\(contents.damaged.count == 1 ? " is" : "s are") damaged (\(contents.damaged.map(\.id.rawValue).joined(separator: ", "))); restore from another one, and look at the damaged manifests")
+        }
+        if format != .text {
+            struct Document: Encodable { let backups: [Row] }
+            return try format.print(Document(backups: rows))
         }
         if rows.isEmpty {
             print("no backups in \(context.storage.displayName)/\(context.location.environmentPrefix)")
             return
         }
         let header = ["ID", "TIME", "STORED", "DUMP", "DURATION", "COMPRESSION", "ENCRYPTED", "VERIFIED", "TIER", "HELD"]
-        let table = rows.map { row in
-            [row.id, row.time, bytes(row.storedBytes), bytes(row.dumpBytes), String(format: "%.1fs", row.durationSeconds),
-             row.compression, row.encrypted ? "yes" : "no", row.verified, row.storageClass, row.held ? "held" : ""]
+        printTable(header, rows.map { row in
+            [row.id, row.time, row.storedBytes.map(bytes) ?? "-", row.dumpBytes.map(bytes) ?? "-",
+             row.durationSeconds.map { String(format: "%.1fs", $0) } ?? "-", row.compression ?? "-",
+             row.encrypted.map { $0 ? "yes" : "no" } ?? "-", row.verified, row.storageClass ?? "-", row.held ? "held" : ""]
+        })
+        let notes = rows.compactMap { row -> String? in
+            if let damage = row.damaged { return "\(row.id)  DAMAGED: \(damage)" }
+            guard row.held else { return nil }
+            return "\(row.id)  held since \(row.heldSince ?? "?")" + (row.holdReason.map { ": \($0)" } ?? "")
         }
-        let widths = header.indices.map { column in ([header] + table).map { $0[column].count }.max() ?? 0 }
-        for line in [header] + table {
-            print(line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        if !notes.isEmpty {
+            print("")
+            notes.forEach { print($0) }
         }
     }
 

@@ -1,9 +1,8 @@
 import ArgumentParser
-import BlockingCalls
 import BackstopAPI
+import BlockingCalls
 import Engine
 import Foundation
-import Postgres
 
 struct RestoreCommandLine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,19 +10,54 @@ struct RestoreCommandLine: AsyncParsableCommand {
         abstract: "Restore a backup into a new database, checking every block on the way.",
         discussion: """
             Example:
-              PGPASSWORD=secret backstop restore latest --storage file:///var/backups \\
+              PGPASSWORD=secret backstop restore latest \\
+                --storage file:///var/backups --environment production \\
                 --target postgres://backup@localhost:5432/orders_restored
-            The database is created; on any failure it is dropped again. Roles are not part of a
-            database dump: create them first, or pass --no-owner.
+            The database is created (from template0); on any failure it is dropped
+            again. template0 and template1 are refused as targets. Roles are not part
+            of a database dump: create them first, or pass --no-owner.
             """)
 
     @Argument(help: "A backup id from `backstop list`, or latest.")
     var backup: String = "latest"
 
-    @OptionGroup var location: LocationOptions
-    @OptionGroup var encryption: EncryptionOptions
-    @OptionGroup var report: ReportOptions
+    @OptionGroup(title: "Restore") var storage: StorageOption
+    @OptionGroup(title: "Restore") var target: TargetOptions
+    @OptionGroup(title: "Restore") var scope: ScopeOptions
+    @OptionGroup(title: "Restore") var encryption: EncryptionOptions
+    @OptionGroup(title: "Restore") var report: ReportOptions
+    @OptionGroup(title: "Restore") var tools: ToolOptions
+    @OptionGroup(title: "S3") var s3: S3AccessOptions
 
+    func run() async throws {
+        guard let given = WorkerOption.target.resolved(target.target) else {
+            throw CommandLineError.usage("missing --target (or \(WorkerOption.target.environmentVariable)); give the database to restore into, e.g. --target postgres://user@host:5432/orders_restored")
+        }
+        let settings = try connectionSettings(given, passwordFile: target.passwordFile)
+        let context = try WorkerSetup.context(storage: storage, s3: s3, scope: scope, tools: tools)
+        let options = RestoreCommand.Options(target: settings, encryption: try encryption.source(),
+                                             clean: target.clean, confirmed: target.yes, noOwner: target.noOwner)
+        let run = CommandRun(command: "restore", reportPath: report.reportPath)
+        let reference = backup
+        let result: RestoreCommand.Result
+        do {
+            result = try await runInterruptibly { try await RestoreCommand(context: context, options: options).run(reference) }
+        } catch {
+            throw run.failed(error)
+        }
+        guard result.rowCountDifferences.isEmpty else {
+            // The data is restored, but the user must look before trusting it.
+            throw run.failed(EngineError(.restoreFailed, "restored \(result.backupID) into \(result.database), but row counts differ: \(result.rowCountDifferences.joined(separator: "; ")); compare the tables before using it"))
+        }
+        run.succeeded { report in
+            report.backupID = result.backupID
+            report.message = "restored into \(result.database); row counts of \(result.tablesCompared) tables match the backup"
+        }
+    }
+}
+
+/// Where a restore goes and how.
+struct TargetOptions: ParsableArguments {
     @Option(name: .customLong(WorkerOption.target.flag),
             help: "libpq URL of the database to restore into (env \(WorkerOption.target.environmentVariable)).")
     var target: String?
@@ -40,35 +74,4 @@ struct RestoreCommandLine: AsyncParsableCommand {
 
     @Flag(help: "Do not restore object ownership; objects belong to the restoring user.")
     var noOwner = false
-
-    func run() async throws {
-        let context = try location.context(logger: Backstop.makeLogger())
-        let environment = ProcessInfo.processInfo.environment
-        guard let targetURL = WorkerOption.target.resolve(flag: target, environment: environment) else {
-            throw ValidationError("missing --target (or \(WorkerOption.target.environmentVariable)): the database to restore into, e.g. --target postgres://user@host:5432/orders_restored")
-        }
-        let settings: ConnectionSettings
-        do {
-            settings = try ConnectionSettings(
-                targetURL, passwordFile: WorkerOption.passwordFile.resolve(flag: passwordFile, environment: environment))
-        } catch { throw ValidationError(error.message) }
-        let options = RestoreCommand.Options(target: settings, encryption: try encryption.source(),
-                                             clean: clean, confirmed: yes, noOwner: noOwner)
-        let run = CommandRun(command: "restore", reportPath: report.reportPath)
-        let reference = backup
-        let result: RestoreCommand.Result
-        do {
-            result = try await runInterruptibly { try await RestoreCommand(context: context, options: options).run(reference) }
-        } catch {
-            throw run.failed(error)
-        }
-        guard result.rowCountDifferences.isEmpty else {
-            // The data is restored, but the user must look before trusting it.
-            throw run.failed(EngineError(.restoreFailed, "restored \(result.backupID) into \(result.database), but row counts differ: \(result.rowCountDifferences.joined(separator: "; "))"))
-        }
-        run.succeeded { report in
-            report.backupID = result.backupID
-            report.message = "restored into \(result.database); row counts of \(result.tablesCompared) tables match the backup"
-        }
-    }
 }

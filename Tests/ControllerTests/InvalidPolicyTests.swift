@@ -53,6 +53,9 @@ struct InvalidPolicyTests {
         ("no keep rule", environment(1) { $0["retention"] = .object(["keep": .object([:])]) }, "spec.environments[1].retention.keep"),
         ("negative keep", environment(1) { $0["retention"] = .object(["keep": .object(["daily": -1])]) }, "spec.environments[1].retention.keep.daily"),
         ("bad within", environment(1) { $0["retention"] = .object(["keep": .object(["within": "30 days"])]) }, "spec.environments[1].retention.keep.within"),
+        ("zero keep", environment(1) { $0["retention"] = .object(["keep": .object(["last": 0])]) }, "spec.environments[1].retention.keep.last"),
+        ("ambiguous within", environment(1) { $0["retention"] = .object(["keep": .object(["within": "6m"])]) }, "spec.environments[1].retention.keep.within"),
+        ("archive storage class", spec { $0["storage"]?["s3"]?["storageClass"] = "GLACIER" }, "spec.storage.s3.storageClass"),
         ("archive tier", environment(0) { $0["retention"]?["tiers"] = .array([.object(["after": "90d", "storageClass": "DEEP_ARCHIVE"])]) },
          "spec.environments[0].retention.tiers[0].storageClass"),
         ("bad rpo", environment(0) { $0["objectives"] = .object(["rpo": "one day"]) }, "spec.environments[0].objectives.rpo"),
@@ -61,7 +64,7 @@ struct InvalidPolicyTests {
         ("ssl mode", spec { $0["database"]?["sslMode"] = "maybe" }, "sslMode"),
     ]
 
-    @Test("25 kinds of wrong policy: refused by the schema or Ready=False naming the field; the controller carries on")
+    @Test("28 kinds of wrong policy: refused by the schema or Ready=False naming the field; the controller carries on")
     func invalidPolicies() async throws {
         let server = try TestAPIServer(token: "unused", allowAnonymous: true)
         defer { server.stop() }

@@ -33,7 +33,17 @@ struct PruneTests {
                     database: ConnectionSettings("dbname=\(source)"), compression: .zstd, level: nil, encryption: .none)).run().manifest.id)
             }
             let catalog = BackupCatalog(context: context)
-            #expect(try await catalog.hold(ids[0].rawValue, reason: "audit") == ids[0])
+            guard case .held(let hold) = try await catalog.hold(ids[0].rawValue, reason: "audit") else {
+                Issue.record("a new hold was not created")
+                return
+            }
+            #expect(hold.backupID == ids[0] && hold.reason == "audit")
+            // Holding again keeps the first hold; another reason is refused, never written over it.
+            #expect(try await catalog.hold(ids[0].rawValue, reason: nil) == .alreadyHeld(hold))
+            #expect(try await catalog.hold(ids[0].rawValue, reason: "audit") == .alreadyHeld(hold))
+            let overwrite = await #expect(throws: EngineError.self) { try await catalog.hold(ids[0].rawValue, reason: "something else") }
+            #expect(overwrite?.kind == .conflict && overwrite?.message.contains("audit") == true)
+            #expect(try await catalog.holds()[ids[0]]?.reason == "audit")
 
             // A killed run's leftovers (three days old) and a backup still running (no manifest yet).
             let now = Int64(Date().timeIntervalSince1970)

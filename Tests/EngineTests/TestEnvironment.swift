@@ -70,10 +70,11 @@ enum TestEnvironment {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-e2e-\(UUID().uuidString)").path
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let context = WorkerContext(
+        var context = WorkerContext(
             storage: try FileStorage(root: root),
             location: try BackupLocation(namespace: "shop", policy: "orders", environment: environment),
             logger: logger)
+        context.leaseTiming = testLeaseTiming
         return (context, root)
     }
 
@@ -91,9 +92,14 @@ enum TestEnvironment {
         _ = try await runBlocking(name: "test") { try storage.exchange("PUT", key: nil) }  // create the bucket
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        return WorkerContext(storage: storage, location: try BackupLocation(namespace: "shop", policy: "orders", environment: "s3"),
-                             logger: logger)
+        var context = WorkerContext(storage: storage, location: try BackupLocation(namespace: "shop", policy: "orders", environment: "s3"),
+                                    logger: logger)
+        context.leaseTiming = testLeaseTiming
+        return context
     }
+
+    /// Leases that expire in seconds, so tests of a held or dead lease do not wait minutes.
+    static let testLeaseTiming = WorkerContext.LeaseTiming(duration: .seconds(3), renewal: .seconds(1))
 
     static func keyFile() throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-key-\(UUID().uuidString)").path

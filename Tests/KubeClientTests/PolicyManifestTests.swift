@@ -42,6 +42,13 @@ struct PolicyManifestTests {
             ("keep: {within: 30d}", "keep: {within: 30days}", "spec.environments[1].retention.keep.within"),
             ("storageClass: STANDARD_IA", "storageClass: DEEP_ARCHIVE", "spec.environments[0].retention.tiers[0].storageClass"),
             ("keep: {within: 7d}", "keep: {daily: -1}", "spec.environments[2].retention.keep.daily"),
+            // Zeros are no rule (restic); an empty keep has none; a bare m is ambiguous.
+            ("keep: {within: 7d}", "keep: {daily: 0}", "spec.environments[2].retention.keep.daily: Invalid value: 0: should be greater than or equal to 1"),
+            ("keep: {within: 7d}", "keep: {}", "spec.environments[2].retention.keep in body should have at least 1 properties"),
+            ("keep: {within: 7d}", "keep: {within: 6m}", "spec.environments[2].retention.keep.within: Invalid value: \"6m\""),
+            ("keep: {within: 7d}", "keep: {within: 0d}", "spec.environments[2].retention.keep.within: Invalid value: \"0d\""),
+            ("storageClass: STANDARD_IA", "storageClass: GLACIER", "spec.environments[0].retention.tiers[0].storageClass"),
+            ("region: eu-central-1", "region: eu-central-1\n      storageClass: DEEP_ARCHIVE", "spec.storage.s3.storageClass"),
             ("- name: development", "- name: staging", "spec.environments[2]: Duplicate value"),
             ("schedule: \"30 3 * * *\"", "schedule: \"daily\"", "spec.environments[1].schedule"),
             ("bucket: acme-backups", "bucket: Acme_Backups", "spec.storage.s3.bucket"),

@@ -48,7 +48,7 @@ struct S3StorageTests {
         let storage = try await S3TestEnvironment.makeStorage()
         // moto checks If-None-Match but not atomically: two racing creators can both win there.
         try await StorageContract.check(storage, atomicCreate: false)
-        #expect(try await storage.pendingUploads(prefix: "").isEmpty, "no multipart upload left behind")
+        #expect(try await storage.incompleteUploads(prefix: "").isEmpty, "no multipart upload left behind")
     }
 
     @Test func passesTheContractUnderAPrefix() async throws {
@@ -75,7 +75,7 @@ struct S3StorageTests {
         #expect(try await storage.head("big/object.bin").size == Int64(data.count))
         let back = try await runBlocking(name: "test") { try StorageContract.readAll(storage.makeReader("big/object.bin", range: nil)) }
         #expect(back == data)
-        #expect(try await storage.pendingUploads(prefix: "").isEmpty)
+        #expect(try await storage.incompleteUploads(prefix: "").isEmpty)
     }
 
     @Test("an aborted multipart upload leaves no parts behind")
@@ -87,7 +87,7 @@ struct S3StorageTests {
             try chunk.withUnsafeBytes { try writer.write($0) }
             writer.abort()
         }
-        #expect(try await storage.pendingUploads(prefix: "").isEmpty)
+        #expect(try await storage.incompleteUploads(prefix: "").isEmpty)
         await #expect(throws: StorageError.self) { try await storage.head("aborted.bin") }
     }
 
@@ -238,9 +238,47 @@ struct S3StorageTests {
             let back = try await runBlocking(name: "test") { try StorageContract.readAll(direct.makeReader("faults/big-\(round).bin", range: nil)) }
             #expect(back == data)
         }
-        #expect(try await direct.pendingUploads(prefix: "").isEmpty)
+        #expect(try await direct.incompleteUploads(prefix: "").isEmpty)
         let counts = proxy.counts
         #expect(counts.totalInjected >= 10 && counts.injected.count == FaultProxy.Fault.allCases.count, "\(counts)")
+    }
+
+    /// S3 acts on a request whose answer never arrives; the retry then meets what the first
+    /// attempt did. A retried CreateMultipartUpload starts a second upload (the first one's id
+    /// is never learnt); a retried completion finds its upload completed.
+    @Test("answers lost after S3 acted: no upload is left pending, the object is whole", arguments: ["?uploads= ", "?uploadId="])
+    func lostAnswers(_ request: String) async throws {
+        let direct = try await S3TestEnvironment.makeStorage()
+        let proxy = try FaultProxy(upstream: direct.configuration.endpoint!, faultRate: 0, seed: 1)
+        defer { proxy.stop() }
+        proxy.inject(.loseAnswer, times: 2) { $0.hasPrefix("POST ") && $0.contains(request) }
+        var configuration = direct.configuration
+        configuration.endpoint = proxy.endpoint
+        let faulty = S3Storage(configuration: configuration, credentials: direct.credentials, http: direct.http)
+        var generator = SeededRandom(seed: 4)
+        let data = generator.bytes(11 << 20)
+        _ = try await runBlocking(name: "test") {
+            let writer = try faulty.makeWriter("lost/object.bin")
+            try data.withUnsafeBytes { try writer.write($0) }
+            return try writer.finish()
+        }
+        #expect(proxy.counts.lostAnswers.count == 2, "the planned faults happened: \(proxy.counts.lostAnswers)")
+        #expect(try await direct.incompleteUploads(prefix: "").isEmpty, "no upload left pending")
+        #expect(try await runBlocking(name: "test") { try StorageContract.readAll(direct.makeReader("lost/object.bin", range: nil)) } == data)
+
+        // A write that fails after its CreateMultipartUpload answers were lost leaves none either.
+        proxy.inject(.loseAnswer, times: 10) { $0.hasPrefix("POST ") && $0.contains("?uploads= ") }
+        var few = configuration
+        few.maximumAttempts = 2
+        let failing = S3Storage(configuration: few, credentials: direct.credentials, http: direct.http)
+        await #expect(throws: StorageError.self) {
+            try await runBlocking(name: "test") {
+                let writer = try failing.makeWriter("lost/failed.bin")
+                try data.withUnsafeBytes { try writer.write($0) }
+                _ = try writer.finish()
+            }
+        }
+        #expect(try await direct.incompleteUploads(prefix: "").isEmpty, "the uploads S3 started are aborted")
     }
 
     @Test("storage class changes in place: CopyObject, and a multipart copy past copyPartSize; bytes stay identical")
@@ -270,7 +308,7 @@ struct S3StorageTests {
         #expect(back == big)
         let raw = try await runBlocking(name: "test") { try storage.exchange("HEAD", key: "tier/big.bin") }
         #expect(raw[header: "x-amz-server-side-encryption"] == "AES256", "encryption at rest survives the copy")
-        #expect(try await storage.pendingUploads(prefix: "").isEmpty)
+        #expect(try await storage.incompleteUploads(prefix: "").isEmpty)
     }
 
     private func aws(_ arguments: [String], endpoint: String) async throws {

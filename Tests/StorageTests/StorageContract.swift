@@ -58,6 +58,24 @@ enum StorageContract {
             aborted.abort()
         }
         #expect((try? await storage.head("a/aborted.bin")) == nil)
+        #expect(try await storage.incompleteUploads(prefix: "a/").isEmpty, "an aborted upload is not left unfinished")
+
+        // A writer that never finishes nor aborts (its process was killed): not an object,
+        // but an unfinished upload that can be found and discarded.
+        let killed = try await runBlocking(name: "test") { () throws -> UncheckedBox<any ObjectWriter> in
+            let writer = try storage.makeWriter("a/killed/data.bin")
+            // More than a part, so S3 has a multipart upload under way.
+            try Array(repeating: UInt8(7), count: 5 * 1024 * 1024 + 1).withUnsafeBytes { try writer.write($0) }
+            return UncheckedBox(writer)
+        }
+        #expect(try await storage.list(prefix: "a/killed/").isEmpty)
+        let unfinished = try await storage.incompleteUploads(prefix: "a/")
+        #expect(Set(unfinished.map(\.key)) == ["a/killed/data.bin"], "\(unfinished)")
+        #expect(try await storage.incompleteUploads(prefix: "b/").isEmpty, "only under the prefix")
+        for upload in unfinished { try await storage.discard(upload) }
+        #expect(try await storage.incompleteUploads(prefix: "a/").isEmpty)
+        if let upload = unfinished.first { try await storage.discard(upload) }  // already gone: not an error
+        try await runBlocking(name: "test") { killed.value.abort() }
 
         // list by prefix: sorted, only under the prefix, "a/b" is not "a/bc"
         try await storage.put("a/bc/other.json", bytes: [1])

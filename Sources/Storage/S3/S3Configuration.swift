@@ -47,18 +47,18 @@ public struct S3Configuration: Sendable {
         self.maximumAttempts = maximumAttempts
     }
 
-    /// Parses `s3://bucket/prefix`.
-    public static func bucketAndPrefix(of url: String) throws(StorageError) -> (bucket: String, prefix: String) {
+    /// Parses `s3://bucket/prefix`; `option` names where it came from in errors.
+    public static func bucketAndPrefix(of url: String, option: String = "--storage") throws(StorageError) -> (bucket: String, prefix: String) {
         guard url.hasPrefix("s3://") else {
-            throw StorageError(.invalidLocation, key: nil, "--storage \(url): an S3 location looks like s3://bucket/folder")
+            throw StorageError(.invalidLocation, key: nil, "\(option) \(url): an S3 location looks like s3://bucket/folder")
         }
         let rest = url.dropFirst("s3://".count)
         let bucket = rest.prefix { $0 != "/" }
         guard !bucket.isEmpty else {
-            throw StorageError(.invalidLocation, key: nil, "--storage \(url): the bucket name is missing; write s3://bucket/folder")
+            throw StorageError(.invalidLocation, key: nil, "\(option) \(url): the bucket name is missing; write s3://bucket/folder")
         }
         guard bucket.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" || $0 == "." }), bucket.count >= 3, bucket.count <= 63 else {
-            throw StorageError(.invalidLocation, key: nil, "--storage \(url): \"\(bucket)\" is not a valid bucket name (3-63 lower-case letters, digits, '-' and '.')")
+            throw StorageError(.invalidLocation, key: nil, "\(option) \(url): \"\(bucket)\" is not a valid bucket name; use 3-63 lower-case letters, digits, '-' and '.'")
         }
         return (String(bucket), String(rest.dropFirst(bucket.count)))
     }

@@ -71,7 +71,7 @@ public final class S3CredentialProvider: Sendable {
         func optional(_ name: String) throws(StorageError) -> String? { try value(name, required: false) }
         func required(_ name: String) throws(StorageError) -> String {
             guard let text = try value(name, required: true) else {
-                throw StorageError(.permissionDenied, key: nil, "--s3-credentials-dir \(folder): \(name) is empty")
+                throw StorageError(.permissionDenied, key: nil, "credentials folder \(folder): \(name) is empty")
             }
             return text
         }
@@ -79,25 +79,17 @@ public final class S3CredentialProvider: Sendable {
             let path = folder + "/" + name
             guard let data = FileManager.default.contents(atPath: path) else {
                 if !required { return nil }
-                throw StorageError(.permissionDenied, key: nil, "--s3-credentials-dir \(folder): cannot read \(name); the mounted Secret needs keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                throw StorageError(.permissionDenied, key: nil, "credentials folder \(folder): cannot read \(name); the mounted Secret needs keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
             }
             let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty && required {
-                throw StorageError(.permissionDenied, key: nil, "--s3-credentials-dir \(folder): \(name) is empty")
+                throw StorageError(.permissionDenied, key: nil, "credentials folder \(folder): \(name) is empty")
             }
             return text.isEmpty ? nil : text
         }
         return S3Credentials(accessKeyID: try required("AWS_ACCESS_KEY_ID"),
                              secretAccessKey: try required("AWS_SECRET_ACCESS_KEY"),
                              sessionToken: try optional("AWS_SESSION_TOKEN"))
-    }
-
-    /// STS writes `2026-11-22T01:00:00Z`, some services add fractional seconds.
-    static func parseTimestamp(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text)
     }
 
     private func assumeRole(tokenFile: String, role: String, session: String, endpoint: String) throws(StorageError) -> S3Credentials {
@@ -122,7 +114,7 @@ public final class S3CredentialProvider: Sendable {
             let message = document?.child("Error")?["Message"] ?? ""
             throw StorageError(.permissionDenied, key: nil, "STS refused AssumeRoleWithWebIdentity for \(role): \(code) \(message); check the role's trust policy for this service account")
         }
-        let expiration = credentials["Expiration"].flatMap(Self.parseTimestamp)
+        let expiration = credentials["Expiration"].flatMap(Date.init(awsTimestamp:))
         return S3Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: credentials["SessionToken"], expiration: expiration)
     }
 }

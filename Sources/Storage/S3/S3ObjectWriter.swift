@@ -4,7 +4,9 @@ internal import HTTP
 /// A streamed upload: a single PUT when the stream fits one part, otherwise a multipart upload
 /// with up to `partsInFlight` parts sent at once from a fixed pool of reused buffers, so memory
 /// stays at part size × (in flight + 1) however long the stream. Any failure aborts the
-/// multipart upload, leaving no parts behind.
+/// multipart upload, leaving no parts behind; and after every multipart write, completed or
+/// not, uploads still pending for the key (from a retried CreateMultipartUpload whose first
+/// answer was lost) are aborted too.
 final class S3ObjectWriter: ObjectWriter {
     private let storage: S3Storage
     private let key: String
@@ -12,6 +14,8 @@ final class S3ObjectWriter: ObjectWriter {
     private let parts: PartUploads
     private var current: [UInt8]
     private var uploadID: String?
+    /// A CreateMultipartUpload was sent, so S3 may hold uploads of this key even if no id came back.
+    private var multipartStarted = false
     private var partsStarted = 0
     private var total: Int64 = 0
     private var closed = false
@@ -56,6 +60,7 @@ final class S3ObjectWriter: ObjectWriter {
                 if !current.isEmpty { try startPart() }
                 let etags = try parts.waitForAll()
                 try complete(etags: etags)
+                storage.abortStrayUploads(fullKey: fullKey)
             }
         } catch {
             throw fail(error)
@@ -69,8 +74,8 @@ final class S3ObjectWriter: ObjectWriter {
         closed = true
         parts.cancel()
         _ = try? parts.waitForAll()
-        guard let uploadID else { return }
-        storage.abortMultipartUpload(fullKey: fullKey, uploadID: uploadID)
+        if let uploadID { try? storage.abortUpload(fullKey: fullKey, uploadID: uploadID) }
+        if multipartStarted { storage.abortStrayUploads(fullKey: fullKey) }
     }
 
     private func fail(_ error: StorageError) -> StorageError {
@@ -108,6 +113,7 @@ final class S3ObjectWriter: ObjectWriter {
     }
 
     private func createUpload() throws(StorageError) -> String {
+        multipartStarted = true
         let id = try storage.createMultipartUpload(fullKey: fullKey, key: key, headers: storage.creationHeaders())
         uploadID = id
         return id
@@ -116,7 +122,7 @@ final class S3ObjectWriter: ObjectWriter {
     private func complete(etags: [Int: String]) throws(StorageError) {
         guard let uploadID else { return }
         try storage.completeMultipartUpload(fullKey: fullKey, key: key, uploadID: uploadID,
-                                            etags: etags.sorted { $0.key < $1.key }.map(\.value))
+                                            etags: etags.sorted { $0.key < $1.key }.map(\.value), expectedSize: total)
         self.uploadID = nil  // completed: nothing left to abort
     }
 }

@@ -74,7 +74,7 @@ public final class S3Storage: TieredStorage {
     }
 
     public func list(prefix: String) async throws(StorageError) -> [ObjectInfo] {
-        let rootPrefix = configuration.prefix.isEmpty ? "" : configuration.prefix + "/"
+        let rootPrefix = rootPrefix
         return try await blocking { [self] () throws(StorageError) in
             var objects: [ObjectInfo] = []
             var token: String?
@@ -131,7 +131,11 @@ public final class S3Storage: TieredStorage {
                 try throwIfErrorBody(response, method: "PUT (copy)", key: key)
                 return
             }
-            let uploadID = try createMultipartUpload(fullKey: full, key: key, headers: headers)
+            let uploadID: String
+            do throws(StorageError) { uploadID = try createMultipartUpload(fullKey: full, key: key, headers: headers) } catch {
+                abortStrayUploads(fullKey: full)
+                throw error
+            }
             do throws(StorageError) {
                 var etags: [String] = []
                 var offset: Int64 = 0
@@ -146,9 +150,11 @@ public final class S3Storage: TieredStorage {
                     etags.append(etag)
                     offset = last + 1
                 }
-                try completeMultipartUpload(fullKey: full, key: key, uploadID: uploadID, etags: etags)
+                try completeMultipartUpload(fullKey: full, key: key, uploadID: uploadID, etags: etags, expectedSize: size)
+                abortStrayUploads(fullKey: full)
             } catch {
-                abortMultipartUpload(fullKey: full, uploadID: uploadID)
+                try? abortUpload(fullKey: full, uploadID: uploadID)
+                abortStrayUploads(fullKey: full)
                 throw error
             }
         }
@@ -165,19 +171,30 @@ public final class S3Storage: TieredStorage {
         return id
     }
 
-    /// Completes an upload from its parts' ETags, in part order.
-    func completeMultipartUpload(fullKey: String, key: String, uploadID: String, etags: [String]) throws(StorageError) {
+    /// Completes an upload from its parts' ETags, in part order. AWS answers a repeated
+    /// completion (a retry after a lost answer) as the first; some S3-compatible services
+    /// (MinIO) answer NoSuchUpload. So NoSuchUpload is settled by looking: an object of the
+    /// expected size means the first attempt completed it.
+    func completeMultipartUpload(fullKey: String, key: String, uploadID: String, etags: [String], expectedSize: Int64) throws(StorageError) {
         let list = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\(XMLText.escape($0.element))</ETag></Part>" }.joined()
         let body = Array("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\(list)</CompleteMultipartUpload>".utf8)
-        let response = try exchange("POST", key: fullKey, query: [("uploadId", uploadID)],
-                                    headers: [HTTPHeader("Content-Type", "application/xml")], body: body)
-        try throwIfErrorBody(response, method: "POST (complete)", key: key)
+        do {
+            let response = try exchange("POST", key: fullKey, query: [("uploadId", uploadID)],
+                                        headers: [HTTPHeader("Content-Type", "application/xml")], body: body)
+            try throwIfErrorBody(response, method: "POST (complete)", key: key)
+        } catch where error.kind == .notFound {
+            let existing = try? exchange("HEAD", key: fullKey)
+            guard existing?[header: "content-length"].flatMap({ Int64($0) }) == expectedSize else { throw error }
+        }
     }
 
-    /// Best effort, retried by exchange; if S3 still refuses, the bucket's lifecycle rule for
-    /// incomplete uploads is the backstop.
-    func abortMultipartUpload(fullKey: String, uploadID: String) {
-        _ = try? exchange("DELETE", key: fullKey, query: [("uploadId", uploadID)])
+    /// Aborts an upload; one that is already gone (completed or aborted) is not an error.
+    func abortUpload(fullKey: String, uploadID: String) throws(StorageError) {
+        do {
+            _ = try exchange("DELETE", key: fullKey, query: [("uploadId", uploadID)])
+        } catch where error.kind == .notFound {
+            return
+        }
     }
 
     /// Copies and completions can fail after their 200 status line: the error is in the body.
@@ -193,16 +210,61 @@ public final class S3Storage: TieredStorage {
         return storageClass
     }
 
-    /// Multipart uploads not yet completed or aborted under `prefix` (for tests and cleanup).
-    public func pendingUploads(prefix: String) async throws(StorageError) -> [(key: String, uploadID: String)] {
-        let full = configuration.prefix.isEmpty ? prefix : configuration.prefix + "/" + prefix
+    // MARK: Incomplete uploads
+
+    /// Multipart uploads under `prefix` neither completed nor aborted (ListMultipartUploads,
+    /// every page).
+    public func incompleteUploads(prefix: String) async throws(StorageError) -> [IncompleteUpload] {
+        let full = rootPrefix + prefix
         return try await blocking { [self] () throws(StorageError) in
-            let response = try exchange("GET", key: nil, query: [("uploads", ""), ("prefix", full)])
-            return XMLElement.parse(response.body)?.children("Upload").compactMap { upload in
-                guard let key = upload["Key"], let id = upload["UploadId"] else { return nil }
-                return (key, id)
-            } ?? []
+            try pendingUploads(fullPrefix: full).map { upload in
+                IncompleteUpload(key: String(upload.key.dropFirst(rootPrefix.count)), uploadID: upload.uploadID, lastActivity: upload.initiated)
+            }
         }
+    }
+
+    public func discard(_ upload: IncompleteUpload) async throws(StorageError) {
+        let full = try fullKey(upload.key)
+        try await blocking { [self] () throws(StorageError) in
+            try abortUpload(fullKey: full, uploadID: upload.uploadID)
+        }
+    }
+
+    /// Aborts every upload still pending for exactly `fullKey`. A CreateMultipartUpload whose
+    /// answer was lost after S3 acted is retried and starts a second upload; the first one's
+    /// id is never learnt, so it is found by listing. Runs after every multipart write,
+    /// successful or not (a completed upload is no longer pending). Best effort: what it
+    /// misses, prune's sweep finds later.
+    func abortStrayUploads(fullKey: String) {
+        guard let pending = try? pendingUploads(fullPrefix: fullKey) else { return }
+        for upload in pending where upload.key == fullKey {
+            try? abortUpload(fullKey: fullKey, uploadID: upload.uploadID)
+        }
+    }
+
+    private var rootPrefix: String { configuration.prefix.isEmpty ? "" : configuration.prefix + "/" }
+
+    private func pendingUploads(fullPrefix: String) throws(StorageError) -> [(key: String, uploadID: String, initiated: Date)] {
+        var uploads: [(key: String, uploadID: String, initiated: Date)] = []
+        var markers: (key: String, uploadID: String)?
+        repeat {
+            var query = [("uploads", ""), ("prefix", fullPrefix)]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.uploadID)] }
+            let response = try exchange("GET", key: nil, query: query)
+            guard let result = XMLElement.parse(response.body), result.name == "ListMultipartUploadsResult" else {
+                throw StorageError(.io, key: nil, "listing the unfinished uploads of \(displayName): the answer is not a ListMultipartUploadsResult")
+            }
+            for upload in result.children("Upload") {
+                guard let key = upload["Key"], key.hasPrefix(rootPrefix), let id = upload["UploadId"] else { continue }
+                uploads.append((key, id, upload["Initiated"].flatMap(Date.init(awsTimestamp:)) ?? .distantPast))
+            }
+            if result["IsTruncated"] == "true", let key = result["NextKeyMarker"], let id = result["NextUploadIdMarker"] {
+                markers = (key, id)
+            } else {
+                markers = nil
+            }
+        } while markers != nil
+        return uploads.sorted { ($0.key, $0.uploadID) < ($1.key, $1.uploadID) }
     }
 
     // MARK: Requests
@@ -258,7 +320,7 @@ public final class S3Storage: TieredStorage {
                 failure = storageError(status: response.status, document: document, method: method, key: shownKey)
                 retryable = Self.isRetryable(status: response.status, code: document?["Code"])
             } catch {
-                failure = StorageError(.io, key: shownKey, "\(method) \(shownKey ?? displayName) in \(displayName): \(error.message)")
+                failure = StorageError(.io, key: shownKey, "\(method) \(shownKey ?? displayName) in \(displayName): \(error.message)" + hint(for: error))
                 retryable = error.isTransient
             }
             guard retryable, attempt < configuration.maximumAttempts else {
@@ -269,6 +331,13 @@ public final class S3Storage: TieredStorage {
             }
             Self.backOff(attempt: attempt)
         }
+    }
+
+    /// A bucket addressed by virtual host (`bucket.minio.example`) needs a DNS name most
+    /// S3-compatible services do not have; path style avoids it.
+    private func hint(for error: HTTPError) -> String {
+        guard error.kind == .nameResolution, !configuration.pathStyle, configuration.endpoint != nil else { return "" }
+        return "; \(address(of: nil).host) does not resolve: S3-compatible services (MinIO, Ceph) usually need --s3-path-style (BACKSTOP_S3_PATH_STYLE=true), which puts the bucket in the path"
     }
 
     static func isRetryable(status: Int, code: String?) -> Bool {
@@ -291,6 +360,8 @@ public final class S3Storage: TieredStorage {
         switch code {
         case "NoSuchKey":
             return StorageError(.notFound, key: key, "\(what): no such object")
+        case "NoSuchUpload":
+            return StorageError(.notFound, key: key, "\(what): NoSuchUpload\(message)")
         case "NoSuchBucket":
             return StorageError(.invalidLocation, key: key, "\(displayName): bucket \(configuration.bucket) does not exist (NoSuchBucket); create it or fix --storage")
         case "SignatureDoesNotMatch":
