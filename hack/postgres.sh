@@ -10,8 +10,9 @@ PASSWORD=${BACKSTOP_PG_PASSWORD:-backstop-test}
 command=${1:?usage: hack/postgres.sh start|stop DIR}
 dir=${2:?usage: hack/postgres.sh start|stop DIR}
 
+# From /, which the postgres user can always enter (the caller's folder may be a 0700 clone).
 as_postgres() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 case "$command" in
@@ -20,7 +21,7 @@ start)
     mkdir -p "$dir"
     if [ "$(id -u)" = 0 ]; then
         chown postgres:postgres "$dir"
-        runuser -u postgres -- test -w "$dir" || {
+        as_postgres test -w "$dir" || {
             echo "the postgres user cannot write $dir: make its parent folders traversable (chmod o+x)" >&2
             exit 1
         }

@@ -136,8 +136,8 @@ public struct BackupCatalog: Sendable {
     /// a new backup. A manifest that cannot be read at all (permissions) is passed over with a
     /// warning, so one damaged backup does not stop every later one; `verify --chain` names it
     /// and links its successor past it. Any other failure (the storage is unreachable) fails.
-    func newestManifestHash() async throws(EngineError) -> (id: BackupID, sha256: String)? {
-        for id in try await committedIDs().reversed() {
+    func newestManifestHash(among committed: [BackupID]) async throws(EngineError) -> (id: BackupID, sha256: String)? {
+        for id in committed.reversed() {
             do {
                 return (id, SHA256Hasher.hash(try await context.storage.get(context.location.manifestKey(id))).hexString)
             } catch where error.kind == .notFound {

@@ -80,7 +80,7 @@ public struct BackupCommand: Sendable {
         } catch { throw EngineError.wrapping(error) }
         let key = try options.encryption.keyForNewBackup()
         if key == nil {
-            logger.warning("this backup is not encrypted: whoever can read \(context.storage.displayName) can read the data; pass --encryption-key-file or --passphrase-file")
+            logger.warning("this backup is not encrypted: whoever can read \(context.storage.displayName) can read the data; pass --encryption-key-file or --passphrase-file (spec.encryption in a BackupPolicy)")
         }
         // One backup of an environment at a time: two would both chain to the same predecessor.
         return try await EnvironmentLease(context: context, purpose: .backup).holding { lease throws(EngineError) in
@@ -93,11 +93,12 @@ public struct BackupCommand: Sendable {
                         databaseSize: Int64, key: EncryptionKey?, lease: EnvironmentLease) async throws(EngineError) -> Result {
         let logger = context.logger
         let catalog = BackupCatalog(context: context)
-        let previous = try await catalog.newestManifestHash()
-        let newest = try await catalog.committedIDs().last
+        let committed = try await catalog.committedIDs()
+        let previous = try await catalog.newestManifestHash(among: committed)
+        let newest = committed.last
         var random = SystemRandomNumberGenerator()
         let id = BackupID.make(secondsSince1970: Int64(started), after: newest, using: &random)
-        await lease.describe("backup \(id)")
+        await lease.describe(backupID: id)
         let objectName = "data.dump" + options.compression.fileExtension + (key == nil ? "" : ".enc")
         logger.info("backup \(id) of \(options.database) (PostgreSQL \(version.text), about \(formatBytes(databaseSize))) to \(context.storage.displayName)/\(context.location.backupPrefix(id))")
 
@@ -178,7 +179,7 @@ public struct BackupCommand: Sendable {
             if Task.isCancelled { throw EngineError(.interrupted, "interrupted (SIGTERM or SIGINT) before the manifest was written") }
 
             if tables.isEmpty {
-                logger.warning("\(options.database.databaseName ?? "the database") has no tables: the backup holds its schema only; check that --database names the right database")
+                logger.warning("\(options.database.databaseName ?? "the database") has no tables: the backup holds its schema only; check that --database (spec.database.name in a BackupPolicy) names the right database")
             }
             let committed = manifest(tables: tables)
             try await lease.confirm()

@@ -22,8 +22,9 @@ struct EnvironmentLease: Sendable {
         var owner: String
         var acquiredAt: UTCTimestamp
         var expiresAt: UTCTimestamp
-        /// What the holder is doing, for the refusal another caller prints (a backup's id).
-        var note: String?
+        /// The backup a backup lease's holder is writing, once it has an id: named in the
+        /// refusal another caller prints, and never swept by a prune as a leftover.
+        var backupID: BackupID?
     }
 
     let context: WorkerContext
@@ -51,13 +52,18 @@ struct EnvironmentLease: Sendable {
                 try? await renew()
             }
         }
+        // A renewal still writing when the lease is released would put it back.
+        func stopRenewing() async {
+            renewing.cancel()
+            await renewing.value
+        }
         do {
             let result = try await body(self)
-            renewing.cancel()
+            await stopRenewing()
             await release()
             return result
         } catch {
-            renewing.cancel()
+            await stopRenewing()
             await release()
             throw error
         }
@@ -112,10 +118,10 @@ struct EnvironmentLease: Sendable {
         }
     }
 
-    /// Says what the holder is doing (a backup's id, once known), for another run's refusal.
-    func describe(_ note: String) async {
+    /// Records the backup the holder writes, once it has an id.
+    func describe(backupID: BackupID) async {
         guard var held = try? await current(), held.owner == owner else { return }
-        held.note = note
+        held.backupID = backupID
         guard let bytes = try? encode(held) else { return }
         try? await context.storage.put(key, bytes: bytes)
     }
@@ -138,13 +144,20 @@ struct EnvironmentLease: Sendable {
         try JSONDecoder().decode(Content.self, from: Data(try await context.storage.get(key)))
     }
 
+    /// The backup a live backup lease says is being written, if any.
+    static func backupInProgress(_ context: WorkerContext) async -> BackupID? {
+        let lease = EnvironmentLease(context: context, purpose: .backup)
+        guard let held = try? await lease.current(), Double(held.expiresAt.secondsSince1970) >= context.now() else { return nil }
+        return held.backupID
+    }
+
     private func encode(_ content: Content) throws(EngineError) -> [UInt8] {
         do { return [UInt8](try JSONEncoder().encode(content)) }
         catch { throw EngineError(.storage, "cannot encode the \(purpose.rawValue) lease: \(error)") }
     }
 
     private func refusal(_ held: Content) -> EngineError {
-        let what = held.note.map { " (\($0))" } ?? ""
+        let what = held.backupID.map { " (backup \($0))" } ?? ""
         let fix = "delete \(key) only if that run is known to be dead"
         switch purpose {
         case .backup:

@@ -97,8 +97,10 @@ public struct PruneCommand: Sendable {
         }
 
         // Folders of ids that never got a manifest, old enough to be leftovers. A damaged
-        // backup has a manifest: it is not a leftover.
-        let committed = Set(contents.entries.map(\.manifest.id.rawValue) + contents.damaged.map(\.id.rawValue))
+        // backup has a manifest: it is not a leftover; nor is a backup still being written
+        // however long it runs (its live lease names it).
+        let running = await EnvironmentLease.backupInProgress(context)
+        let committed = Set(contents.entries.map(\.manifest.id.rawValue) + contents.damaged.map(\.id.rawValue) + [running?.rawValue].compactMap { $0 })
         let folders = Dictionary(grouping: objects) { object in
             String(object.key.dropFirst(context.location.backupsPrefix.count).prefix { $0 != "/" })
         }
@@ -107,7 +109,9 @@ public struct PruneCommand: Sendable {
             guard let id = try? BackupID(folder), let seconds = id.secondsSince1970 else { return false }
             return now - Double(seconds) > Double(options.orphanGrace.seconds)
         }.sorted()
-        let unfinished = try await unfinishedUploads(now: now)
+        let unfinished = try await unfinishedUploads(now: now).filter { upload in
+            running.map { !upload.key.hasPrefix(context.location.backupPrefix($0)) } ?? true
+        }
         let moves = tierMoves(entries: contents.entries, keep: Set(decisions.filter(\.keep).map(\.id)), now: now)
         return Plan(now: now, entries: contents.entries, damaged: contents.damaged, decisions: decisions, folders: folders,
                     orphans: orphans, unfinishedUploads: unfinished, moves: moves)

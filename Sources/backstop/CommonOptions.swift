@@ -223,7 +223,10 @@ enum WorkerSetup {
         let opened: any ObjectStorage
         do { opened = try StorageLocation.open(url.value, s3: settings, environment: ProcessInfo.processInfo.environment) }
         catch { throw .usage(error.message) }
-        return WorkerContext(storage: opened, location: location, logger: logger(),
-                             postgresBinDirectory: tools.flatMap { WorkerOption.pgBin.resolved($0.pgBin)?.value })
+        let binDirectory = tools.flatMap { WorkerOption.pgBin.resolved($0.pgBin) }
+        if let binDirectory, !FileManager.default.isExecutableFile(atPath: binDirectory.value + "/pg_dump") {
+            throw .usage("\(binDirectory.shown): no pg_dump there; point it at the folder holding pg_dump and pg_restore, e.g. /usr/lib/postgresql/17/bin")
+        }
+        return WorkerContext(storage: opened, location: location, logger: logger(), postgresBinDirectory: binDirectory?.value)
     }
 }

@@ -80,6 +80,7 @@ struct CommandLineTests {
             (["backup", "--database", "orders"], storage, ["--database:", "host=db dbname=orders"]),
             (["backup"], storage.merging(["BACKSTOP_DATABASE": "orders"]) { $1 }, ["BACKSTOP_DATABASE:"]),
             (["backup", "--encryption-key-file", "/a", "--passphrase-file", "/b"], storage, ["--encryption-key-file and --passphrase-file are exclusive"]),
+            (["verify"], storage.merging(["BACKSTOP_PG_BIN": "/opt/nowhere"]) { $1 }, ["BACKSTOP_PG_BIN=/opt/nowhere: no pg_dump there"]),
             (["backup", "--storage", "s3://acme-backups", "--s3-kms-key-id", "k"], [:], ["--s3-kms-key-id needs --s3-sse aws:kms"]),
             (["restore", "latest", "--target", "dbname=template1"], storage, ["--target names template1", "orders_restored"]),
             (["restore", "latest"], storage.merging(["BACKSTOP_TARGET": "postgres://u@h/template0"]) { $1 }, ["BACKSTOP_TARGET names template0"]),

@@ -79,9 +79,13 @@ struct DataSafetyTests {
         var random = SystemRandomNumberGenerator()
         let killed = BackupID.make(secondsSince1970: now - 3 * 86_400, using: &random)
         let running = BackupID.make(secondsSince1970: now - 60, using: &random)
+        // A backup that has run for three days: older than the grace, but its live lease names it.
+        let longRunning = BackupID.make(secondsSince1970: now - 3 * 86_400, after: killed, using: &random)
+        let lease = "{\"owner\":\"orders-backup-pod\",\"acquiredAt\":\"\(UTCTimestamp(secondsSince1970: now - 3 * 86_400))\",\"expiresAt\":\"\(UTCTimestamp(secondsSince1970: now + 90))\",\"backupID\":\"\(longRunning)\"}"
+        try await context.storage.put(context.location.environmentPrefix + "backup.lease", bytes: Array(lease.utf8))
         // What SIGKILL leaves: a writer that neither finished nor aborted.
         var writers: [UncheckedWriter] = []
-        for id in [killed, running] {
+        for id in [killed, running, longRunning] {
             let key = context.location.objectKey(id, name: "data.dump.zst")
             writers.append(try await runBlocking(name: "test") {
                 let writer = try context.storage.makeWriter(key)
@@ -91,13 +95,16 @@ struct DataSafetyTests {
             })
         }
         if backend == .file, let root {
-            // The killed run's partial file was last written three days ago.
-            let folder = root + "/" + context.location.backupPrefix(killed)
-            let partial = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).first { $0.contains(".partial-") })
-            var times = [timespec(tv_sec: Int(now - 3 * 86_400), tv_nsec: 0), timespec(tv_sec: Int(now - 3 * 86_400), tv_nsec: 0)]
-            #expect(utimensat(AT_FDCWD, folder + partial, &times, 0) == 0)
+            // The killed run's partial file was last written three days ago (and so, to test
+            // the lease, the long-running one's).
+            for id in [killed, longRunning] {
+                let folder = root + "/" + context.location.backupPrefix(id)
+                let partial = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).first { $0.contains(".partial-") })
+                var times = [timespec(tv_sec: Int(now - 3 * 86_400), tv_nsec: 0), timespec(tv_sec: Int(now - 3 * 86_400), tv_nsec: 0)]
+                #expect(utimensat(AT_FDCWD, folder + partial, &times, 0) == 0)
+            }
         }
-        #expect(try await context.storage.incompleteUploads(prefix: context.location.environmentPrefix).count == 2)
+        #expect(try await context.storage.incompleteUploads(prefix: context.location.environmentPrefix).count == 3)
 
         let rules = RetentionPolicy(keep: .init(last: 3))
         let preview = try await PruneCommand(context: context, options: .init(retention: rules, dryRun: true, orphanGrace: .init(seconds: 3_600))).run()
@@ -105,7 +112,8 @@ struct DataSafetyTests {
         let result = try await PruneCommand(context: context, options: .init(retention: rules, dryRun: false, orphanGrace: .init(seconds: 3_600))).run()
         #expect(result.unfinishedUploads.count == 1)
         let left = try await context.storage.incompleteUploads(prefix: context.location.environmentPrefix)
-        #expect(left.map(\.key) == [context.location.objectKey(running, name: "data.dump.zst")], "the running backup's upload stays")
+        #expect(Set(left.map(\.key)) == Set([running, longRunning].map { context.location.objectKey($0, name: "data.dump.zst") }),
+                "the running backups' uploads stay")
         let kept = writers
         try await runBlocking(name: "test") { for writer in kept { writer.writer.abort() } }
     }
