@@ -100,12 +100,13 @@ public struct PruneCommand: Sendable {
         // backup has a manifest: it is not a leftover; nor is a backup still being written
         // however long it runs (its live lease names it).
         let running = await EnvironmentLease.backupInProgress(context)
-        let committed = Set(contents.entries.map(\.manifest.id.rawValue) + contents.damaged.map(\.id.rawValue) + [running?.rawValue].compactMap { $0 })
+        var accountedFor = Set(contents.entries.map(\.manifest.id.rawValue) + contents.damaged.map(\.id.rawValue))
+        if let running { accountedFor.insert(running.rawValue) }
         let folders = Dictionary(grouping: objects) { object in
             String(object.key.dropFirst(context.location.backupsPrefix.count).prefix { $0 != "/" })
         }
         let orphans = folders.keys.filter { folder in
-            guard !committed.contains(folder) else { return false }
+            guard !accountedFor.contains(folder) else { return false }
             guard let id = try? BackupID(folder), let seconds = id.secondsSince1970 else { return false }
             return now - Double(seconds) > Double(options.orphanGrace.seconds)
         }.sorted()
