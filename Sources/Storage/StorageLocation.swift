@@ -82,8 +82,10 @@ public enum StorageLocation {
         if let folder = settings.credentialsDirectory {
             // Read now: a missing or empty key is a mistake in how the Secret is mounted, better
             // reported before any work than at the first request.
-            do { _ = try credentials.current() }
-            catch { throw StorageError(.invalidLocation, key: nil, "\(origins.credentialsDirectory) \(folder): \(error.message)") }
+            do { _ = try credentials.current() } catch {
+                let detail = error.message.replacingOccurrences(of: "credentials folder \(folder): ", with: "")
+                throw StorageError(.invalidLocation, key: nil, "\(origins.credentialsDirectory) \(folder): \(detail)")
+            }
         }
         let configuration = S3Configuration(bucket: bucket, prefix: prefix, region: region, endpoint: settings.endpoint,
                                             pathStyle: settings.pathStyle, caFile: settings.caFile,

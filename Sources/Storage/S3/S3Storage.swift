@@ -301,6 +301,7 @@ public final class S3Storage: TieredStorage {
         let url = target.base + target.path + (encodedQuery.isEmpty ? "" : "?" + encodedQuery.map { "\($0.name)=\($0.value)" }.joined(separator: "&"))
         let payloadHash = Digests.sha256(body).hexString
         let shownKey = key.map { configuration.prefix.isEmpty ? $0 : String($0.dropFirst(configuration.prefix.count + 1)) }
+        let what = shownKey.map { "\(method) \($0) in \(displayName)" } ?? "\(method) on \(displayName)"
         var attempt = 0
         while true {
             attempt += 1
@@ -320,7 +321,7 @@ public final class S3Storage: TieredStorage {
                 failure = storageError(status: response.status, document: document, method: method, key: shownKey)
                 retryable = Self.isRetryable(status: response.status, code: document?["Code"])
             } catch {
-                failure = StorageError(.io, key: shownKey, "\(method) \(shownKey ?? displayName) in \(displayName): \(error.message)" + hint(for: error))
+                failure = StorageError(.io, key: shownKey, "\(what): \(error.message)" + hint(for: error))
                 retryable = error.isTransient
             }
             guard retryable, attempt < configuration.maximumAttempts else {
@@ -356,7 +357,7 @@ public final class S3Storage: TieredStorage {
     func storageError(status: Int, document: XMLElement?, method: String, key: String?) -> StorageError {
         let code = document?["Code"] ?? (status == 404 ? "NoSuchKey" : "HTTP \(status)")
         let message = document?["Message"].map { ": \($0)" } ?? ""
-        let what = "\(method) \(key ?? "") in \(displayName)"
+        let what = key.map { "\(method) \($0) in \(displayName)" } ?? "\(method) on \(displayName)"
         switch code {
         case "NoSuchKey":
             return StorageError(.notFound, key: key, "\(what): no such object")
