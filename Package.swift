@@ -35,19 +35,24 @@ let package = Package(
         .target(name: "CAllocator"),
 
         .target(name: "BlockingCalls", swiftSettings: swiftSettings),
-        .target(name: "BackstopAPI", swiftSettings: swiftSettings),
+        // The Kubernetes object model (metadata, owner references, managed fields, JSON values,
+        // times), pure: shared by the client, the builders and the policy types.
+        .target(name: "KubeObjects", swiftSettings: swiftSettings),
+        .target(name: "BackstopAPI", dependencies: ["KubeObjects"], swiftSettings: swiftSettings),
         .target(name: "Pipeline", dependencies: ["BackstopAPI", "COpenSSL", "CZstd", "CZlib"],
                 swiftSettings: swiftSettings),
         .target(name: "HTTP", dependencies: ["CCurl", "CCurlShims", "BlockingCalls"],
                 swiftSettings: swiftSettings),
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: swiftSettings),
-        .target(name: "KubeClient", dependencies: ["HTTP", "YAML", "BlockingCalls"], swiftSettings: swiftSettings),
+        .target(name: "KubeClient", dependencies: ["KubeObjects", "HTTP", "YAML", "BlockingCalls"], swiftSettings: swiftSettings),
         // Pure builders: policy in, Kubernetes objects out (the controller and `backstop render`).
-        .target(name: "Workloads", dependencies: ["BackstopAPI"], swiftSettings: swiftSettings),
-        .target(name: "Controller", dependencies: [
-            "KubeRuntime", "KubeClient", "HTTP", "Workloads", "BackstopAPI", "Sockets", .product(name: "Logging", package: "swift-log"),
+        .target(name: "Workloads", dependencies: ["BackstopAPI", "KubeObjects"], swiftSettings: swiftSettings),
+        // The BackupPolicy reconciler: observe, plan, apply; metrics and the health endpoint.
+        .target(name: "Reconcilers", dependencies: [
+            "KubeRuntime", "KubeClient", "KubeObjects", "HTTP", "Workloads", "BackstopAPI", "Sockets",
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
-        .target(name: "KubeRuntime", dependencies: ["KubeClient", "HTTP", .product(name: "Logging", package: "swift-log")],
+        .target(name: "KubeRuntime", dependencies: ["KubeClient", "KubeObjects", "HTTP", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         .target(name: "Storage", dependencies: ["BlockingCalls", "COpenSSL", "HTTP"],
                 swiftSettings: swiftSettings),
@@ -57,18 +62,19 @@ let package = Package(
             "BackstopAPI", "Pipeline", "Storage", "Postgres", "BlockingCalls",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
-        // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
+        // Plain TCP listening and accepting: the controller's health endpoint, and the test servers.
         .target(name: "Sockets", swiftSettings: swiftSettings),
+        // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
         .target(name: "TestSupport", dependencies: ["BlockingCalls", "Sockets"], swiftSettings: swiftSettings),
-        .target(name: "KubeTestServer", dependencies: ["KubeClient", "Sockets"], exclude: ["README.md"], swiftSettings: swiftSettings),
+        .target(name: "KubeTestServer", dependencies: ["KubeClient", "KubeObjects", "Sockets", "YAML"], exclude: ["README.md"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop-controller", dependencies: [
-            "Controller", "KubeRuntime", "KubeClient", "Workloads", "BlockingCalls", "CAllocator",
+            "Reconcilers", "KubeRuntime", "KubeClient", "KubeObjects", "Workloads", "BlockingCalls", "CAllocator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
-        .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeRuntime", "KubeTestServer"], swiftSettings: swiftSettings),
+        .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeObjects", "KubeRuntime", "KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop", dependencies: [
             "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls", "Workloads", "YAML",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -77,21 +83,21 @@ let package = Package(
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"], swiftSettings: swiftSettings),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "BackstopAPI", "YAML"], resources: [.copy("Golden")],
+        .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "BackstopAPI", "KubeObjects", "YAML"], resources: [.copy("Golden")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BlockingCalls"], swiftSettings: swiftSettings),
         // Recordings of a real kube-apiserver, replayed against the test server (read from the source tree).
-        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeTestServer", "BlockingCalls", "TestSupport"], exclude: ["Recordings"],
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeObjects", "KubeTestServer", "BlockingCalls", "TestSupport", "YAML", "BackstopAPI"], exclude: ["Recordings"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "ControllerTests", dependencies: [
-            "Controller", "KubeRuntime", "KubeClient", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport", "Sockets",
+        .testTarget(name: "ReconcilerTests", dependencies: [
+            "Reconcilers", "KubeRuntime", "KubeClient", "KubeObjects", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport", "Sockets",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [
-            "KubeRuntime", "KubeClient", "HTTP", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
+            "KubeRuntime", "KubeClient", "KubeObjects", "HTTP", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         // Fixtures are read from the source tree (#filePath), like hack/ scripts' outputs.
-        .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI", "TestSupport"], exclude: ["Fixtures"],
+        .testTarget(name: "BackstopAPITests", dependencies: ["BackstopAPI", "KubeObjects", "TestSupport"], exclude: ["Fixtures"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BackstopAPI"],
                     swiftSettings: swiftSettings),

@@ -1,4 +1,5 @@
 internal import Foundation
+internal import KubeObjects
 
 extension BackupPolicy {
     public static let defaultSchedule = "0 2 * * *"

@@ -1,24 +1,11 @@
+public import KubeObjects
+
 /// `BackupPolicy` (`backstop.dev/v1alpha1`): what a user applies. Optional fields take their
-/// defaults in `defaulted()`; `validate()` names the first wrong field and the fix. The CRD in
-/// `k8s/crds/backuppolicy.yaml` carries the same rules for the API server.
+/// defaults in `resolvedEnvironments()`; `validate()` names the first wrong field and the fix.
+/// The CRD in `k8s/crds/backuppolicy.yaml` carries the same rules for the API server.
 public struct BackupPolicy: Codable, Sendable, Equatable {
     public static let apiVersion = "backstop.dev/v1alpha1"
     public static let kind = "BackupPolicy"
-
-    public struct Metadata: Codable, Sendable, Equatable {
-        public var name: String
-        public var namespace: String?
-        public var uid: String?
-        public var generation: Int?
-        public var resourceVersion: String?
-        public var labels: [String: String]?
-        public var annotations: [String: String]?
-
-        public init(name: String, namespace: String? = nil) {
-            self.name = name
-            self.namespace = namespace
-        }
-    }
 
     public struct SecretKeySelector: Codable, Sendable, Equatable {
         public var name: String
@@ -118,12 +105,25 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var objectives: Objectives?
     }
 
+    /// How the worker's pods run: what clusters need of every workload (pull secrets, nodes,
+    /// a mesh sidecar kept out by an annotation …).
     public struct JobTemplate: Codable, Sendable, Equatable {
+        public struct LocalObjectReference: Codable, Sendable, Hashable {
+            public var name: String
+        }
         public var image: String?
+        public var imagePullSecrets: [LocalObjectReference]?
         public var serviceAccountName: String?
         /// `requests`/`limits` → `cpu`/`memory` quantities.
         public var resources: [String: [String: String]]?
         public var nodeSelector: [String: String]?
+        /// Kubernetes' own shapes, passed through as written.
+        public var tolerations: [JSONValue]?
+        public var affinity: JSONValue?
+        public var priorityClassName: String?
+        /// Added to the pods' labels and annotations (never over Backstop's own labels).
+        public var labels: [String: String]?
+        public var annotations: [String: String]?
         public var activeDeadlineSeconds: Int?
         public var backoffLimit: Int?
     }
@@ -142,32 +142,15 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var jobTemplate: JobTemplate?
     }
 
-    public struct Condition: Codable, Sendable, Hashable {
-        public var type: String
-        public var status: String
-        public var reason: String
-        public var message: String
-        public var lastTransitionTime: String
-        public var observedGeneration: Int?
-
-        public init(type: String, status: String, reason: String, message: String, lastTransitionTime: String, observedGeneration: Int?) {
-            self.type = type
-            self.status = status
-            self.reason = reason
-            self.message = message
-            self.lastTransitionTime = lastTransitionTime
-            self.observedGeneration = observedGeneration
-        }
-    }
-
+    /// An environment's record of its backups, filled from its Jobs' reports.
     public struct EnvironmentStatus: Codable, Sendable, Hashable {
         public struct Success: Codable, Sendable, Hashable {
             public var id: String
-            public var time: String
+            public var time: KubeTimestamp
             public var bytes: Int64?
             public var durationSeconds: Double?
 
-            public init(id: String, time: String, bytes: Int64?, durationSeconds: Double?) {
+            public init(id: String, time: KubeTimestamp, bytes: Int64?, durationSeconds: Double?) {
                 self.id = id
                 self.time = time
                 self.bytes = bytes
@@ -175,23 +158,40 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
             }
         }
         public struct Failure: Codable, Sendable, Hashable {
-            public var time: String
-            public var reason: String
+            public var time: KubeTimestamp
+            public var reason: Condition.Reason
             public var message: String
 
-            public init(time: String, reason: String, message: String) {
+            public init(time: KubeTimestamp, reason: Condition.Reason, message: String) {
                 self.time = time
                 self.reason = reason
                 self.message = message
             }
         }
+        /// What the prune after the last backup did (the worker's report).
+        public struct Retention: Codable, Sendable, Hashable {
+            public var time: KubeTimestamp
+            public var outcome: WorkerReport.Outcome
+            public var deleted: Int
+            public var kept: Int
+            public var message: String?
+
+            public init(time: KubeTimestamp, outcome: WorkerReport.Outcome, deleted: Int, kept: Int, message: String?) {
+                self.time = time
+                self.outcome = outcome
+                self.deleted = deleted
+                self.kept = kept
+                self.message = message
+            }
+        }
         public var name: String
         public var cronJob: String?
-        public var lastScheduleTime: String?
+        public var lastScheduleTime: KubeTimestamp?
         public var lastSuccessfulBackup: Success?
         public var lastFailure: Failure?
+        public var lastRetention: Retention?
         public var backups: Int?
-        public var rpo: String?
+        public var rpo: RPOState?
 
         public init(name: String, cronJob: String? = nil) {
             self.name = name
@@ -199,10 +199,33 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         }
     }
 
+    public enum RPOState: String, Codable, Sendable {
+        case met = "Met"
+        case breached = "Breached"
+    }
+
+    /// One line per policy for `kubectl get bp`: printer columns show the first value of a
+    /// list, so what spans environments is summed up here.
+    public struct Summary: Codable, Sendable, Hashable {
+        /// `production, staging, development`
+        public var environments: String
+        /// The oldest of the environments' last successes: how far back the weakest one is.
+        public var oldestLastSuccess: KubeTimestamp?
+        /// `3/3 succeeded`, or which environments failed or never ran.
+        public var backups: String
+
+        public init(environments: String, oldestLastSuccess: KubeTimestamp?, backups: String) {
+            self.environments = environments
+            self.oldestLastSuccess = oldestLastSuccess
+            self.backups = backups
+        }
+    }
+
     public struct Status: Codable, Sendable, Hashable {
         public var observedGeneration: Int?
         public var conditions: [Condition]?
         public var environments: [EnvironmentStatus]?
+        public var summary: Summary?
         public var lastHandledRunNow: String?
 
         public init() {}
@@ -210,7 +233,7 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
 
     public var apiVersion: String?
     public var kind: String?
-    public var metadata: Metadata
+    public var metadata: ObjectMeta
     public var spec: Spec
     public var status: Status?
 }

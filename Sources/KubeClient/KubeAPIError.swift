@@ -38,6 +38,9 @@ public struct KubeAPIError: Error, CustomStringConvertible, Sendable {
     /// The resourceVersion asked for is too old: relist.
     public var isGone: Bool { code == 410 || reason == "Expired" || reason == "Gone" }
     public var isForbidden: Bool { code == 403 }
+    /// A server-side apply named a field the server does not serve (a v1.24 server and
+    /// CronJob `spec.timeZone`: a 500 that no retry will change).
+    public var isUnservedField: Bool { code == 500 && message.contains("field not declared in schema") }
     public var isUnauthorized: Bool { code == 401 }
 }
 

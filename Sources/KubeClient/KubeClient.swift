@@ -1,3 +1,4 @@
+public import KubeObjects
 internal import BlockingCalls
 internal import Foundation
 internal import HTTP
@@ -26,6 +27,9 @@ public final class KubeClient: Sendable {
     public enum Patch: Sendable {
         /// `application/merge-patch+json`
         case merge(JSONValue)
+        /// `application/strategic-merge-patch+json` (built-in kinds only): lists with a merge
+        /// key merge element by element.
+        case strategicMerge(JSONValue)
         /// `application/json-patch+json`: a list of operations (start with `test` to guard).
         case json([JSONValue])
         /// Server-side apply: the whole intended object, owned by `fieldManager`.
@@ -106,6 +110,9 @@ public final class KubeClient: Sendable {
         case .merge(let value):
             contentType = "application/merge-patch+json"
             body = value.encoded()
+        case .strategicMerge(let value):
+            contentType = "application/strategic-merge-patch+json"
+            body = value.encoded()
         case .json(let operations):
             contentType = "application/json-patch+json"
             body = JSONValue.array(operations).encoded()
@@ -116,6 +123,11 @@ public final class KubeClient: Sendable {
         }
         return try decode(T.self, try await send("PATCH", path: type.path(namespace: namespace ?? connection.namespace, name: name, subresource: subresource),
                                                  query: query, body: body, contentType: contentType))
+    }
+
+    /// `/version`: which Kubernetes release the server is, e.g. to know which fields it serves.
+    public func serverVersion() async throws(KubeAPIError) -> ServerVersion {
+        try decode(ServerVersion.self, try await send("GET", path: "/version"))
     }
 
     public func delete(_ type: ResourceType, namespace: String? = nil, name: String,
@@ -179,7 +191,7 @@ public final class KubeClient: Sendable {
             }
             if (200..<300).contains(response.status) { return Data(response.body) }
             let failure = Self.apiError(status: response.status, body: response.body, what: "\(method) \(path)")
-            guard response.status == 429 || response.status >= 500, attempt < maximumAttempts else { throw failure }
+            guard response.status == 429 || response.status >= 500, !failure.isUnservedField, attempt < maximumAttempts else { throw failure }
             try await Self.pause(attempt: attempt, retryAfter: response[header: "retry-after"].flatMap(Double.init))
         }
     }

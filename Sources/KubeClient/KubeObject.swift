@@ -1,44 +1,4 @@
-internal import Foundation
-
-/// `metadata` of any object: what the runtime needs to key, version and own objects.
-public struct ObjectMeta: Codable, Sendable, Equatable {
-    public var name: String
-    public var namespace: String?
-    public var uid: String?
-    public var resourceVersion: String?
-    public var generation: Int?
-    public var labels: [String: String]?
-    public var annotations: [String: String]?
-    public var finalizers: [String]?
-    public var ownerReferences: [OwnerReference]?
-    public var creationTimestamp: String?
-    public var deletionTimestamp: String?
-    public var generateName: String?
-
-    public init(name: String, namespace: String? = nil, labels: [String: String]? = nil) {
-        self.name = name
-        self.namespace = namespace
-        self.labels = labels
-    }
-}
-
-public struct OwnerReference: Codable, Sendable, Equatable {
-    public var apiVersion: String
-    public var kind: String
-    public var name: String
-    public var uid: String
-    public var controller: Bool?
-    public var blockOwnerDeletion: Bool?
-
-    public init(apiVersion: String, kind: String, name: String, uid: String, controller: Bool? = true, blockOwnerDeletion: Bool? = true) {
-        self.apiVersion = apiVersion
-        self.kind = kind
-        self.name = name
-        self.uid = uid
-        self.controller = controller
-        self.blockOwnerDeletion = blockOwnerDeletion
-    }
-}
+public import KubeObjects
 
 /// An object the runtime can watch, cache and reconcile.
 public protocol KubeObject: Codable, Sendable {
@@ -82,4 +42,20 @@ public struct GenericObject: KubeObject, Equatable {
         try container.encode(metadata, forKey: AnyKey(stringValue: "metadata"))
         for (key, value) in fields { try container.encode(value, forKey: AnyKey(stringValue: key)) }
     }
+}
+
+/// The API server's `/version`. `minor` may carry a suffix (`27+` on some providers).
+public struct ServerVersion: Decodable, Sendable, Equatable {
+    public var major: String
+    public var minor: String
+    public var gitVersion: String
+
+    public init(major: String, minor: String, gitVersion: String) {
+        self.major = major
+        self.minor = minor
+        self.gitVersion = gitVersion
+    }
+
+    /// The minor release as a number (`27+` → 27); nil when unreadable.
+    public var minorNumber: Int? { Int(minor.prefix { $0.isNumber }) }
 }

@@ -40,3 +40,17 @@ public struct ResourceType: Sendable, Hashable, CustomStringConvertible {
     public static let backupPolicies = ResourceType(group: "backstop.dev", version: "v1alpha1", plural: "backuppolicies", kind: "BackupPolicy", namespaced: true)
     public static let backupRestores = ResourceType(group: "backstop.dev", version: "v1alpha1", plural: "backuprestores", kind: "BackupRestore", namespaced: true)
 }
+
+extension ResourceType {
+    public static let configMaps = ResourceType(group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true)
+    public static let serviceAccounts = ResourceType(group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true)
+    public static let services = ResourceType(group: "", version: "v1", plural: "services", kind: "Service", namespaced: true)
+    public static let deployments = ResourceType(group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true)
+    public static let roles = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", namespaced: true)
+    public static let roleBindings = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", kind: "RoleBinding",
+                                                  namespaced: true)
+    public static let clusterRoles = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", kind: "ClusterRole",
+                                                  namespaced: false)
+    public static let clusterRoleBindings = ResourceType(group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings",
+                                                         kind: "ClusterRoleBinding", namespaced: false)
+}

@@ -9,6 +9,15 @@ public enum ReconcileAction: Sendable, Equatable {
     case requeue(after: Duration)
 }
 
+/// What to do with a key whose reconcile threw (kube-rs's `error_policy`).
+public enum ErrorAction: Sendable, Equatable {
+    /// Again soon, backing off per key: the error may pass (a 409, a 5xx, a lost connection).
+    case retryWithBackoff
+    /// Not hot: the error will not pass by itself (a refused write, a 403); look again later
+    /// or when the object changes.
+    case requeue(after: Duration)
+}
+
 /// A level-based controller: a watcher keeps the cache, every change queues the object's key,
 /// and `workers` tasks reconcile keys from the queue, one key never twice at once. A throwing
 /// reconcile is retried with the key's backoff; a successful one resets it.
@@ -19,13 +28,13 @@ public struct Controller<Object: KubeObject>: Sendable {
     /// reconcile reads instead of asking the API server): a change to one queues its owner's
     /// key, so hand edits are noticed and restored.
     public struct OwnedWatch: Sendable {
-        let run: @Sendable (_ enqueue: @escaping @Sendable (String) async -> Void) async -> Void
+        let run: @Sendable (_ health: WatchHealth, _ enqueue: @escaping @Sendable (String) async -> Void) async -> Void
         let hasSynced: @Sendable () -> Bool
 
         public init<Owned: KubeObject>(_ watcher: Watcher<Owned>, cache: ObjectCache<Owned>,
                                        owner: @escaping @Sendable (Owned) -> String?) {
-            run = { enqueue in
-                await watcher.run { event in
+            run = { health, enqueue in
+                await watcher.run(reportingTo: health) { event in
                     // The cache first: the reconcile the key starts must see this change.
                     for (old, new) in cache.apply(event) {
                         let owners = Set([old.flatMap(owner), new.flatMap(owner)].compactMap { $0 })
@@ -40,23 +49,30 @@ public struct Controller<Object: KubeObject>: Sendable {
     /// Whether a change from `old` to `new` needs a reconcile (e.g. not when only the status
     /// the controller itself wrote changed). Relists and deletions always queue.
     public typealias ChangeFilter = @Sendable (_ old: Object?, _ new: Object) -> Bool
+    public typealias ErrorPolicy = @Sendable (_ key: String, _ error: any Error) -> ErrorAction
 
     public let cache = ObjectCache<Object>()
     public let queue = WorkQueue<String>()
+    /// Watches that keep failing, for `/readyz`.
+    public let health: WatchHealth
     let watcher: Watcher<Object>
     let owned: [OwnedWatch]
     let workers: Int
     let logger: Logger
     let needsReconcile: ChangeFilter
+    let errorPolicy: ErrorPolicy
     let reconcile: Reconcile
 
     public init(watcher: Watcher<Object>, owned: [OwnedWatch] = [], workers: Int = 2, logger: Logger,
-                needsReconcile: @escaping ChangeFilter = { _, _ in true }, reconcile: @escaping Reconcile) {
+                needsReconcile: @escaping ChangeFilter = { _, _ in true },
+                errorPolicy: @escaping ErrorPolicy = { _, _ in .retryWithBackoff }, reconcile: @escaping Reconcile) {
         self.watcher = watcher
         self.owned = owned
         self.workers = workers
         self.logger = logger
+        self.health = WatchHealth(logger: logger)
         self.needsReconcile = needsReconcile
+        self.errorPolicy = errorPolicy
         self.reconcile = reconcile
     }
 
@@ -64,8 +80,8 @@ public struct Controller<Object: KubeObject>: Sendable {
     /// the keys they hold.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { [cache, queue, watcher, needsReconcile] in
-                await watcher.run { event in
+            group.addTask { [cache, queue, watcher, needsReconcile, health] in
+                await watcher.run(reportingTo: health) { event in
                     for (old, new) in cache.apply(event) {
                         if case .applied = event, let new, !needsReconcile(old, new) { continue }
                         if let key = (new ?? old)?.key { await queue.add(key) }
@@ -73,7 +89,7 @@ public struct Controller<Object: KubeObject>: Sendable {
                 }
             }
             for watch in owned {
-                group.addTask { [queue] in await watch.run { key in await queue.add(key) } }
+                group.addTask { [queue, health] in await watch.run(health) { key in await queue.add(key) } }
             }
             for worker in 0..<workers {
                 group.addTask { await work(worker) }
@@ -103,8 +119,15 @@ public struct Controller<Object: KubeObject>: Sendable {
                 await queue.forget(key)
             } catch {
                 let failures = await queue.failureCount(key) + 1
-                logger.warning("reconcile \(key) failed (\(failures) in a row): \(error)")
-                await queue.addRateLimited(key)
+                switch errorPolicy(key, error) {
+                case .retryWithBackoff:
+                    logger.warning("reconcile \(key) failed (\(failures) in a row): \(error)")
+                    await queue.addRateLimited(key)
+                case .requeue(let delay):
+                    logger.warning("reconcile \(key) failed: \(error); next try in \(delay)")
+                    await queue.forget(key)
+                    await queue.add(key, after: delay)
+                }
             }
             await queue.done(key)
         }

@@ -1,5 +1,6 @@
 internal import Foundation
 public import KubeClient
+public import KubeObjects
 public import Logging
 
 /// Leader election on a `coordination.k8s.io/v1` Lease, as client-go does it: the holder

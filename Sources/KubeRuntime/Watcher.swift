@@ -1,3 +1,4 @@
+internal import KubeObjects
 public import HTTP
 public import KubeClient
 
@@ -38,15 +39,22 @@ public struct Watcher<Object: KubeObject>: Sendable {
         self.watchTimeoutSeconds = watchTimeoutSeconds
     }
 
+    /// `cronjobs.batch in namespace shop`: what this watcher watches, for messages.
+    public var scope: String {
+        "\(resource)" + (namespace.map { " in namespace \($0)" } ?? " in all namespaces") + (labelSelector.map { " (\($0))" } ?? "")
+    }
+
     /// Runs until the task is cancelled, handing every event to `handle` in order (and
-    /// waiting for it: the handler's pace is the watcher's).
-    public func run(_ handle: @Sendable (Event) async -> Void) async {
+    /// waiting for it: the handler's pace is the watcher's). Failures back off, and are
+    /// reported to `health` (which logs them) until a step works again.
+    public func run(reportingTo health: WatchHealth? = nil, _ handle: @Sendable (Event) async -> Void) async {
         var state = State.empty
         var failures = 0
         while !Task.isCancelled {
             let (next, failure) = await step(state, handle)
-            state = next
             guard let failure else {
+                health?.recovered(scope)
+                state = next
                 failures = 0
                 continue
             }
@@ -54,6 +62,10 @@ public struct Watcher<Object: KubeObject>: Sendable {
                 state = .empty  // our version is too old: list again
                 continue
             }
+            if !Task.isCancelled {
+                health?.failed(scope, verb: { if case .empty = state { "list" } else { "watch" } }(), error: failure)
+            }
+            state = next
             failures += 1
             try? await Task.sleep(for: backoff.delay(afterFailures: failures))
         }

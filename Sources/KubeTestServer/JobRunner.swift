@@ -16,6 +16,8 @@ public struct JobRun: Sendable {
     public let namespace: String
     public let jobName: String
     public let podName: String
+    /// 1 for a Job's first Pod, 2 for the one started after it failed, …
+    public let attempt: Int
     public let command: [String]
     public let args: [String]
     /// Plain values and `secretKeyRef`s resolved from stored Secrets.

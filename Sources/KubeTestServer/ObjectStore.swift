@@ -1,5 +1,6 @@
 internal import Foundation
 internal import KubeClient
+internal import KubeObjects
 
 /// The server's state, guarded by one condition (watches wait on it for new events).
 final class ObjectStore: @unchecked Sendable {
@@ -17,6 +18,10 @@ final class ObjectStore: @unchecked Sendable {
         var schema: JSONValue?
         /// A CRD version's `additionalPrinterColumns`, for `kubectl get`'s Table.
         var printerColumns: [JSONValue] = []
+        /// How its lists merge under server-side apply.
+        var lists: ListTypes = .builtIn
+
+        var isCustom: Bool { schema != nil }
     }
 
     struct Event {
@@ -26,10 +31,25 @@ final class ObjectStore: @unchecked Sendable {
         let object: JSONValue
     }
 
+    /// The built-in kinds stored, whether they have a status subresource, and their short names.
+    static let builtIns: [(type: ResourceType, hasStatus: Bool, shortNames: [String])] = [
+        (.pods, true, ["po"]), (.secrets, false, []), (.configMaps, false, ["cm"]), (.serviceAccounts, false, ["sa"]),
+        (.services, true, ["svc"]), (.events, false, ["ev"]), (.namespaces, true, ["ns"]), (.jobs, true, []),
+        (.cronJobs, true, ["cj"]), (.deployments, true, ["deploy"]), (.leases, false, []),
+        (.roles, false, []), (.roleBindings, false, []), (.clusterRoles, false, []), (.clusterRoleBindings, false, []),
+        (.customResourceDefinitions, true, ["crd", "crds"]),
+    ]
+    static let rbacKinds: Set<String> = Set([ResourceType.roles, .roleBindings, .clusterRoles, .clusterRoleBindings].map(resourceID))
+
+    /// Which Kubernetes release this server answers as (`/version`, and what it drops).
+    let version: KubernetesVersion
     private let condition = NSCondition()
     private var resources: [String: Resource] = [:]
     private var objects: [Key: JSONValue] = [:]
-    private var version = 1
+    /// The RBAC objects again, so authorizing a request does not scan every object.
+    private var rbac: [Key: JSONValue] = [:]
+    private var users: [String: APIUser] = [:]
+    private var resourceVersion = 1
     private var events: [Event] = []
     /// Watches from a version at or below this get 410 Gone (the knob expires every version
     /// handed out so far, so even a caught-up watcher must relist).
@@ -39,9 +59,10 @@ final class ObjectStore: @unchecked Sendable {
     private var bookmarkInterval: Duration = .seconds(1)
     private var jobRunner: JobRunner?
 
-    init() {
-        for type in [ResourceType.pods, .secrets, .events, .namespaces, .jobs, .cronJobs, .leases, .customResourceDefinitions] {
-            resources[Self.resourceID(type)] = Resource(type: type, hasStatus: [.pods, .jobs, .cronJobs].contains(type))
+    init(version: KubernetesVersion) {
+        self.version = version
+        for entry in Self.builtIns {
+            resources[Self.resourceID(entry.type)] = Resource(type: entry.type, hasStatus: entry.hasStatus, shortNames: entry.shortNames)
         }
     }
 
@@ -49,13 +70,15 @@ final class ObjectStore: @unchecked Sendable {
 
     // MARK: Knobs
 
-    var currentVersion: Int { locked { version } }
-    func compact() { locked { compactedThrough = version } }
+    var currentVersion: Int { locked { resourceVersion } }
+    func compact() { locked { compactedThrough = resourceVersion } }
     func setFailures(count: Int, status: Int, retryAfter: Int?) { locked { failures = (count, status, retryAfter) } }
     func setLatency(_ value: Duration) { locked { latency = value } }
     func setBookmarkInterval(_ value: Duration) { locked { bookmarkInterval = value } }
     func get(_ key: Key) -> JSONValue? { locked { objects[key] } }
     func setJobRunner(_ runner: JobRunner?) { locked { jobRunner = runner } }
+    func register(token: String, for user: APIUser) { locked { users[token] = user } }
+    func user(forToken token: String) -> APIUser? { locked { users[token] } }
 
     func takeFailure() -> Int? {
         locked {
@@ -78,21 +101,21 @@ final class ObjectStore: @unchecked Sendable {
 
     // MARK: Routing
 
-    func route(_ request: LoopbackHTTPServer.Request, segments: [String]) -> LoopbackHTTPServer.Response {
+    func route(_ request: LoopbackHTTPServer.Request, segments: [String], user: APIUser) -> LoopbackHTTPServer.Response {
         // /api/v1/… or /apis/<group>/<version>/…
         let core = segments[0] == "api"
         if segments.count == 1 { return discoveryRoot(core: core) }
         if !core && segments.count == 2 { return TestAPIServer.status(404, "NotFound", "no group version \(segments[1])") }
         let group = core ? "" : segments[1]
-        let version = core ? segments[1] : segments[2]
+        let apiVersion = core ? segments[1] : segments[2]
         var rest = Array(segments.dropFirst(core ? 2 : 3))
-        if rest.isEmpty { return discovery(group: group, version: version) }
+        if rest.isEmpty { return discovery(group: group, version: apiVersion) }
         var namespace: String?
         if rest[0] == "namespaces", rest.count >= 3 {
             namespace = rest[1]
             rest.removeFirst(2)
         }
-        guard let resource = locked({ resources["\(group)/\(version)/\(rest[0])"] }) else {
+        guard let resource = locked({ resources["\(group)/\(apiVersion)/\(rest[0])"] }) else {
             return TestAPIServer.status(404, "NotFound", "the server could not find the requested resource (\(rest[0]))")
         }
         if resource.type.namespaced && namespace == nil && rest.count > 1 {
@@ -103,12 +126,39 @@ final class ObjectStore: @unchecked Sendable {
         if let subresource, subresource != "status" || !resource.hasStatus {
             return TestAPIServer.status(404, "NotFound", "no subresource \(subresource) on \(resource.type)")
         }
-        let body = request.body.isEmpty ? nil : try? JSONValue.decode(Data(request.body))
+        let watching = request.query["watch"] == "true" || request.query["watch"] == "1"
+        let verb: String
+        switch (request.method, name) {
+        case ("GET", nil): verb = watching ? "watch" : "list"
+        case ("GET", _): verb = "get"
+        case ("POST", _): verb = "create"
+        case ("PUT", _): verb = "update"
+        case ("PATCH", _): verb = "patch"
+        case ("DELETE", _): verb = "delete"
+        default: verb = request.method.lowercased()
+        }
+        let attributes = Authorizer.Attributes(verb: verb, group: group, resource: resource.type.plural, subresource: subresource,
+                                               namespace: namespace, name: name)
+        if !user.groups.contains("system:masters") {
+            let authorizer = locked { () -> Authorizer in
+                func of(_ type: ResourceType) -> [JSONValue] { rbac.filter { $0.key.resource == Self.resourceID(type) }.map(\.value) }
+                return Authorizer(roles: of(.roles), clusterRoles: of(.clusterRoles), roleBindings: of(.roleBindings),
+                                  clusterRoleBindings: of(.clusterRoleBindings))
+            }
+            guard authorizer.allows(user, attributes) else { return TestAPIServer.json(403, Authorizer.refusal(user, attributes)) }
+        }
+        let contentType = request.headers["content-type"] ?? ""
+        let body = request.body.isEmpty ? nil : RequestBody.decode(request.body, contentType: contentType)
         if !request.body.isEmpty && body == nil {
             return TestAPIServer.status(400, "BadRequest", "the body is not JSON")
         }
+        // Who wrote what, for managedFields: the fieldManager asked for, else the client's
+        // name from its User-Agent (`kubectl/v1.32.4 (linux/amd64) …` → `kubectl`), as the real
+        // server names it.
+        let agent = request.headers["user-agent"].flatMap { $0.split(separator: "/").first.map(String.init) }
+        let manager = request.query["fieldManager"] ?? agent ?? "unknown"
         switch (request.method, name) {
-        case ("GET", nil) where request.query["watch"] == "true" || request.query["watch"] == "1":
+        case ("GET", nil) where watching:
             return watch(resource, namespace: namespace, query: request.query)
         case ("GET", nil):
             let answer = list(resource, namespace: namespace, query: request.query)
@@ -116,11 +166,14 @@ final class ObjectStore: @unchecked Sendable {
         case ("GET", let name?):
             let answer = read(resource, namespace: namespace, name: name)
             return Self.wantsTable(request) ? table(resource, answer) : answer
-        case ("POST", nil): return create(resource, namespace: namespace, body: body)
-        case ("PUT", let name?): return replace(resource, namespace: namespace, name: name, body: body, status: subresource != nil)
+        case ("POST", nil): return create(resource, namespace: namespace, body: body, manager: manager, fromClient: true)
+        case ("PUT", let name?):
+            guard let body, body.object != nil else { return TestAPIServer.status(400, "BadRequest", "the body must be an object") }
+            return locked { write(resource, namespace: namespace, name: name, candidate: body, subresource: subresource, manager: manager) }
+        case ("PATCH", let name?) where contentType.hasPrefix("application/apply-patch"):
+            return apply(resource, namespace: namespace, name: name, body: body, query: request.query)
         case ("PATCH", let name?):
-            return patch(resource, namespace: namespace, name: name, body: body, contentType: request.headers["content-type"] ?? "",
-                         status: subresource != nil, query: request.query)
+            return patch(resource, namespace: namespace, name: name, body: body, contentType: contentType, subresource: subresource, manager: manager)
         case ("DELETE", let name?): return delete(resource, namespace: namespace, name: name)
         default: return TestAPIServer.status(405, "MethodNotAllowed", "\(request.method) is not allowed here")
         }
@@ -160,20 +213,41 @@ final class ObjectStore: @unchecked Sendable {
                                                 "columnDefinitions": .array(columns), "rows": .array(rows)]))
     }
 
-    /// `.spec.schedule` or `.status.environments[0].name`: the JSONPath subset printer columns use.
+    /// A printer column's JSONPath, as the API server's table convertor evaluates it: the
+    /// path may fan out (`[*]`, a filter such as `[?(@.type=="Ready")]`), and the cell is the
+    /// first value found, so `.status.environments[*].name` shows one environment only.
     static func evaluate(_ path: String, in object: JSONValue) -> JSONValue? {
-        var current: JSONValue? = object
-        for part in path.split(separator: ".") {
-            var name = Substring(part)
-            var index: Int?
-            if let open = part.firstIndex(of: "["), let close = part.firstIndex(of: "]") {
-                name = part[..<open]
-                index = Int(part[part.index(after: open)..<close])
+        var current: [JSONValue] = [object]
+        var rest = Substring(path)
+        while !rest.isEmpty {
+            if rest.hasPrefix(".") {
+                rest = rest.dropFirst()
+                let name = rest.prefix { $0 != "." && $0 != "[" }
+                rest = rest.dropFirst(name.count)
+                current = current.compactMap { $0[String(name)] }
+            } else if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+                let inner = rest[rest.index(after: rest.startIndex)..<close]
+                rest = rest[rest.index(after: close)...]
+                if inner == "*" {
+                    current = current.flatMap { $0.array ?? $0.object.map { Array($0.values) } ?? [] }
+                } else if let index = Int(inner) {
+                    current = current.compactMap { $0.array.flatMap { $0.indices.contains(index) ? $0[index] : nil } }
+                } else if inner.hasPrefix("?(@."), inner.hasSuffix(")"), let equals = inner.range(of: "==") {
+                    let field = String(inner[inner.index(inner.startIndex, offsetBy: 4)..<equals.lowerBound])
+                    let literal = inner[equals.upperBound..<inner.index(before: inner.endIndex)].trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+                    current = current.flatMap { $0.array ?? [] }.filter { item in
+                        guard let value = item[path: field] else { return false }
+                        return value.string == literal || (value.number.map { "\($0)" == literal || "\(Int($0))" == literal } ?? false)
+                            || (value == .bool(literal == "true") && ["true", "false"].contains(literal))
+                    }
+                } else {
+                    return nil
+                }
+            } else {
+                return nil
             }
-            if !name.isEmpty { current = current?[String(name)] }
-            if let index { current = current?.array.flatMap { $0.indices.contains(index) ? $0[index] : nil } }
         }
-        return current
+        return current.first
     }
 
     /// kubectl's short ages: 45s, 5m, 3h, 2d.
@@ -220,6 +294,7 @@ final class ObjectStore: @unchecked Sendable {
                                                 "groupVersion": .string(groupVersion), "resources": .array(entries)]))
     }
 
+
     // MARK: Verbs
 
     private func key(_ resource: Resource, _ namespace: String?, _ name: String) -> Key {
@@ -240,7 +315,7 @@ final class ObjectStore: @unchecked Sendable {
         let (items, current) = locked { () -> ([JSONValue], Int) in
             let id = Self.resourceID(resource.type)
             let matching = objects.filter { $0.key.resource == id && (namespace == nil || $0.key.namespace == namespace) && selector.matches($0.value) }
-            return (matching.sorted { ($0.key.namespace ?? "", $0.key.name) < ($1.key.namespace ?? "", $1.key.name) }.map(\.value), version)
+            return (matching.sorted { ($0.key.namespace ?? "", $0.key.name) < ($1.key.namespace ?? "", $1.key.name) }.map(\.value), resourceVersion)
         }
         let offset = query["continue"].flatMap(Int.init) ?? 0
         let limit = query["limit"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? Int.max
@@ -251,7 +326,11 @@ final class ObjectStore: @unchecked Sendable {
                                                 "metadata": .object(metadata), "items": .array(page)]))
     }
 
-    private func create(_ resource: Resource, namespace: String?, body: JSONValue?) -> LoopbackHTTPServer.Response {
+    /// POST (and an apply that finds nothing). `manager` records an `Update` entry in
+    /// managedFields; nil when the body carries them already (an apply's). A client's status
+    /// is dropped, as the real server drops it; the server's own creates (the Job runner's
+    /// Pods) keep theirs.
+    private func create(_ resource: Resource, namespace: String?, body: JSONValue?, manager: String?, fromClient: Bool) -> LoopbackHTTPServer.Response {
         guard var object = body, object.object != nil else { return TestAPIServer.status(400, "BadRequest", "the body must be an object") }
         var metadata = object["metadata"]?.object ?? [:]
         if metadata["name"]?.string == nil, let prefix = metadata["generateName"]?.string {
@@ -269,19 +348,28 @@ final class ObjectStore: @unchecked Sendable {
             guard objects[key] == nil else {
                 return TestAPIServer.status(409, "AlreadyExists", "\(resource.type) \"\(name)\" already exists")
             }
-            let (checked, invalid) = validated(resource, name, object)
-            if let invalid { return invalid }
-            object = checked
-            version += 1
-            metadata["uid"] = .string(UUID().uuidString.lowercased())
-            metadata["creationTimestamp"] = .string(Self.now())
-            metadata["resourceVersion"] = .string("\(version)")
-            metadata["generation"] = .number(1)
-            metadata["deletionTimestamp"] = nil
+            let uid = UUID().uuidString.lowercased()
+            if manager != nil { metadata["managedFields"] = nil }
             object["metadata"] = .object(metadata)
             object["kind"] = .string(resource.type.kind)
             object["apiVersion"] = .string(resource.type.apiVersion)
-            if resource.hasStatus { object["status"] = object["status"] ?? .object([:]) }
+            if fromClient, resource.hasStatus, resource.type != .namespaces { object["status"] = nil }
+            let (checked, invalid) = admitted(resource, name, object, uid: uid)
+            if let invalid { return invalid }
+            object = checked
+            if let manager {
+                object = FieldManager(lists: resource.lists, apiVersion: resource.type.apiVersion, now: Self.now())
+                    .update(from: nil, to: object, manager: manager, subresource: nil)
+            }
+            resourceVersion += 1
+            object["metadata"]?["uid"] = .string(uid)
+            object["metadata"]?["creationTimestamp"] = .string(Self.now())
+            object["metadata"]?["resourceVersion"] = .string("\(resourceVersion)")
+            object["metadata"]?["deletionTimestamp"] = nil
+            if resource.isCustom || resource.type == .customResourceDefinitions || [.jobs, .cronJobs, .deployments].contains(resource.type) {
+                object["metadata"]?["generation"] = .number(1)
+            }
+            if resource.hasStatus, object["status"] == nil { object["status"] = .object([:]) }
             objects[key] = object
             record("ADDED", key, object)
             if resource.type == .customResourceDefinitions { register(object) }
@@ -293,29 +381,52 @@ final class ObjectStore: @unchecked Sendable {
         }
     }
 
-    /// PUT of the object (status kept as stored) or of its status (only status taken).
-    private func replace(_ resource: Resource, namespace: String?, name: String, body: JSONValue?, status: Bool) -> LoopbackHTTPServer.Response {
+    /// Server-side apply (recordings 03a–03f): ownership per field manager, conflicts unless
+    /// forced, removal of what a manager stopped applying, creation when absent.
+    private func apply(_ resource: Resource, namespace: String?, name: String, body: JSONValue?, query: [String: String]) -> LoopbackHTTPServer.Response {
         guard let body, body.object != nil else { return TestAPIServer.status(400, "BadRequest", "the body must be an object") }
-        return locked { write(resource, namespace: namespace, name: name, candidate: body, status: status) }
+        guard let manager = query["fieldManager"], !manager.isEmpty else {
+            return TestAPIServer.status(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
+        }
+        if resource.type == .cronJobs, !version.servesCronJobTimeZone, body[path: "spec.timeZone"] != nil {
+            // The field is not in a v1.24 server's schema: its typed patch cannot be built (03b).
+            return TestAPIServer.json(500, ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure", "code": 500, "message": .string(
+                "failed to create typed patch object (\(namespace.map { "\($0)/" } ?? "")\(name); \(resource.type.apiVersion), Kind=\(resource.type.kind)): .spec.timeZone: field not declared in schema")])
+        }
+        let fieldManager = FieldManager(lists: resource.lists, apiVersion: resource.type.apiVersion, now: Self.now())
+        let force = query["force"] == "true"
+        condition.lock()
+        let current = objects[key(resource, namespace, name)]
+        let merged: JSONValue
+        do {
+            merged = try fieldManager.apply(body, to: current, manager: manager, force: force, canonical: BuiltInDefaults.canonicalQuantities)
+        } catch {
+            condition.unlock()
+            return TestAPIServer.json(409, error.status)
+        }
+        guard current != nil else {
+            condition.unlock()
+            return create(resource, namespace: namespace, body: merged, manager: nil, fromClient: true)
+        }
+        defer { condition.unlock() }
+        return write(resource, namespace: namespace, name: name, candidate: merged, subresource: nil, manager: nil)
     }
 
     private func patch(_ resource: Resource, namespace: String?, name: String, body: JSONValue?, contentType: String,
-                       status: Bool, query: [String: String]) -> LoopbackHTTPServer.Response {
+                       subresource: String?, manager: String) -> LoopbackHTTPServer.Response {
         guard let body else { return TestAPIServer.status(400, "BadRequest", "empty patch") }
         return locked { () -> LoopbackHTTPServer.Response in
             let key = key(resource, namespace, name)
-            guard let current = objects[key] else {
-                guard contentType.hasPrefix("application/apply-patch") else { return notFound(resource, name) }
-                condition.unlock()
-                defer { condition.lock() }
-                return create(resource, namespace: namespace, body: body)  // server-side apply creates
-            }
+            guard let current = objects[key] else { return notFound(resource, name) }
             var candidate: JSONValue
             switch contentType.split(separator: ";").first.map(String.init) ?? "" {
             case "application/strategic-merge-patch+json":
+                guard !resource.isCustom else {
+                    return TestAPIServer.status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
+                }
                 candidate = StrategicMerge.apply(body, to: current)
                 if body[path: "metadata.resourceVersion"] == nil { candidate["metadata"]?["resourceVersion"] = nil }
-            case "application/merge-patch+json", "application/apply-patch+yaml":
+            case "application/merge-patch+json":
                 candidate = current.merged(with: body)
                 // A merge patch names a resourceVersion only to demand it.
                 if body[path: "metadata.resourceVersion"] == nil { candidate["metadata"]?["resourceVersion"] = nil }
@@ -327,21 +438,26 @@ final class ObjectStore: @unchecked Sendable {
             default:
                 return TestAPIServer.status(415, "UnsupportedMediaType", "unsupported patch type \(contentType)")
             }
-            return write(resource, namespace: namespace, name: name, candidate: candidate, status: status)
+            return write(resource, namespace: namespace, name: name, candidate: candidate, subresource: subresource, manager: manager)
         }
     }
 
     /// Stores an update under the lock: 409 on a stale resourceVersion, status-subresource
-    /// rules, generation bumped on spec changes, finalizer-driven deletion.
-    private func write(_ resource: Resource, namespace: String?, name: String, candidate: JSONValue, status: Bool) -> LoopbackHTTPServer.Response {
+    /// rules, defaults and validation, managedFields (an `Update` entry for `manager`; nil when
+    /// the candidate's are an apply's), generation bumped on spec changes, finalizer-driven
+    /// deletion. A write that changes nothing is no write: same resourceVersion, no event (05c).
+    private func write(_ resource: Resource, namespace: String?, name: String, candidate: JSONValue, subresource: String?,
+                       manager: String?) -> LoopbackHTTPServer.Response {
         let key = key(resource, namespace, name)
         guard let current = objects[key] else { return notFound(resource, name) }
         if let asked = candidate[path: "metadata.resourceVersion"]?.string, !asked.isEmpty,
            asked != current[path: "metadata.resourceVersion"]?.string {
-            return TestAPIServer.status(409, "Conflict", "Operation cannot be fulfilled on \(resource.type) \"\(name)\": the object has been modified; please apply your changes to the latest version and try again")
+            return TestAPIServer.json(409, ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure", "reason": "Conflict", "code": 409,
+                                            "details": ["name": .string(name), "group": .string(resource.type.group), "kind": .string(resource.type.plural)],
+                                            "message": .string("Operation cannot be fulfilled on \(resource.type) \"\(name)\": the object has been modified; please apply your changes to the latest version and try again")])
         }
         var next: JSONValue
-        if status {
+        if subresource == "status" {
             next = current
             next["status"] = candidate["status"]
         } else {
@@ -352,20 +468,27 @@ final class ObjectStore: @unchecked Sendable {
             for field in ["uid", "creationTimestamp", "generation", "deletionTimestamp", "namespace", "name"] {
                 metadata[field] = current[path: "metadata.\(field)"]
             }
+            if manager != nil { metadata["managedFields"] = current[path: "metadata.managedFields"] }
             next["metadata"] = .object(metadata)
             next["kind"] = current["kind"]
             next["apiVersion"] = current["apiVersion"]
         }
-        let (checked, invalid) = validated(resource, name, next)
+        let (checked, invalid) = admitted(resource, name, next, uid: current[path: "metadata.uid"]?.string ?? "")
         if let invalid { return invalid }
         next = checked
+        if let manager {
+            next = FieldManager(lists: resource.lists, apiVersion: resource.type.apiVersion, now: Self.now())
+                .update(from: current, to: next, manager: manager, subresource: subresource)
+        }
+        next["metadata"]?["resourceVersion"] = current[path: "metadata.resourceVersion"]
+        if Self.withoutTimes(next) == Self.withoutTimes(current) { return TestAPIServer.json(200, current) }
         // Compared after defaulting, so a write that omits defaulted fields changes nothing.
-        if !status, Self.spec(of: next) != Self.spec(of: current) {
+        if subresource == nil, current[path: "metadata.generation"] != nil, Self.spec(of: next) != Self.spec(of: current) {
             let generation = current[path: "metadata.generation"]?.number ?? 1
             next["metadata"]?["generation"] = .number(generation + 1)
         }
-        version += 1
-        next["metadata"]?["resourceVersion"] = .string("\(version)")
+        resourceVersion += 1
+        next["metadata"]?["resourceVersion"] = .string("\(resourceVersion)")
         if next[path: "metadata.deletionTimestamp"] != nil, (next[path: "metadata.finalizers"]?.array ?? []).isEmpty {
             remove(key, next)
             return TestAPIServer.json(200, next)
@@ -375,6 +498,20 @@ final class ObjectStore: @unchecked Sendable {
         return TestAPIServer.json(200, next)
     }
 
+    /// The object without the times managedFields carry: a write whose only change is the
+    /// time of its manager's entry changes nothing.
+    private static func withoutTimes(_ object: JSONValue) -> JSONValue {
+        var copy = object
+        if let entries = object[path: "metadata.managedFields"]?.array {
+            copy["metadata"]?["managedFields"] = .array(entries.map { entry in
+                var entry = entry
+                entry["time"] = nil
+                return entry
+            })
+        }
+        return copy
+    }
+
     private func delete(_ resource: Resource, namespace: String?, name: String) -> LoopbackHTTPServer.Response {
         locked { () -> LoopbackHTTPServer.Response in
             let key = key(resource, namespace, name)
@@ -382,18 +519,22 @@ final class ObjectStore: @unchecked Sendable {
             if !(object[path: "metadata.finalizers"]?.array ?? []).isEmpty {
                 // Finalizers hold it: it is only marked, and goes when the last one is removed.
                 if object[path: "metadata.deletionTimestamp"] == nil {
-                    version += 1
+                    resourceVersion += 1
                     object["metadata"]?["deletionTimestamp"] = .string(Self.now())
-                    object["metadata"]?["resourceVersion"] = .string("\(version)")
+                    object["metadata"]?["resourceVersion"] = .string("\(resourceVersion)")
                     objects[key] = object
                     record("MODIFIED", key, object)
                 }
                 return TestAPIServer.json(200, object)
             }
-            version += 1
-            object["metadata"]?["resourceVersion"] = .string("\(version)")
+            resourceVersion += 1
+            object["metadata"]?["resourceVersion"] = .string("\(resourceVersion)")
             remove(key, object)
-            return TestAPIServer.json(200, object)
+            guard !resource.isCustom else { return TestAPIServer.json(200, object) }
+            // Built-in kinds answer a completed delete with a Status naming it (06a).
+            return TestAPIServer.json(200, ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success",
+                                            "details": ["name": .string(name), "group": .string(resource.type.group),
+                                                        "kind": .string(resource.type.plural), "uid": object[path: "metadata.uid"] ?? .null]])
         }
     }
 
@@ -406,15 +547,16 @@ final class ObjectStore: @unchecked Sendable {
             (entry.value[path: "metadata.ownerReferences"]?.array ?? []).contains { $0["uid"]?.string == uid }
         }
         for (ownedKey, ownedObject) in owned {
-            version += 1
+            resourceVersion += 1
             var gone = ownedObject
-            gone["metadata"]?["resourceVersion"] = .string("\(version)")
+            gone["metadata"]?["resourceVersion"] = .string("\(resourceVersion)")
             remove(ownedKey, gone)
         }
     }
 
     private func record(_ type: String, _ key: Key, _ object: JSONValue) {
-        events.append(Event(version: version, type: type, key: key, object: object))
+        if Self.rbacKinds.contains(key.resource) { rbac[key] = type == "DELETED" ? nil : object }
+        events.append(Event(version: resourceVersion, type: type, key: key, object: object))
         if events.count > 10_000 {
             compactedThrough = max(compactedThrough, events[999].version)
             events.removeFirst(1_000)
@@ -431,15 +573,23 @@ final class ObjectStore: @unchecked Sendable {
             guard let name = entry["name"]?.string, entry["served"] != .bool(false) else { continue }
             let type = ResourceType(group: group, version: name, plural: plural, kind: kind, namespaced: namespaced)
             let shortNames = (crd[path: "spec.names.shortNames"]?.array ?? []).compactMap(\.string)
+            let schema = entry[path: "schema.openAPIV3Schema"] ?? ["type": "object", "x-kubernetes-preserve-unknown-fields": true]
             resources[Self.resourceID(type)] = Resource(type: type, hasStatus: entry[path: "subresources.status"] != nil,
-                                                        shortNames: shortNames, schema: entry[path: "schema.openAPIV3Schema"],
-                                                        printerColumns: entry["additionalPrinterColumns"]?.array ?? [])
+                                                        shortNames: shortNames, schema: schema,
+                                                        printerColumns: entry["additionalPrinterColumns"]?.array ?? [],
+                                                        lists: SchemaValidator.listTypes(of: schema))
         }
     }
 
-    /// Defaults and prunes by the CRD's schema; an invalid object becomes a 422 answer.
-    private func validated(_ resource: Resource, _ name: String, _ object: JSONValue) -> (JSONValue, LoopbackHTTPServer.Response?) {
-        guard let schema = resource.schema else { return (object, nil) }
+    /// What admission does before storing: a custom resource defaulted, pruned and validated
+    /// by its CRD's schema (an invalid one becomes a 422 answer); a built-in filled with the
+    /// real server's defaults.
+    private func admitted(_ resource: Resource, _ name: String, _ object: JSONValue, uid: String) -> (JSONValue, LoopbackHTTPServer.Response?) {
+        guard let schema = resource.schema else {
+            var defaulted = object
+            BuiltInDefaults.apply(to: &defaulted, kind: resource.type.kind, uid: uid, cronJobTimeZone: version.servesCronJobTimeZone)
+            return (defaulted, nil)
+        }
         let (result, problems) = SchemaValidator(schema: schema).apply(to: object)
         guard problems.isEmpty else {
             let kind = "\(resource.type.kind).\(resource.type.group)"
@@ -461,14 +611,15 @@ final class ObjectStore: @unchecked Sendable {
 
     // MARK: Jobs
 
-    /// Stands in for the Job controller and the kubelet: one Pod per Job, run by `runner`,
-    /// its termination message and the Job's status and conditions set from the result.
+    /// Stands in for the Job controller and the kubelet: Pods for a Job, one at a time, each
+    /// run by `runner` and named with a random suffix (so their order by name says nothing),
+    /// a failed one followed by another while `backoffLimit` allows; the Pods' termination
+    /// messages and the Job's status and conditions come from the results.
     private func runJob(_ job: JSONValue, with runner: JobRunner) async {
         guard let namespace = job[path: "metadata.namespace"]?.string, let jobName = job[path: "metadata.name"]?.string,
               let uid = job[path: "metadata.uid"]?.string else { return }
         let container = job[path: "spec.template.spec.containers"]?.array?.first ?? .object([:])
-        let podName = "\(jobName)-\(UUID().uuidString.lowercased().prefix(5))"
-        let started = Self.now()
+        let backoffLimit = Int(job[path: "spec.backoffLimit"]?.number ?? 6)
         var environment: [String: String] = [:]
         for variable in container["env"]?.array ?? [] {
             guard let name = variable["name"]?.string else { continue }
@@ -478,45 +629,58 @@ final class ObjectStore: @unchecked Sendable {
                 environment[name] = secretValue(namespace: namespace, name: secretName, key: secretKey)
             }
         }
-        var pod: JSONValue = .object([
-            "apiVersion": .string("v1"), "kind": .string("Pod"),
-            "metadata": .object(["name": .string(podName), "namespace": .string(namespace),
-                                 "labels": .object(["job-name": .string(jobName), "batch.kubernetes.io/job-name": .string(jobName)]),
-                                 "ownerReferences": .array([.object(["apiVersion": .string("batch/v1"), "kind": .string("Job"), "name": .string(jobName),
-                                                                     "uid": .string(uid), "controller": .bool(true)])])]),
-            "spec": job[path: "spec.template.spec"] ?? .object([:]),
-            "status": .object(["phase": .string("Running"), "startTime": .string(started)]),
-        ])
-        guard case .full(201, _, _) = create(resources[Self.resourceID(.pods)] ?? Resource(type: .pods, hasStatus: true), namespace: namespace, body: pod) else { return }
-        updateStatus(.jobs, namespace: namespace, name: jobName) { status in
-            status["startTime"] = .string(started)
-            status["active"] = .number(1)
-        }
-        let result = await runner.run(JobRun(namespace: namespace, jobName: jobName, podName: podName,
-                                             command: (container["command"]?.array ?? []).compactMap(\.string),
-                                             args: (container["args"]?.array ?? []).compactMap(\.string), environment: environment))
-        let finished = Self.now()
-        let succeeded = result.exitCode == 0
-        pod["status"] = .object([
-            "phase": .string(succeeded ? "Succeeded" : "Failed"), "startTime": .string(started),
-            "containerStatuses": .array([.object([
-                "name": container["name"] ?? .string("main"),
-                "state": .object(["terminated": .object(["exitCode": .number(Double(result.exitCode)), "reason": .string(succeeded ? "Completed" : "Error"),
-                                                         "message": .string(result.terminationMessage), "startedAt": .string(started),
-                                                         "finishedAt": .string(finished)])]),
-            ])]),
-        ])
-        updateStatus(.pods, namespace: namespace, name: podName) { status in status = pod["status"] ?? .object([:]) }
-        updateStatus(.jobs, namespace: namespace, name: jobName) { status in
-            status["active"] = nil
-            status[succeeded ? "succeeded" : "failed"] = .number(1)
-            if succeeded { status["completionTime"] = .string(finished) }
-            status["conditions"] = .array([.object([
-                "type": .string(succeeded ? "Complete" : "Failed"), "status": .string("True"),
-                "reason": .string(succeeded ? "Completed" : "BackoffLimitExceeded"),
-                "message": .string(succeeded ? "" : "Job has reached the specified backoff limit"),
-                "lastTransitionTime": .string(finished), "lastProbeTime": .string(finished),
-            ])])
+        let jobStarted = Self.now()
+        var failed = 0
+        for attempt in 1... {
+            let podName = "\(jobName)-\(UUID().uuidString.lowercased().prefix(5))"
+            let started = Self.now()
+            var pod: JSONValue = .object([
+                "apiVersion": .string("v1"), "kind": .string("Pod"),
+                "metadata": .object(["name": .string(podName), "namespace": .string(namespace),
+                                     "labels": .object(["job-name": .string(jobName), "batch.kubernetes.io/job-name": .string(jobName),
+                                                        "controller-uid": .string(uid)]),
+                                     "ownerReferences": .array([.object(["apiVersion": .string("batch/v1"), "kind": .string("Job"), "name": .string(jobName),
+                                                                         "uid": .string(uid), "controller": .bool(true)])])]),
+                "spec": job[path: "spec.template.spec"] ?? .object([:]),
+                "status": .object(["phase": .string("Running"), "startTime": .string(started)]),
+            ])
+            guard case .full(201, _, _) = create(resources[Self.resourceID(.pods)] ?? Resource(type: .pods, hasStatus: true), namespace: namespace,
+                                                 body: pod, manager: "kube-controller-manager", fromClient: false) else { return }
+            updateStatus(.jobs, namespace: namespace, name: jobName) { status in
+                status["startTime"] = .string(jobStarted)
+                status["active"] = .number(1)
+            }
+            let result = await runner.run(JobRun(namespace: namespace, jobName: jobName, podName: podName, attempt: attempt,
+                                                 command: (container["command"]?.array ?? []).compactMap(\.string),
+                                                 args: (container["args"]?.array ?? []).compactMap(\.string), environment: environment))
+            let finished = Self.now()
+            let succeeded = result.exitCode == 0
+            pod["status"] = .object([
+                "phase": .string(succeeded ? "Succeeded" : "Failed"), "startTime": .string(started),
+                "containerStatuses": .array([.object([
+                    "name": container["name"] ?? .string("main"),
+                    "state": .object(["terminated": .object(["exitCode": .number(Double(result.exitCode)), "reason": .string(succeeded ? "Completed" : "Error"),
+                                                             "message": .string(result.terminationMessage), "startedAt": .string(started),
+                                                             "finishedAt": .string(finished)])]),
+                ])]),
+            ])
+            updateStatus(.pods, namespace: namespace, name: podName) { status in status = pod["status"] ?? .object([:]) }
+            if !succeeded { failed += 1 }
+            let done = succeeded || failed > backoffLimit
+            updateStatus(.jobs, namespace: namespace, name: jobName) { status in
+                status["active"] = done ? nil : .number(1)
+                if succeeded { status["succeeded"] = .number(1) }
+                if failed > 0 { status["failed"] = .number(Double(failed)) }
+                guard done else { return }
+                if succeeded { status["completionTime"] = .string(finished) }
+                status["conditions"] = .array([.object([
+                    "type": .string(succeeded ? "Complete" : "Failed"), "status": .string("True"),
+                    "reason": .string(succeeded ? "Completed" : "BackoffLimitExceeded"),
+                    "message": .string(succeeded ? "" : "Job has reached the specified backoff limit"),
+                    "lastTransitionTime": .string(finished), "lastProbeTime": .string(finished),
+                ])])
+            }
+            if done { return }
         }
     }
 
@@ -527,8 +691,8 @@ final class ObjectStore: @unchecked Sendable {
             var status = object["status"] ?? .object([:])
             change(&status)
             object["status"] = status
-            version += 1
-            object["metadata"]?["resourceVersion"] = .string("\(version)")
+            resourceVersion += 1
+            object["metadata"]?["resourceVersion"] = .string("\(resourceVersion)")
             objects[key] = object
             record("MODIFIED", key, object)
         }
@@ -551,11 +715,14 @@ final class ObjectStore: @unchecked Sendable {
         let jobName = "\(name)-\(Int(Date().timeIntervalSince1970 / 60))\(UUID().uuidString.lowercased().prefix(3))"
         var metadata = cronJob[path: "spec.jobTemplate.metadata"]?.object ?? [:]
         metadata["name"] = .string(jobName)
+        metadata["creationTimestamp"] = nil
         metadata["ownerReferences"] = .array([.object(["apiVersion": .string("batch/v1"), "kind": .string("CronJob"), "name": .string(name),
-                                                       "uid": cronJob[path: "metadata.uid"] ?? .string(""), "controller": .bool(true)])])
+                                                       "uid": cronJob[path: "metadata.uid"] ?? .string(""), "controller": .bool(true),
+                                                       "blockOwnerDeletion": .bool(true)])])
         let job: JSONValue = .object(["apiVersion": .string("batch/v1"), "kind": .string("Job"), "metadata": .object(metadata),
                                       "spec": cronJob[path: "spec.jobTemplate.spec"] ?? .object([:])])
-        guard case .full(201, _, _) = create(resources[Self.resourceID(.jobs)] ?? Resource(type: .jobs, hasStatus: true), namespace: namespace, body: job) else {
+        let jobs = locked { resources[Self.resourceID(.jobs)] } ?? Resource(type: .jobs, hasStatus: true)
+        guard case .full(201, _, _) = create(jobs, namespace: namespace, body: job, manager: "kube-controller-manager", fromClient: false) else {
             return .failure(TriggerFailure(description: "the Job could not be created"))
         }
         updateStatus(.cronJobs, namespace: namespace, name: name) { status in status["lastScheduleTime"] = .string(Self.now()) }
@@ -599,7 +766,7 @@ final class ObjectStore: @unchecked Sendable {
                 cursor = requested
             } else {
                 // No version (or 0): the current state as ADDED events, then changes.
-                cursor = version
+                cursor = resourceVersion
                 initial = objects.filter { $0.key.resource == id && (namespace == nil || $0.key.namespace == namespace) && selector.matches($0.value) }
                     .sorted { $0.key.name < $1.key.name }.map { line("ADDED", $0.value) }
             }
@@ -609,8 +776,8 @@ final class ObjectStore: @unchecked Sendable {
             for text in initial { guard write(text) else { return } }
             while Date() < deadline {
                 condition.lock()
-                if version == cursor { _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.2))) }
-                let newest = version
+                if resourceVersion == cursor { _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.2))) }
+                let newest = resourceVersion
                 let batch = events[firstEvent(after: cursor)...].filter { $0.key.resource == id && (namespace == nil || $0.key.namespace == namespace) }
                 condition.unlock()
                 // Everything up to `newest` is now either in the batch or not for this watch.

@@ -1,5 +1,6 @@
 internal import Foundation
 internal import KubeClient
+internal import KubeObjects
 
 /// A CRD's structural OpenAPI v3 schema applied as the API server does: defaults filled in,
 /// unknown fields pruned (unless `x-kubernetes-preserve-unknown-fields`), then types,
@@ -146,5 +147,27 @@ struct SchemaValidator {
 
     static func format(_ number: Double) -> String {
         number == number.rounded() ? String(Int64(number)) : String(number)
+    }
+}
+
+extension SchemaValidator {
+    /// How a custom resource's lists merge under server-side apply: as its schema declares
+    /// (`x-kubernetes-list-type: map` with `x-kubernetes-list-map-keys`, or `set`; a list
+    /// declares nothing is atomic). Metadata merges as every object's does.
+    static func listTypes(of schema: JSONValue) -> ListTypes {
+        ListTypes { path in
+            if path.first == "metadata" { return ListTypes.builtIn.type(of: path) }
+            var node: JSONValue? = schema
+            for name in path {
+                // Through list items first: the path names fields only.
+                while let items = node?["items"], node?["type"]?.string == "array" { node = items }
+                node = node?[path: "properties"]?[name] ?? node?["additionalProperties"]
+            }
+            switch node?["x-kubernetes-list-type"]?.string {
+            case "map": return .map(keys: (node?["x-kubernetes-list-map-keys"]?.array ?? []).compactMap(\.string))
+            case "set": return .set
+            default: return .atomic
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 internal import Foundation
 public import KubeClient
+public import KubeObjects
 
 /// A Kubernetes API server for tests, on loopback: generic storage for the built-in kinds the
 /// controller uses and for any kind a CustomResourceDefinition registers, with the semantics
@@ -15,28 +16,40 @@ public final class TestAPIServer: Sendable {
     public var port: Int { server.port }
     public var url: String { "http://127.0.0.1:\(server.port)" }
 
-    /// `allowAnonymous` serves requests without a token too: kubectl sends no bearer token
-    /// over plain http, and this server has no TLS.
-    public init(token: String = "test-token", allowAnonymous: Bool = false) throws {
-        let store = ObjectStore()
+    /// `token` is the administrator's (group `system:masters`: RBAC allows it everything);
+    /// `allowAnonymous` serves requests without a token as the administrator's too: kubectl
+    /// sends no bearer token over plain http, and this server has no TLS. `version` is the
+    /// release it answers as (`.v1_24` drops CronJob time zones, as the recordings show).
+    public init(token: String = "test-token", allowAnonymous: Bool = false, version: KubernetesVersion = .v1_32) throws {
+        let store = ObjectStore(version: version)
+        store.register(token: token, for: .admin)
         self.store = store
         self.token = token
         server = try LoopbackHTTPServer { request in
-            TestAPIServer.handle(request, store: store, token: allowAnonymous ? nil : token)
+            TestAPIServer.handle(request, store: store, anonymous: allowAnonymous ? .admin : nil)
         }
+    }
+
+    /// A token for a ServiceAccount: its requests are allowed only as far as the Roles,
+    /// ClusterRoles and bindings stored here say (apply `k8s/rbac.yaml` first), and refused
+    /// with the real server's 403 otherwise.
+    public func token(forServiceAccount name: String, namespace: String) -> String {
+        let token = "sa-\(namespace)-\(name)-\(UUID().uuidString.prefix(8))"
+        store.register(token: token, for: .serviceAccount(namespace: namespace, name: name))
+        return token
     }
 
     public func stop() { server.stop() }
 
     /// A connection to this server for `KubeClient`.
-    public func connection(namespace: String = "default") -> KubeConnection {
-        KubeConnection(server: url, namespace: namespace, token: .fixed(token))
+    public func connection(namespace: String = "default", token: String? = nil) -> KubeConnection {
+        KubeConnection(server: url, namespace: namespace, token: .fixed(token ?? self.token))
     }
 
     /// Writes a kubeconfig for this server (token auth, `namespace` as the default) to a new
     /// temporary file, for a process under test; the caller removes it.
-    public func writeKubeconfig(namespace: String) throws -> String {
-        try Self.writeKubeconfig(server: url, token: token, namespace: namespace)
+    public func writeKubeconfig(namespace: String, token: String? = nil) throws -> String {
+        try Self.writeKubeconfig(server: url, token: token ?? self.token, namespace: namespace)
     }
 
     /// The same for a server known by URL and token (`kube-test-server` in another process).
@@ -85,10 +98,11 @@ public final class TestAPIServer: Sendable {
 
     // MARK: Routing
 
-    static func handle(_ request: LoopbackHTTPServer.Request, store: ObjectStore, token: String?) -> LoopbackHTTPServer.Response {
+    static func handle(_ request: LoopbackHTTPServer.Request, store: ObjectStore, anonymous: APIUser?) -> LoopbackHTTPServer.Response {
         store.applyLatency()
-        if let token, request.headers["authorization"] != "Bearer \(token)" {
-            return status(401, "Unauthorized", "no valid bearer token")
+        let presented = request.headers["authorization"].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        guard let user = presented.flatMap(store.user(forToken:)) ?? (presented == nil ? anonymous : nil) else {
+            return status(401, "Unauthorized", "Unauthorized")
         }
         if let injected = store.takeFailure() {
             return status(injected, injected == 429 ? "TooManyRequests" : "InternalError", "injected by the test")
@@ -96,9 +110,9 @@ public final class TestAPIServer: Sendable {
         let segments = request.path.split(separator: "/").map(String.init)
         switch segments.first {
         case "version":
-            return json(200, .object(["major": .string("1"), "minor": .string("32"), "gitVersion": .string("v1.32.0-backstop-test")]))
+            return json(200, store.version.document)
         case "api", "apis":
-            return store.route(request, segments: segments)
+            return store.route(request, segments: segments, user: user)
         default:
             return status(404, "NotFound", "the server could not find the requested resource")
         }

@@ -1,4 +1,6 @@
 public import BackstopAPI
+internal import Foundation
+internal import KubeObjects
 
 /// Policy in, CronJobs out: one per environment, running the worker with its options as the
 /// `BACKSTOP_*` variables of BackstopAPI's one table. Pure: the controller and
@@ -28,9 +30,31 @@ public struct CronJobBuilder: Sendable {
         self.settings = settings
     }
 
-    /// One CronJob per environment, in the policy's order.
-    public func cronJobs(for policy: BackupPolicy) throws(BackstopAPIError) -> [CronJob] {
-        try policy.resolvedEnvironments().map { cronJob(policy, $0) }
+    /// The annotation on each CronJob that names its desired state: a hash of everything
+    /// the builder set. The controller compares it, not the object, with what it wants: the
+    /// API server fills defaults in, rewrites quantities and drops fields it does not serve.
+    public static let specHashAnnotation = "backstop.dev/spec-hash"
+
+    /// One CronJob per environment, in the policy's order. `cronJobTimeZone` is false for an
+    /// API server that does not serve `spec.timeZone` (before 1.25): the field is left out.
+    public func cronJobs(for policy: BackupPolicy, cronJobTimeZone: Bool = true) throws(BackstopAPIError) -> [CronJob] {
+        try policy.resolvedEnvironments().map { environment in
+            var built = cronJob(policy, environment)
+            if !cronJobTimeZone { built.spec.timeZone = nil }
+            built.metadata.annotations = [Self.specHashAnnotation: Self.specHash(of: built)]
+            return built
+        }
+    }
+
+    /// A hash of the CronJob as built (its own annotation aside), stable across processes.
+    static func specHash(of cronJob: CronJob) -> String {
+        var unhashed = cronJob
+        unhashed.metadata.annotations?[specHashAnnotation] = nil
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Plain strings, numbers and lists: encoding cannot fail.
+        let data = (try? encoder.encode(unhashed)) ?? Data()
+        return String(stableHash(String(decoding: data, as: UTF8.self)).prefix(16))
     }
 
     /// `<policy>-<environment>`, shortened with a hash when over the 52 characters a CronJob
@@ -49,6 +73,9 @@ public struct CronJobBuilder: Sendable {
             Self.environmentLabel: environment.name,
         ]
         let template = policy.spec.jobTemplate
+        // The user's pod labels and annotations first, Backstop's own over them: its labels
+        // are how the controller finds its Jobs.
+        let podLabels = (template?.labels ?? [:]).merging(labels) { _, ours in ours }
         var owner: [OwnerReference]?
         if let uid = policy.metadata.uid {
             owner = [OwnerReference(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, name: policy.metadata.name, uid: uid,
@@ -62,7 +89,11 @@ public struct CronJobBuilder: Sendable {
             restartPolicy: "Never",
             securityContext: .init(runAsNonRoot: true, runAsUser: settings.userID, runAsGroup: settings.userID, fsGroup: settings.userID,
                                    seccompProfile: .init(type: "RuntimeDefault")),
+            imagePullSecrets: template?.imagePullSecrets.map { $0.map { .init(name: $0.name) } },
             nodeSelector: template?.nodeSelector,
+            tolerations: template?.tolerations,
+            affinity: template?.affinity,
+            priorityClassName: template?.priorityClassName,
             containers: [Container(
                 name: "backup", image: template?.image ?? settings.workerImage, args: ["backup"], env: environmentVariables,
                 resources: template?.resources.map { .init(requests: $0["requests"], limits: $0["limits"]) },
@@ -73,7 +104,7 @@ public struct CronJobBuilder: Sendable {
                 volumeMounts: mounts)],
             volumes: volumes)
         return CronJob(
-            metadata: ObjectMetadata(name: Self.name(policy: policy.metadata.name, environment: environment.name),
+            metadata: ObjectMeta(name: Self.name(policy: policy.metadata.name, environment: environment.name),
                                      namespace: policy.metadata.namespace, labels: labels, ownerReferences: owner),
             spec: .init(schedule: environment.schedule, timeZone: environment.timeZone, suspend: environment.suspend,
                         concurrencyPolicy: policy.spec.concurrencyPolicy ?? "Forbid",
@@ -84,7 +115,7 @@ public struct CronJobBuilder: Sendable {
                             backoffLimit: template?.backoffLimit ?? 1,
                             activeDeadlineSeconds: template?.activeDeadlineSeconds ?? 6 * 3_600,
                             ttlSecondsAfterFinished: nil,
-                            template: .init(metadata: .init(labels: labels), spec: pod)))))
+                            template: .init(metadata: .init(labels: podLabels, annotations: template?.annotations), spec: pod)))))
     }
 
     /// The worker's environment, mounts and volumes: options from the one table, Secrets as
@@ -186,7 +217,7 @@ extension CronJobBuilder {
         var labels = cronJob.spec.jobTemplate.metadata.labels
         labels["backstop.dev/trigger"] = "run-now"
         let name = String(cronJob.metadata.name.prefix(43)) + "-now-" + String(stableHash(value).prefix(6))
-        return Job(metadata: ObjectMetadata(name: name, namespace: cronJob.metadata.namespace, labels: labels,
+        return Job(metadata: ObjectMeta(name: name, namespace: cronJob.metadata.namespace, labels: labels,
                                             annotations: [runNowAnnotation: value], ownerReferences: cronJob.metadata.ownerReferences),
                    spec: cronJob.spec.jobTemplate.spec)
     }

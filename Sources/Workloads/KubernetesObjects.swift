@@ -1,28 +1,14 @@
+public import KubeObjects
+
 /// The slices of the Kubernetes API the builders produce, as plain Codable values: enough for
-/// CronJobs and Jobs that run the worker, nothing the controller does not set.
-public struct ObjectMetadata: Codable, Sendable, Hashable {
-    public var name: String
-    public var namespace: String?
-    public var labels: [String: String]?
-    public var annotations: [String: String]?
-    public var ownerReferences: [OwnerReference]?
-    /// Set only to replace an existing object (an update is refused when it is stale).
-    public var resourceVersion: String?
-}
-
-public struct OwnerReference: Codable, Sendable, Hashable {
-    public var apiVersion: String
-    public var kind: String
-    public var name: String
-    public var uid: String
-    public var controller: Bool
-    public var blockOwnerDeletion: Bool
-}
-
+/// CronJobs and Jobs that run the worker, nothing the controller does not set. Metadata is
+/// the shared `ObjectMeta`.
 public struct CronJob: Codable, Sendable, Hashable {
     public struct Spec: Codable, Sendable, Hashable {
         public var schedule: String
-        public var timeZone: String
+        /// Nil for API servers that do not serve it (before 1.25): they would drop it, or
+        /// refuse an apply that carries it.
+        public var timeZone: String?
         public var suspend: Bool
         public var concurrencyPolicy: String
         public var startingDeadlineSeconds: Int?
@@ -36,7 +22,7 @@ public struct CronJob: Codable, Sendable, Hashable {
     }
     public var apiVersion = "batch/v1"
     public var kind = "CronJob"
-    public var metadata: ObjectMetadata
+    public var metadata: ObjectMeta
     public var spec: Spec
 }
 
@@ -49,13 +35,18 @@ public struct Job: Codable, Sendable, Hashable {
     }
     public var apiVersion = "batch/v1"
     public var kind = "Job"
-    public var metadata: ObjectMetadata
+    public var metadata: ObjectMeta
     public var spec: Spec
 }
 
 public struct TemplateMetadata: Codable, Sendable, Hashable {
     public var labels: [String: String]
     public var annotations: [String: String]?
+
+    public init(labels: [String: String], annotations: [String: String]? = nil) {
+        self.labels = labels
+        self.annotations = annotations
+    }
 }
 
 public struct PodTemplate: Codable, Sendable, Hashable {
@@ -72,11 +63,17 @@ public struct PodSpec: Codable, Sendable, Hashable {
         public var fsGroup: Int
         public var seccompProfile: Seccomp
     }
+    public struct LocalObjectReference: Codable, Sendable, Hashable { public var name: String }
     public var serviceAccountName: String?
     public var automountServiceAccountToken: Bool
     public var restartPolicy: String
     public var securityContext: SecurityContext
+    public var imagePullSecrets: [LocalObjectReference]?
     public var nodeSelector: [String: String]?
+    /// The user's, as written: Kubernetes' own shapes, passed through.
+    public var tolerations: [JSONValue]?
+    public var affinity: JSONValue?
+    public var priorityClassName: String?
     public var containers: [Container]
     public var volumes: [Volume]
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import BlockingCalls
 import CAllocator  // tunes glibc for a small steady footprint before main: see CAllocator.h
-import Controller
+import Reconcilers
 import Foundation
 import KubeClient
 import KubeRuntime
@@ -74,17 +74,24 @@ struct BackstopController: AsyncParsableCommand {
         logger.info("health and metrics on \(address.prefix(upTo: colon)):\(health.port); watching \(watched.isEmpty ? "all namespaces" : watched.joined(separator: ", "))")
 
         let scopes: [String?] = watched.isEmpty ? [nil] : watched.map { Optional($0) }
+        let capabilities = await ServerCapabilities.discover(client: client, logger: logger)
         let controllers = scopes.map { namespace in
             PolicyReconciler.controller(client: client, namespace: namespace, workerImage: image, workers: workers,
-                                        logger: logger, metrics: metrics)
+                                        logger: logger, metrics: metrics, capabilities: capabilities)
         }
         let lead: @Sendable () async -> Void = {
             await withTaskGroup(of: Void.self) { group in
                 for controller in controllers { group.addTask { await controller.run() } }
                 group.addTask {
-                    // Ready once every cache has its first list; the queue depth feeds /metrics.
+                    // Ready once every cache has its first list and every watch works; the
+                    // queue depth feeds /metrics.
                     while !Task.isCancelled {
-                        health.setReady(controllers.allSatisfy { $0.hasSynced })
+                        let problems = controllers.flatMap { $0.health.problems }
+                        if let problem = problems.first {
+                            health.setReady(false, reason: problem)
+                        } else {
+                            health.setReady(controllers.allSatisfy { $0.hasSynced })
+                        }
                         var depth = 0
                         for controller in controllers { depth += await controller.queue.length }
                         metrics.setQueueDepth(depth)

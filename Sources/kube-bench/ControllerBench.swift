@@ -1,5 +1,6 @@
 import Foundation
 import KubeClient
+import KubeObjects
 import KubeTestServer
 
 /// `kube-bench URL TOKEN controller N BINARY`: N BackupPolicies of three environments each,

@@ -1,5 +1,6 @@
 import Foundation
 import KubeClient
+import KubeObjects
 import KubeRuntime
 
 // List+watch into the informer store, against a running API server (hack/bench.sh starts

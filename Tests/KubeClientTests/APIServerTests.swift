@@ -1,5 +1,6 @@
 import Foundation
 import KubeClient
+import KubeObjects
 import KubeTestServer
 import Testing
 
@@ -344,14 +345,37 @@ struct JobRunnerTests {
         job["apiVersion"] = .string("batch/v1")
         job["kind"] = .string("Job")
         job["metadata"] = .object(["name": .string("manual")])
+        job["spec"]?["backoffLimit"] = 0
         _ = try await client.create(.jobs, job)
         let finished = try await waitForCondition(client, "manual")
         #expect(finished.fields["status"]?["conditions"]?.array?.first?["type"] == .string("Failed"))
-        #expect(finished.fields["status"]?["failed"] == .number(1))
+        #expect(finished.fields["status"]?["failed"] == .number(1), "backoffLimit 0: one pod, no retry")
         let pod = try await client.listAll(.pods, namespace: "shop", labelSelector: "job-name=manual", as: GenericObject.self).items.first
         #expect(pod?.fields["status"]?[path: "containerStatuses"]?.array?.first?[path: "state.terminated.message"] == .string("{\"outcome\":\"failed\",\"job\":\"manual\"}"))
         // Deleting the Job takes its Pod with it.
         try await client.delete(.jobs, name: "manual", propagation: .background)
         #expect(try await client.listAll(.pods, namespace: "shop", as: GenericObject.self).items.isEmpty)
+    }
+
+    @Test("a failed pod is retried while backoffLimit allows; the Job is Complete when a retry succeeds")
+    func retries() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        server.setJobRunner(.handler { run in
+            JobResult(exitCode: run.attempt == 1 ? 1 : 0, terminationMessage: "attempt \(run.attempt)")
+        })
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        var job = Self.cronJob[path: "spec.jobTemplate"] ?? .null
+        job["apiVersion"] = .string("batch/v1")
+        job["kind"] = .string("Job")
+        job["metadata"] = .object(["name": .string("retried")])
+        job["spec"]?["backoffLimit"] = 1
+        _ = try await client.create(.jobs, job)
+        let finished = try await waitForCondition(client, "retried")
+        #expect(finished.fields["status"]?["conditions"]?.array?.first?["type"] == .string("Complete"))
+        #expect(finished.fields["status"]?["failed"] == .number(1) && finished.fields["status"]?["succeeded"] == .number(1))
+        let pods = try await client.listAll(.pods, namespace: "shop", labelSelector: "job-name=retried", as: GenericObject.self).items
+        let phases = Set(pods.compactMap { $0.fields["status"]?["phase"]?.string })
+        #expect(pods.count == 2 && phases == ["Failed", "Succeeded"])
     }
 }

@@ -1,9 +1,12 @@
+import KubeObjects
 import BlockingCalls
 import Foundation
 import KubeClient
 import KubeTestServer
 import TestSupport
 import Testing
+import YAML
+import BackstopAPI
 
 /// The shipped CRD and example, applied with kubectl to the test API server, which enforces
 /// the CRD's schema (not its CEL rules: those are checked by the controller's validation).
@@ -34,7 +37,7 @@ struct PolicyManifestTests {
         #expect(result.status == 0 && result.output.contains("backuppolicy.backstop.dev/orders created"), "\(result.output)")
         let stored = try #require(server.object(.backupPolicies, namespace: "shop", name: "orders"))
         #expect(stored[path: "spec.concurrencyPolicy"] == .string("Forbid"), "defaults from the schema")
-        #expect(stored[path: "spec.database.sslMode"] == .string("require"))
+        #expect(stored[path: "spec.database.sslMode"] == nil, "no schema default on a connection: environments override it field by field")
         #expect(stored[path: "spec.environments"]?.array?.first?[path: "retention.minAge"] == .string("1h"))
 
         let broken: [(String, String, String)] = [
@@ -108,5 +111,35 @@ struct PolicyManifestTests {
         let (status, output) = try await Self.run(["python3", script])
         #expect(status == 0, "\(output)")
         #expect(output.contains("0 failures"))
+    }
+
+    /// Schema defaults land on every object the schema describes: a default on the
+    /// environment's database would override the policy's port and sslMode with 5432 and
+    /// require. Applied through the test server, which fills defaults as the real one does.
+    @Test("environments override single connection fields: the policy's port and sslMode reach every environment")
+    func connectionOverrides() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        let crd = try YAMLDecoder().decode(JSONValue.self, from: String(contentsOfFile: Self.root + "/k8s/crds/backuppolicy.yaml", encoding: .utf8))
+        _ = try await client.create(.customResourceDefinitions, crd)
+        var policy = try YAMLDecoder().decode(JSONValue.self, from: String(contentsOfFile: Self.root + "/k8s/examples/backuppolicy.yaml", encoding: .utf8))
+        policy["spec"]?["database"]?["port"] = 6432
+        policy["spec"]?["database"]?["sslMode"] = "verify-full"
+        policy["spec"]?["environments"]?[arrayIndex: 1]?["database"] = ["name": "orders_staging"]
+        _ = try await client.create(.backupPolicies, namespace: "shop", policy)
+        let stored = try await client.get(.backupPolicies, namespace: "shop", name: "orders", as: BackupPolicy.self)
+        let resolved = try stored.resolvedEnvironments()
+        #expect(resolved.map(\.database.port) == [6432, 6432, 6432])
+        #expect(resolved.map(\.database.sslMode) == ["verify-full", "verify-full", "verify-full"])
+        #expect(resolved.map(\.database.host) == ["orders-db.production.svc", "orders-db.shop.svc", "orders-db.development.svc"])
+        #expect(resolved[1].database.name == "orders_staging" && resolved[0].database.name == "orders")
+        // Unset everywhere, the controller's defaults apply.
+        var plain = policy
+        plain["metadata"]?["name"] = "plain"
+        plain["spec"]?["database"] = ["host": "db", "name": "app", "credentialsSecret": "app-backup"]
+        _ = try await client.create(.backupPolicies, namespace: "shop", plain)
+        let defaults = try await client.get(.backupPolicies, namespace: "shop", name: "plain", as: BackupPolicy.self).resolvedEnvironments()
+        #expect(defaults.allSatisfy { $0.database.port == 5432 && $0.database.sslMode == "require" })
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KubeClient
+import KubeObjects
 import KubeTestServer
 import Testing
 

@@ -1,3 +1,4 @@
+import KubeObjects
 import BackstopAPI
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import KubeObjects
 import BackstopAPI
 import Foundation
 import HTTP
@@ -25,7 +26,7 @@ struct ControllerProcessTests {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["--health-address", "127.0.0.1:\(port)", "--worker-image", "backstop:test"]
         process.environment = ProcessInfo.processInfo.environment.merging(
-            ["KUBECONFIG": kubeconfig, "HOSTNAME": identity, "POD_NAMESPACE": "shop", "BACKSTOP_LOG_LEVEL": "critical"]) { _, new in new }
+            ["KUBECONFIG": kubeconfig, "HOSTNAME": identity, "POD_NAMESPACE": ControlPlane.namespace, "BACKSTOP_LOG_LEVEL": "critical"]) { _, new in new }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -42,16 +43,17 @@ struct ControllerProcessTests {
         let server = try TestAPIServer()
         defer { server.stop() }
         let client = try KubeClient(connection: server.connection(namespace: "shop"))
-        _ = try await client.create(.customResourceDefinitions, try PolicyReconcilerTests.manifest("k8s/crds/backuppolicy.yaml"))
+        try await ControlPlane.install(on: server)
         _ = try await client.create(.backupPolicies, namespace: "shop", try PolicyReconcilerTests.manifest("k8s/examples/backuppolicy.yaml"))
-        let kubeconfig = try server.writeKubeconfig(namespace: "shop")
+        // The controller as its own ServiceAccount, bound by k8s/rbac.yaml.
+        let kubeconfig = try server.writeKubeconfig(namespace: ControlPlane.namespace, token: ControlPlane.token(server))
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
 
         let ports = ["a": try Self.freePort(), "b": try Self.freePort()]
         var processes = ["a": try start("a", kubeconfig: kubeconfig, port: ports["a"]!)]
         defer { for process in processes.values where process.isRunning { process.terminate() } }
         func holder() async -> String? {
-            let lease = try? await client.get(.leases, namespace: "shop", name: "backstop-controller", as: GenericObject.self)
+            let lease = try? await client.get(.leases, namespace: ControlPlane.namespace, name: "backstop-controller", as: GenericObject.self)
             return lease?.fields["spec"]?["holderIdentity"]?.string
         }
         let test = PolicyReconcilerTests()

@@ -1,7 +1,8 @@
 import BackstopAPI
-import Controller
+import Reconcilers
 import Foundation
 import KubeClient
+import KubeObjects
 import KubeRuntime
 import KubeTestServer
 import TestSupport
@@ -69,8 +70,9 @@ struct InvalidPolicyTests {
         let server = try TestAPIServer(token: "unused", allowAnonymous: true)
         defer { server.stop() }
         let client = try KubeClient(connection: server.connection(namespace: "shop"))
-        _ = try await client.create(.customResourceDefinitions, try PolicyReconcilerTests.manifest("k8s/crds/backuppolicy.yaml"))
-        let running = Task { await PolicyReconcilerTests().controller(client).run() }
+        try await ControlPlane.install(on: server)
+        let control = try PolicyReconcilerTests().controller(server)
+        let running = Task { await control.run() }
         defer { running.cancel() }
 
         let example = try PolicyReconcilerTests.manifest("k8s/examples/backuppolicy.yaml")
@@ -87,7 +89,7 @@ struct InvalidPolicyTests {
             }
             let named = try await PolicyReconcilerTests.eventually {
                 let ready = try await client.get(.backupPolicies, name: "wrong-\(index)", as: BackupPolicy.self).status?.conditions?.first { $0.type == "Ready" }
-                return ready?.status == "False" && ready?.reason == "InvalidSpec" && ready?.message.contains(wrong.field) == true
+                return ready?.status == .false && ready?.reason == "InvalidSpec" && ready?.message.contains(wrong.field) == true
             }
             #expect(named, "\(wrong.name): no Ready=False naming \(wrong.field)")
             reported.append(wrong.name)
@@ -114,10 +116,11 @@ struct InvalidPolicyTests {
         guard var versions = crd["spec"]?["versions"]?.array else { Issue.record("the CRD has no versions"); return }
         versions[0]["schema"] = ["openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]]
         crd["spec"]?["versions"] = .array(versions)
-        _ = try await client.create(.customResourceDefinitions, crd)
+        try await ControlPlane.install(on: server, crd: crd)
         // First a good policy, reconciled (Ready and RPOMet conditions), then a wrong edit.
         _ = try await client.create(.backupPolicies, namespace: "shop", try PolicyReconcilerTests.manifest("k8s/examples/backuppolicy.yaml"))
-        let running = Task { await PolicyReconcilerTests().controller(client).run() }
+        let control = try PolicyReconcilerTests().controller(server)
+        let running = Task { await control.run() }
         defer { running.cancel() }
         func conditions() async throws -> [JSONValue] {
             try await client.get(.backupPolicies, name: "orders", as: GenericObject.self).fields["status"]?["conditions"]?.array ?? []

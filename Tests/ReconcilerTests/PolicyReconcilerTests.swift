@@ -1,8 +1,9 @@
 import BackstopAPI
-import Controller
+import Reconcilers
 import Foundation
 import HTTP
 import KubeClient
+import KubeObjects
 import KubeRuntime
 import KubeTestServer
 import Logging
@@ -41,16 +42,21 @@ struct PolicyReconcilerTests {
         return try await condition()
     }
 
-    func controller(_ client: KubeClient, metrics: Metrics = Metrics(), now: @escaping @Sendable () -> Date = { Date() }) -> Controller<ObservedPolicy> {
-        PolicyReconciler.controller(client: client, namespace: nil, workerImage: "backstop:test", logger: Self.logger, metrics: metrics,
-                                    backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(200)), now: now)
+    /// The controller for every namespace, as its own ServiceAccount (see `ControlPlane`).
+    func controller(_ server: TestAPIServer, metrics: Metrics = Metrics(), maximumAttempts: Int = 5,
+                    capabilities: ServerCapabilities = ServerCapabilities(),
+                    now: @escaping @Sendable () -> Date = { Date() }) throws -> Controller<ObservedPolicy> {
+        PolicyReconciler.controller(client: try ControlPlane.controllerClient(server, maximumAttempts: maximumAttempts), namespace: nil,
+                                    workerImage: "backstop:test", logger: Self.logger, metrics: metrics,
+                                    backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(200)), capabilities: capabilities, now: now)
     }
 
-    /// A test API server with the CRD installed and, unless `policy` is false, the example policy.
-    func start(policy: Bool = true) async throws -> (TestAPIServer, KubeClient) {
-        let server = try TestAPIServer()
+    /// A test API server with the CRD and RBAC installed and, unless `policy` is false, the
+    /// example policy; the client is the administrator's.
+    func start(policy: Bool = true, version: KubernetesVersion = .v1_32) async throws -> (TestAPIServer, KubeClient) {
+        let server = try TestAPIServer(version: version)
+        try await ControlPlane.install(on: server)
         let client = try KubeClient(connection: server.connection(namespace: "shop"))
-        _ = try await client.create(.customResourceDefinitions, try Self.manifest("k8s/crds/backuppolicy.yaml"))
         if policy { _ = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml")) }
         return (server, client)
     }
@@ -64,7 +70,8 @@ struct PolicyReconcilerTests {
     func lifecycle() async throws {
         let (server, client) = try await start()
         defer { server.stop() }
-        let running = Task { await controller(client).run() }
+        let control = try controller(server)
+        let running = Task { await control.run() }
         defer { running.cancel() }
 
         #expect(try await eventually { try await cronJobs(client).count == 3 })
@@ -72,7 +79,7 @@ struct PolicyReconcilerTests {
         #expect(names == ["orders-development", "orders-production", "orders-staging"])
         #expect(try await eventually {
             let policy = try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self)
-            return policy.status?.conditions?.first { $0.type == "Ready" }?.status == "True" && policy.status?.observedGeneration == 1
+            return policy.status?.conditions?.first { $0.type == "Ready" }?.status == .true && policy.status?.observedGeneration == 1
                 && policy.status?.environments?.map(\.cronJob) == ["orders-production", "orders-staging", "orders-development"]
         })
         let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items
@@ -108,7 +115,7 @@ struct PolicyReconcilerTests {
         await running.value
         let quiet = server.currentResourceVersion
         let metrics = Metrics()
-        let restarted = controller(client, metrics: metrics)
+        let restarted = try controller(server, metrics: metrics)
         let rerun = Task { await restarted.run() }
         #expect(try await eventually { metrics.render().contains("\nbackstop_reconcile_total 1\n") })
         try await Task.sleep(for: .milliseconds(300))
@@ -125,28 +132,28 @@ struct PolicyReconcilerTests {
     func results() async throws {
         let (server, client) = try await start()
         defer { server.stop() }
-        let outcome = Shared(0)  // run number: odd runs succeed, even runs fail
+        // Pods succeed or fail in this order; the example's Jobs retry once (backoffLimit 1).
+        let outcomes = Shared([true, false, false])
+        let number = Shared(0)
         server.setJobRunner(.handler { run in
-            let number = outcome.withLock { value -> Int in
-                value += 1
-                return value
-            }
-            let report = number % 2 == 1
-                ? "{\"backupID\":\"20261122T020000Z-00\(number)a\",\"command\":\"backup\",\"completedAt\":\"2026-11-22T02:00:05Z\",\"durationSeconds\":5.5,\"outcome\":\"succeeded\",\"startedAt\":\"2026-11-22T02:00:00Z\",\"storedBytes\":4096,\"verified\":true}"
+            let (succeeds, index) = outcomes.withLock { list in (list.isEmpty ? true : list.removeFirst(), number.withLock { $0 += 1; return $0 }) }
+            let report = succeeds
+                ? "{\"backupID\":\"20261122T020000Z-00\(index)a\",\"command\":\"backup\",\"completedAt\":\"2026-11-22T02:00:05Z\",\"durationSeconds\":5.5,\"outcome\":\"succeeded\",\"startedAt\":\"2026-11-22T02:00:00Z\",\"storedBytes\":4096,\"verified\":true}"
                 : "{\"command\":\"backup\",\"completedAt\":\"2026-11-22T02:00:05Z\",\"durationSeconds\":0.5,\"message\":\"could not connect to server: check --database\",\"outcome\":\"failed\",\"startedAt\":\"2026-11-22T02:00:00Z\"}"
-            return JobResult(exitCode: number % 2 == 1 ? 0 : 1, terminationMessage: report + "\n")
+            return JobResult(exitCode: succeeds ? 0 : 1, terminationMessage: report + "\n")
         })
-        let running = Task { await controller(client).run() }
+        let control = try controller(server)
+        let running = Task { await control.run() }
         defer { running.cancel() }
         #expect(try await eventually { try await cronJobs(client).count == 3 })
         func production() async throws -> BackupPolicy.EnvironmentStatus? {
             try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.environments?.first { $0.name == "production" }
         }
-        func condition(_ type: String) async throws -> BackupPolicy.Condition? {
+        func condition(_ type: Condition.ConditionType) async throws -> Condition? {
             try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.conditions?.first { $0.type == type }
         }
         // Before any backup, production's 24h RPO is breached.
-        #expect(try await eventually { try await condition("RPOMet")?.status == "False" })
+        #expect(try await eventually { try await condition("RPOMet")?.status == .false })
 
         _ = try server.triggerCronJob(namespace: "shop", name: "orders-production")
         #expect(try await eventually { try await production()?.lastSuccessfulBackup?.id == "20261122T020000Z-001a" })
@@ -155,13 +162,13 @@ struct PolicyReconcilerTests {
         #expect(try await eventually {
             let rpo = try await condition("RPOMet")?.status
             let last = try await condition("LastBackupSucceeded")?.status
-            return rpo == "True" && last == "True"
+            return rpo == .true && last == .true
         })
 
         try await Task.sleep(for: .seconds(1.1))  // results are ordered by their second-granular times
-        _ = try server.triggerCronJob(namespace: "shop", name: "orders-production")
+        _ = try server.triggerCronJob(namespace: "shop", name: "orders-production")  // both pods fail
         #expect(try await eventually { try await production()?.lastFailure?.message == "could not connect to server: check --database" })
-        #expect(try await eventually { try await condition("LastBackupSucceeded")?.status == "False" })
+        #expect(try await eventually { try await condition("LastBackupSucceeded")?.status == .false })
         #expect(try await production()?.lastSuccessfulBackup == success, "a failure does not erase the last success")
 
         // Jobs garbage-collected: the recorded results stay.
@@ -180,7 +187,8 @@ struct PolicyReconcilerTests {
     func runNow() async throws {
         let (server, client) = try await start()
         defer { server.stop() }
-        let running = Task { await controller(client).run() }
+        let control = try controller(server)
+        let running = Task { await control.run() }
         defer { running.cancel() }
         #expect(try await eventually { try await cronJobs(client).count == 3 })
         func jobs() async throws -> [GenericObject] { try await client.listAll(.jobs, namespace: "shop", as: GenericObject.self).items }
@@ -204,16 +212,15 @@ struct PolicyReconcilerTests {
         #expect(try await eventually { try await jobs().count == 3 })
         let environments = try await jobs().compactMap { $0.metadata.labels?[CronJobBuilder.environmentLabel] }.sorted()
         #expect(environments == ["development", "production", "staging"])
-        let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.compactMap { $0.fields["reason"]?.string }
-        #expect(events.contains("RunNowSkipped"))
+        #expect(try await eventually {
+            try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.contains { $0.fields["reason"] == "RunNowSkipped" }
+        })
     }
 
     @Test("converges through dropped watches, a 410 and injected 409s and 500s")
     func convergesThroughFaults() async throws {
-        let (server, _) = try await start(policy: false)
+        let (server, client) = try await start(policy: false)
         defer { server.stop() }
-        // Few attempts per request, so injected failures reach the reconciler's own retries.
-        let client = try KubeClient(connection: server.connection(namespace: "shop"), maximumAttempts: 2)
         var policies: [String] = []
         for index in 0..<5 {
             var policy = try Self.manifest("k8s/examples/backuppolicy.yaml")
@@ -221,7 +228,9 @@ struct PolicyReconcilerTests {
             policies.append("orders-\(index)")
             _ = try await client.create(.backupPolicies, namespace: "shop", policy)
         }
-        let running = Task { await controller(client).run() }
+        // Few attempts per request, so injected failures reach the reconciler's own retries.
+        let control = try controller(server, maximumAttempts: 2)
+        let running = Task { await control.run() }
         defer { running.cancel() }
         try await Task.sleep(for: .milliseconds(100))
         server.failNextRequests(6, status: 409)
@@ -235,7 +244,7 @@ struct PolicyReconcilerTests {
             var ready = 0
             for name in policies {
                 let policy = try await client.get(.backupPolicies, name: name, as: BackupPolicy.self)
-                if policy.status?.conditions?.first(where: { $0.type == "Ready" })?.status == "True" { ready += 1 }
+                if policy.status?.conditions?.first(where: { $0.type == "Ready" })?.status == .true { ready += 1 }
             }
             return ready == policies.count
         })
@@ -259,11 +268,12 @@ struct PolicyReconcilerTests {
         ]
         _ = try await client.create(.cronJobs, namespace: "shop", foreign)
         _ = try await client.create(.backupPolicies, namespace: "shop", try Self.manifest("k8s/examples/backuppolicy.yaml"))
-        let running = Task { await controller(client).run() }
+        let control = try controller(server)
+        let running = Task { await control.run() }
         defer { running.cancel() }
         #expect(try await eventually {
             let ready = try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.conditions?.first { $0.type == "Ready" }
-            return ready?.status == "False" && ready?.reason == "CronJobConflict" && ready?.message.contains("orders-production") == true
+            return ready?.status == .false && ready?.reason == "CronJobConflict" && ready?.message.contains("orders-production") == true
         })
         let kept = try await client.get(.cronJobs, name: "orders-production", as: GenericObject.self)
         #expect(kept.fields["spec"]?["schedule"] == "0 5 * * *" && kept.metadata.labels == ["team": "payments"], "someone else's CronJob is not touched")
@@ -277,11 +287,12 @@ struct PolicyReconcilerTests {
         // Both storages: a CEL rule the test server does not evaluate; the controller does.
         policy["spec"]?["storage"]?["file"] = .object(["path": .string("/backups")])
         _ = try await client.create(.backupPolicies, namespace: "shop", policy)
-        let running = Task { await controller(client).run() }
+        let control = try controller(server)
+        let running = Task { await control.run() }
         defer { running.cancel() }
         #expect(try await eventually {
             let ready = try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.conditions?.first { $0.type == "Ready" }
-            return ready?.status == "False" && ready?.reason == "InvalidSpec" && ready?.message.contains("spec.storage") == true
+            return ready?.status == .false && ready?.reason == "InvalidSpec" && ready?.message.contains("spec.storage") == true
         })
         #expect(try await cronJobs(client).isEmpty)
         let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items

@@ -48,6 +48,19 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
         }
     }
 
+    /// The element of a list; nil when out of range. Setting replaces an element in range.
+    public subscript(arrayIndex index: Int) -> JSONValue? {
+        get {
+            guard case .array(let items) = self, items.indices.contains(index) else { return nil }
+            return items[index]
+        }
+        set {
+            guard case .array(var items) = self, items.indices.contains(index), let newValue else { return }
+            items[index] = newValue
+            self = .array(items)
+        }
+    }
+
     /// The value at a dotted path, e.g. `metadata.name`.
     public subscript(path path: String) -> JSONValue? {
         path.split(separator: ".").reduce(Optional(self)) { $0?[String($1)] }
@@ -65,6 +78,23 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding a JSONValue cannot fail: every case is plain JSON.
         return (try? encoder.encode(self)) ?? Data("null".utf8)
+    }
+
+    /// The RFC 7386 merge patch that turns `old` into `new` (objects by key, `null` for a
+    /// removed key, anything else whole); nil when they are equal.
+    public static func mergePatch(from old: JSONValue, to new: JSONValue) -> JSONValue? {
+        guard old != new else { return nil }
+        guard case .object(let before) = old, case .object(let after) = new else { return new }
+        var patch: [String: JSONValue] = [:]
+        for (key, value) in after {
+            if let previous = before[key] {
+                if let change = mergePatch(from: previous, to: value) { patch[key] = change }
+            } else {
+                patch[key] = value
+            }
+        }
+        for key in before.keys where after[key] == nil { patch[key] = .null }
+        return .object(patch)
     }
 
     /// RFC 7386 JSON merge patch: objects merge, `null` removes, anything else replaces.

@@ -26,3 +26,37 @@ public enum KubeTime {
         return whole.addingTimeInterval(fraction)
     }
 }
+
+/// A Kubernetes `Time` (RFC 3339, whole seconds) as a `Date`: compared and subtracted as a
+/// time, written as the API writes it. An unreadable value does not decode.
+public struct KubeTimestamp: Codable, Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let date: Date
+
+    public init(_ date: Date) {
+        // Kubernetes keeps whole seconds; so do we, so a value read back compares equal.
+        self.date = Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))
+    }
+
+    public init?(_ text: String) {
+        guard let date = KubeTime.parse(text) else { return nil }
+        self.init(date)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let date = KubeTime.parse(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\"\(text)\" is not an RFC 3339 time"))
+        }
+        self.init(date)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
+    public var description: String { KubeTime.time(date) }
+
+    public static func < (lhs: KubeTimestamp, rhs: KubeTimestamp) -> Bool { lhs.date < rhs.date }
+}

@@ -11,9 +11,11 @@ extension PolicyReconciler {
     /// reconciler reads), and `workers` reconcilers.
     public static func controller(client: KubeClient, namespace: String?, workerImage: String, workers: Int = 2,
                                   logger: Logger, metrics: Metrics = Metrics(), backoff: Backoff = Backoff(),
+                                  capabilities: ServerCapabilities = ServerCapabilities(),
                                   now: @escaping @Sendable () -> Date = { Date() }) -> Controller<ObservedPolicy> {
         let owned = OwnedObjects()
-        let reconciler = PolicyReconciler(client: client, workerImage: workerImage, owned: owned, logger: logger, metrics: metrics, now: now)
+        let reconciler = PolicyReconciler(client: client, workerImage: workerImage, owned: owned, logger: logger, metrics: metrics,
+                                          capabilities: capabilities, now: now)
         let ours = "app.kubernetes.io/managed-by=\(CronJobBuilder.managedBy)"
         return Controller(
             watcher: Watcher(client: client, resource: .backupPolicies, namespace: namespace, backoff: backoff),
@@ -23,7 +25,7 @@ extension PolicyReconciler {
                 .init(Watcher(client: client, resource: .jobs, namespace: namespace, labelSelector: ours, backoff: backoff),
                       cache: owned.jobs, owner: { OwnedObjects.ownerKey(of: $0.metadata) }),
             ],
-            workers: workers, logger: logger, needsReconcile: needsReconcile) { key, object in
+            workers: workers, logger: logger, needsReconcile: needsReconcile, errorPolicy: errorPolicy) { key, object in
                 try await reconciler.reconcile(key: key, object: object)
             }
     }

@@ -1,6 +1,7 @@
 internal import BackstopAPI
 internal import Foundation
 internal import KubeClient
+internal import KubeObjects
 internal import Synchronization
 
 /// The controller's counters and the per-environment backup gauges, in Prometheus' text format.
@@ -23,8 +24,11 @@ public final class Metrics: Sendable {
         var bytes: Int64?
         var rpoMet: Bool?
         /// When the last failure counted happened: a new time is a new failure.
-        var lastFailureTime: String?
+        var lastFailureTime: KubeTimestamp?
         var failures = 0
+        /// The same for failed prunes.
+        var lastRetentionFailureTime: KubeTimestamp?
+        var retentionFailures = 0
     }
     private let state = Mutex(State())
 
@@ -51,13 +55,17 @@ public final class Metrics: Sendable {
                 let key = "\(namespace)/\(policy.metadata.name)/\(environment.name)"
                 var gauges = state.environments[key] ?? Gauges(namespace: namespace, policy: policy.metadata.name, environment: environment.name)
                 let success = environment.lastSuccessfulBackup
-                gauges.lastSuccess = success.flatMap { KubeTime.parse($0.time)?.timeIntervalSince1970 }
+                gauges.lastSuccess = success?.time.date.timeIntervalSince1970
                 gauges.duration = success?.durationSeconds
                 gauges.bytes = success?.bytes
-                gauges.rpoMet = environment.rpo.map { $0 == "Met" }
+                gauges.rpoMet = environment.rpo.map { $0 == .met }
                 if let failure = environment.lastFailure?.time, failure != gauges.lastFailureTime {
                     gauges.failures += 1
                     gauges.lastFailureTime = failure
+                }
+                if let retention = environment.lastRetention, retention.outcome == .failed, retention.time != gauges.lastRetentionFailureTime {
+                    gauges.retentionFailures += 1
+                    gauges.lastRetentionFailureTime = retention.time
                 }
                 state.environments[key] = gauges
             }
@@ -89,6 +97,7 @@ public final class Metrics: Sendable {
                 ("backstop_backup_duration_seconds", "gauge", "Duration of the last successful backup."),
                 ("backstop_backup_bytes", "gauge", "Stored bytes of the last successful backup."),
                 ("backstop_backup_failures_total", "counter", "Failed backups seen by this controller."),
+                ("backstop_retention_failures_total", "counter", "Failed prunes after a backup seen by this controller."),
                 ("backstop_rpo_met", "gauge", "1 when the last success is within the environment's RPO."),
             ]
             for (name, type, help) in families {
@@ -103,6 +112,7 @@ public final class Metrics: Sendable {
                     case "backstop_backup_duration_seconds": value = gauges.duration
                     case "backstop_backup_bytes": value = gauges.bytes.map(Double.init)
                     case "backstop_backup_failures_total": value = Double(gauges.failures)
+                    case "backstop_retention_failures_total": value = Double(gauges.retentionFailures)
                     default: value = gauges.rpoMet.map { $0 ? 1 : 0 }
                     }
                     if let value { lines.append("\(name)\(labels) \(Self.format(value))") }

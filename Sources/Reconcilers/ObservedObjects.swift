@@ -1,6 +1,7 @@
 public import BackstopAPI
 internal import Foundation
 public import KubeClient
+public import KubeObjects
 public import KubeRuntime
 internal import Workloads
 
@@ -34,8 +35,12 @@ public struct ObservedPolicy: KubeObject, Equatable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
+        metadata.managedFields = nil
         do {
-            encoded = try JSONEncoder().encode(try BackupPolicy(from: decoder))
+            var policy = try BackupPolicy(from: decoder)
+            // Who applied which field is the server's business, and can be most of the object.
+            policy.metadata.managedFields = nil
+            encoded = try JSONEncoder().encode(policy)
             decodingError = nil
             statusOfUndecodable = nil
         } catch {
@@ -85,64 +90,107 @@ public struct ObservedPolicy: KubeObject, Equatable {
     }
 }
 
-/// A CronJob the controller made: its metadata and a hash of its spec read into the builder's
-/// own types (nil when it no longer reads as one: hand-edited beyond recognition, so drift).
-/// The hash, not the spec: three thousand CronJobs' pod templates would be most of the
-/// controller's memory, and a reconcile only needs to know whether one is still as built.
+/// A CronJob as the controller's cache keeps it: trimmed metadata, the desired-state hash
+/// its annotation carries, and a hash of the fields Backstop's own apply owns. Nothing of the
+/// spec: the API server fills defaults in, rewrites quantities and drops fields it does not
+/// serve, so the spec read back never equals the one applied, and three thousand pod
+/// templates would be most of the controller's memory.
 public struct ObservedCronJob: KubeObject {
     public var metadata: ObjectMeta
-    /// `CronJob.Spec.hashValue`: comparable only within this process (Swift seeds hashes
-    /// per process), which is all the cache lives for.
-    public let specHash: Int?
+    /// `backstop.dev/spec-hash`: what the builder wanted when it was last applied.
+    public let specHash: String?
+    /// `FieldSet.stableHash` of the fields the `backstop` manager's Apply entry owns; nil
+    /// when it owns none (made or taken over by someone else). A hand edit of a field
+    /// Backstop sets moves that field to the editor's entry, and changes this.
+    public let appliedFieldsHash: UInt64?
 
-    private enum CodingKeys: String, CodingKey { case metadata, spec }
+    private enum CodingKeys: String, CodingKey { case metadata }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        metadata = try container.decode(ObjectMeta.self, forKey: .metadata).trimmedForCache()
-        specHash = (try? container.decode(CronJob.Spec.self, forKey: .spec))?.hashValue
+        let metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
+        self.metadata = metadata.trimmedForCache()
+        specHash = metadata.annotations?[CronJobBuilder.specHashAnnotation]
+        appliedFieldsHash = Self.appliedFields(in: metadata).map(\.stableHash)
     }
 
-    /// Only the metadata: the spec is not kept.
+    /// Only the metadata: the rest is not kept.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(metadata, forKey: .metadata)
     }
+
+    /// The fields `backstop`'s server-side apply owns, from managedFields.
+    static func appliedFields(in metadata: ObjectMeta) -> FieldSet? {
+        metadata.managedFields?.first { $0.manager == PolicyReconciler.fieldManager && $0.operation == "Apply" && $0.subresource == nil }
+            .map { FieldSet(fieldsV1: $0.fieldsV1 ?? .object([:])) }
+    }
+
+    /// Whether the policy with this uid controls it.
+    func isControlled(by uid: String?) -> Bool {
+        guard let uid else { return false }
+        return metadata.ownerReferences?.contains { $0.uid == uid && $0.controller == true } ?? false
+    }
 }
 
-/// A Job the controller's CronJobs (or run-now) started: only how it ended.
+/// A Job the controller's CronJobs (or run-now) started: only whether and how it ended.
+/// Decoded leniently: a condition this controller does not know, or a time it cannot read,
+/// never makes the watch fail.
 public struct ObservedJob: KubeObject {
-    public struct Status: Codable, Sendable {
-        public struct Condition: Codable, Sendable {
-            public var type: String
-            public var status: String
-            public var lastTransitionTime: String?
-            public var message: String?
-        }
-        public var conditions: [Condition]?
-        public var completionTime: String?
+    public enum Outcome: Sendable, Equatable {
+        case complete
+        case failed
     }
 
     public var metadata: ObjectMeta
-    public var status: Status?
+    /// Set once the Job has a true `Complete` or `Failed` condition: its outcome, whatever
+    /// its pods did on the way (a retried Job whose second pod succeeded is `complete`).
+    public let outcome: Outcome?
+    /// When it ended (the condition's transition time, else `completionTime`).
+    public let finishedAt: KubeTimestamp?
+    /// The condition's message (`Job has reached the specified backoff limit`).
+    public let message: String?
 
     private enum CodingKeys: String, CodingKey { case metadata, status }
+    private struct Status: Decodable {
+        struct JobCondition: Decodable {
+            let type: String?
+            let status: String?
+            let lastTransitionTime: String?
+            let message: String?
+        }
+        let conditions: [JobCondition]?
+        let completionTime: String?
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         metadata = try container.decode(ObjectMeta.self, forKey: .metadata).trimmedForCache()
-        status = try container.decodeIfPresent(Status.self, forKey: .status)
+        let status = try? container.decodeIfPresent(Status.self, forKey: .status)
+        let finished = status?.conditions?.first { ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True" }
+        outcome = finished.map { $0.type == "Complete" ? .complete : .failed }
+        finishedAt = (finished?.lastTransitionTime ?? status?.completionTime).flatMap(KubeTimestamp.init)
+        message = finished?.message
     }
 
-    /// The Complete or Failed condition, once the Job has one.
-    var finished: Status.Condition? {
-        status?.conditions?.first { ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True" }
+    public init(metadata: ObjectMeta, outcome: Outcome?, finishedAt: KubeTimestamp?, message: String? = nil) {
+        self.metadata = metadata
+        self.outcome = outcome
+        self.finishedAt = finishedAt
+        self.message = message
     }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(metadata, forKey: .metadata)
+    }
+
+    var environment: String? { metadata.labels?[CronJobBuilder.environmentLabel] }
 }
 
 extension ObjectMeta {
     /// Without what a reconcile of owned objects never reads (uid, times, generation,
-    /// finalizers): kept for thousands of objects.
+    /// finalizers, managedFields): kept for thousands of objects.
     func trimmedForCache() -> ObjectMeta {
         var trimmed = ObjectMeta(name: name, namespace: namespace, labels: labels)
         trimmed.resourceVersion = resourceVersion

@@ -1,4 +1,4 @@
-import Controller
+import Reconcilers
 import Foundation
 import Logging
 import Synchronization

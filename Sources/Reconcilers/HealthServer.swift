@@ -10,7 +10,8 @@ internal import Glibc
 public final class HealthServer: Sendable {
     public let port: Int
     private let listener: Int32
-    private let ready = Mutex(false)
+    /// nil when ready; else why not, for `/readyz`'s answer.
+    private let unready = Mutex<String?>("caches not synced")
     private let metrics: Metrics
 
     public struct Failure: Error, CustomStringConvertible { public let description: String }
@@ -26,8 +27,9 @@ public final class HealthServer: Sendable {
         Thread.detachNewThread { server.serve() }
     }
 
-    /// Ready once the caches have synced (and, with leader election, whether or not we lead).
-    public func setReady(_ value: Bool) { ready.withLock { $0 = value } }
+    /// Ready once the caches have synced and every watch works (and, with leader election,
+    /// whether or not we lead); `reason` says what is missing otherwise.
+    public func setReady(_ value: Bool, reason: String = "caches not synced") { unready.withLock { $0 = value ? nil : reason } }
 
     public func stop() { TCPSocket.closeListener(listener) }
 
@@ -42,7 +44,7 @@ public final class HealthServer: Sendable {
             let (status, body): (Int, String)
             switch path {
             case "/healthz": (status, body) = (200, "ok\n")
-            case "/readyz": (status, body) = ready.withLock { $0 } ? (200, "ok\n") : (503, "caches not synced\n")
+            case "/readyz": (status, body) = unready.withLock { $0 }.map { (503, $0 + "\n") } ?? (200, "ok\n")
             case "/metrics": (status, body) = (200, metrics.render())
             default: (status, body) = (404, "not found\n")
             }

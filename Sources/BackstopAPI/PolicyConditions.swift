@@ -1,0 +1,29 @@
+public import KubeObjects
+
+/// The conditions a BackupPolicy's status carries.
+extension Condition.ConditionType {
+    /// The CronJobs match the policy (or why they cannot).
+    public static let ready: Self = "Ready"
+    public static let lastBackupSucceeded: Self = "LastBackupSucceeded"
+    /// Every environment with an RPO has a recent enough backup.
+    public static let rpoMet: Self = "RPOMet"
+    /// The prune after each environment's last backup worked.
+    public static let retentionApplied: Self = "RetentionApplied"
+    /// The API server honours the policy's time zone in its CronJobs.
+    public static let scheduleTimeZone: Self = "ScheduleTimeZone"
+}
+
+extension Condition.Reason {
+    public static let reconciled: Self = "Reconciled"
+    public static let invalidSpec: Self = "InvalidSpec"
+    public static let cronJobConflict: Self = "CronJobConflict"
+    public static let applyFailed: Self = "ApplyFailed"
+    public static let withinObjective: Self = "WithinObjective"
+    public static let rpoBreached: Self = "RPOBreached"
+    public static let backupSucceeded: Self = "BackupSucceeded"
+    public static let backupFailed: Self = "BackupFailed"
+    public static let pruned: Self = "Pruned"
+    public static let pruneFailed: Self = "PruneFailed"
+    public static let supported: Self = "Supported"
+    public static let unsupported: Self = "Unsupported"
+}

@@ -1,0 +1,376 @@
+public import BackstopAPI
+public import Foundation
+public import KubeObjects
+public import KubeRuntime
+public import Workloads
+
+/// What one reconcile of a BackupPolicy knows: the policy, what the controller's watches show
+/// of the CronJobs and Jobs it made, how the Jobs that finished since the status was last
+/// written ended, what the API server serves, and the time. Everything `PolicyPlan` decides
+/// from; gathered by `PolicyReconciler`, made by hand in tests.
+public struct PolicyObservation: Sendable {
+    public var policy: BackupPolicy
+    public var cronJobs: [ObservedCronJob]
+    public var jobs: [ObservedJob]
+    /// Environment → the newest finished run not yet in the status.
+    public var runs: [String: FinishedRun]
+    public var server: ServerCapabilities.Snapshot
+    public var now: Date
+    /// CronJob name → the hash of Backstop's applied fields the server recorded on the last
+    /// apply of the same desired state (a server may record a field set differently from
+    /// how the controller computes it; once applied, that is no drift).
+    public var acceptedFieldHashes: [String: UInt64]
+
+    public init(policy: BackupPolicy, cronJobs: [ObservedCronJob], jobs: [ObservedJob], runs: [String: FinishedRun] = [:],
+                server: ServerCapabilities.Snapshot, now: Date, acceptedFieldHashes: [String: UInt64] = [:]) {
+        self.policy = policy
+        self.cronJobs = cronJobs
+        self.jobs = jobs
+        self.runs = runs
+        self.server = server
+        self.now = now
+        self.acceptedFieldHashes = acceptedFieldHashes
+    }
+}
+
+/// How one Job ended, as its condition and its pod's report say.
+public struct FinishedRun: Sendable, Equatable {
+    public var environment: String
+    public var jobName: String
+    public var time: KubeTimestamp
+    /// The Job's condition: `Complete` (whatever failed pods came before) or `Failed`.
+    public var succeeded: Bool
+    /// The worker's report from the pod that succeeded (or the newest failed one).
+    public var report: WorkerReport?
+    public var message: String
+
+    public init(environment: String, jobName: String, time: KubeTimestamp, succeeded: Bool, report: WorkerReport?, message: String) {
+        self.environment = environment
+        self.jobName = jobName
+        self.time = time
+        self.succeeded = succeeded
+        self.report = report
+        self.message = message
+    }
+}
+
+/// What a reconcile does, decided without the server: which CronJobs to apply (and whether
+/// with force: only to those the policy already controls), which to delete, which names are
+/// held by someone else's object, which run-now Jobs to start. Then, given how that went,
+/// the status to write and the Events to record. Pure: tested with a fixed clock.
+public struct PolicyPlan: Sendable {
+    public struct Application: Sendable {
+        public var cronJob: CronJob
+        /// The policy controls the object already: a hand edit is undone (force=true).
+        /// Otherwise the apply must not take fields from anyone (force=false).
+        public var force: Bool
+        /// The cache shows it: this is an update, not a creation.
+        public var exists: Bool
+    }
+
+    public struct RunNow: Sendable {
+        public var value: String
+        public var jobs: [Job]
+        /// Environments whose last Job is still running.
+        public var skipped: [String]
+    }
+
+    /// Every CronJob the policy wants, in the environments' order.
+    public var desired: [CronJob]
+    public var apply: [Application]
+    public var delete: [String]
+    /// Names held by a CronJob this policy does not control.
+    public var conflicts: [String]
+    public var runNow: RunNow?
+
+    /// Plans the CronJobs and run-now Jobs; throws when the policy is invalid.
+    public static func make(_ observation: PolicyObservation, workerImage: String) throws(BackstopAPIError) -> PolicyPlan {
+        let policy = observation.policy
+        let builder = CronJobBuilder(settings: .init(workerImage: workerImage))
+        let desired = try builder.cronJobs(for: policy, cronJobTimeZone: observation.server.cronJobTimeZone)
+        var observed = Dictionary(observation.cronJobs.map { ($0.metadata.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var plan = PolicyPlan(desired: desired, apply: [], delete: [], conflicts: [], runNow: nil)
+        for cronJob in desired {
+            guard let current = observed.removeValue(forKey: cronJob.metadata.name) else {
+                plan.apply.append(Application(cronJob: cronJob, force: false, exists: false))
+                continue
+            }
+            guard current.isControlled(by: policy.metadata.uid) else {
+                plan.conflicts.append(cronJob.metadata.name)
+                continue
+            }
+            if drifted(current, from: cronJob, accepted: observation.acceptedFieldHashes[cronJob.metadata.name]) {
+                plan.apply.append(Application(cronJob: cronJob, force: true, exists: true))
+            }
+        }
+        // What is left belongs to environments the policy no longer has.
+        plan.delete = observed.values.filter { $0.isControlled(by: policy.metadata.uid) }.map(\.metadata.name).sorted()
+        plan.runNow = runNow(observation, desired)
+        return plan
+    }
+
+    /// Applied again when its annotation names another desired state, or when the fields
+    /// Backstop's apply owns are not the ones it sets (someone else's edit took some).
+    static func drifted(_ current: ObservedCronJob, from wanted: CronJob, accepted: UInt64?) -> Bool {
+        guard current.specHash == wanted.metadata.annotations?[CronJobBuilder.specHashAnnotation] else { return true }
+        guard let owned = current.appliedFieldsHash else { return true }
+        return owned != fieldSet(of: wanted).stableHash && owned != accepted
+    }
+
+    /// The fields an apply of `cronJob` sets, as the server records them.
+    static func fieldSet(of cronJob: CronJob) -> FieldSet {
+        FieldSet(applying: PolicyReconciler.json(cronJob))
+    }
+
+    /// `backstop.dev/run-now=<value>`: one Job per environment (or the one named by
+    /// `backstop.dev/run-now-environment`), once per distinct value; an environment whose Job
+    /// is still running is skipped.
+    static func runNow(_ observation: PolicyObservation, _ desired: [CronJob]) -> RunNow? {
+        let policy = observation.policy
+        guard let value = policy.metadata.annotations?[CronJobBuilder.runNowAnnotation], !value.isEmpty,
+              value != policy.status?.lastHandledRunNow else { return nil }
+        let only = policy.metadata.annotations?[CronJobBuilder.runNowEnvironmentAnnotation]
+        var plan = RunNow(value: value, jobs: [], skipped: [])
+        for cronJob in desired {
+            let environment = cronJob.metadata.labels?[CronJobBuilder.environmentLabel] ?? ""
+            if let only, only != environment { continue }
+            if observation.jobs.contains(where: { $0.environment == environment && $0.outcome == nil }) {
+                plan.skipped.append(environment)
+            } else {
+                plan.jobs.append(CronJobBuilder.runNowJob(from: cronJob, value: value))
+            }
+        }
+        return plan
+    }
+}
+
+/// How applying a plan went.
+public struct ApplyOutcome: Sendable, Equatable {
+    public var created: [String] = []
+    public var updated: [String] = []
+    public var deleted: [String] = []
+    /// CronJob name → why it is not the policy's to apply.
+    public var conflicts: [String: String] = [:]
+    /// CronJob name → the API server's refusal.
+    public var failures: [String: String] = [:]
+    public var runNowStarted: [String] = []
+
+    public init() {}
+}
+
+/// An Event to record on the policy.
+public struct PlannedEvent: Sendable, Equatable {
+    public var type: EventRecorder.EventType
+    public var reason: String
+    public var message: String
+
+    public init(_ type: EventRecorder.EventType, _ reason: String, _ message: String) {
+        self.type = type
+        self.reason = reason
+        self.message = message
+    }
+}
+
+/// The status after a pass, and what it says that is news.
+public struct PolicyStatusUpdate: Sendable {
+    public var status: BackupPolicy.Status
+    /// Events of what the status newly says (results, RPO breaches, conditions turned bad):
+    /// recorded only when the status is written, so a repeated pass adds none.
+    public var statusEvents: [PlannedEvent]
+    /// Events of what the pass did (created, updated, deleted, started): recorded always.
+    public var actionEvents: [PlannedEvent]
+    /// When to look again although nothing changes (the next RPO breach).
+    public var nextCheck: Duration
+}
+
+extension PolicyPlan {
+    /// The policy's status after this pass: conditions, environments with their last success,
+    /// failure and retention, RPO, the summary for `kubectl get`. `invalid` is the reason the
+    /// policy cannot be built (then `plan` is nil).
+    public static func status(_ observation: PolicyObservation, plan: PolicyPlan?, invalid: String?, outcome: ApplyOutcome) -> PolicyStatusUpdate {
+        let policy = observation.policy
+        let now = KubeTimestamp(observation.now)
+        var status = policy.status ?? BackupPolicy.Status()
+        var conditions = status.conditions ?? []
+        var statusEvents: [PlannedEvent] = []
+        var actionEvents: [PlannedEvent] = []
+        func set(_ type: Condition.ConditionType, _ value: Bool, _ reason: Condition.Reason, _ message: String) {
+            conditions.set(Condition(type: type, status: .init(value), reason: reason, message: message, lastTransitionTime: now,
+                                     observedGeneration: policy.metadata.generation))
+        }
+        func became(_ type: Condition.ConditionType, _ value: Condition.Status, reason: Condition.Reason) -> Bool {
+            let before = policy.status?.conditions?[type]
+            return before?.status != value || before?.reason != reason
+        }
+        status.observedGeneration = policy.metadata.generation
+
+        // Ready: the CronJobs match the policy, or the first reason they cannot.
+        if let invalid {
+            set(.ready, false, .invalidSpec, invalid)
+            statusEvents.append(PlannedEvent(.warning, "InvalidSpec", invalid))
+        } else if let name = outcome.conflicts.keys.sorted().first ?? plan?.conflicts.first {
+            let message = outcome.conflicts[name]
+                ?? "CronJob \(name) exists and is not this policy's: delete or rename it, or rename the environment"
+            set(.ready, false, .cronJobConflict, message)
+            statusEvents.append(PlannedEvent(.warning, "CronJobConflict", message))
+        } else if !outcome.failures.isEmpty {
+            let message = outcome.failures.keys.sorted().map { "\($0): \(outcome.failures[$0] ?? "")" }.joined(separator: "; ")
+            set(.ready, false, .applyFailed, message)
+            statusEvents.append(PlannedEvent(.warning, "ApplyFailed", message))
+        } else if let plan {
+            set(.ready, true, .reconciled, "\(plan.desired.count) CronJobs match the policy")
+        }
+
+        // The server's limits: a time zone asked for that the server cannot honour.
+        if let zone = policy.spec.timeZone, !observation.server.cronJobTimeZone {
+            let message = "the API server (\(observation.server.version ?? "before 1.25")) does not serve CronJob time zones (Kubernetes 1.25 and later do): "
+                + "schedules run in the kube-controller-manager's time zone (usually UTC), not \(zone)"
+            if became(.scheduleTimeZone, .false, reason: .unsupported) { statusEvents.append(PlannedEvent(.warning, "ScheduleTimeZoneUnsupported", message)) }
+            set(.scheduleTimeZone, false, .unsupported, message)
+        } else if observation.server.cronJobTimeZone {
+            set(.scheduleTimeZone, true, .supported, "schedules run in \(policy.spec.timeZone ?? "Etc/UTC")")
+        } else {
+            conditions.removeAll { $0.type == .scheduleTimeZone }
+        }
+
+        // Environments: their CronJobs, and the results of their runs.
+        var environments = status.environments ?? []
+        if let plan {
+            for cronJob in plan.desired {
+                let name = cronJob.metadata.labels?[CronJobBuilder.environmentLabel] ?? ""
+                if let index = environments.firstIndex(where: { $0.name == name }) {
+                    environments[index].cronJob = cronJob.metadata.name
+                } else {
+                    environments.append(.init(name: name, cronJob: cronJob.metadata.name))
+                }
+            }
+            // Environments that left the policy keep no status; the others keep their history.
+            let names = Set(plan.desired.compactMap { $0.metadata.labels?[CronJobBuilder.environmentLabel] })
+            environments.removeAll { !names.contains($0.name) }
+        }
+        for index in environments.indices {
+            guard let run = observation.runs[environments[index].name] else { continue }
+            statusEvents += record(run, in: &environments[index])
+        }
+
+        // RPO: a clock, not an event; look again when the next one would be breached.
+        let objectives = (try? policy.resolvedEnvironments()).map { Dictionary($0.map { ($0.name, $0.rpo) }, uniquingKeysWith: { first, _ in first }) } ?? [:]
+        var nextCheck: Duration = .seconds(300)
+        var breached: [String] = []
+        var judged = 0
+        for index in environments.indices {
+            let name = environments[index].name
+            guard let rpo = objectives[name] ?? nil else {
+                environments[index].rpo = nil
+                continue
+            }
+            judged += 1
+            let age = environments[index].lastSuccessfulBackup.map { observation.now.timeIntervalSince($0.time.date) } ?? .infinity
+            if age <= Double(rpo.seconds) {
+                nextCheck = min(nextCheck, .seconds(max(1, Double(rpo.seconds) - age)))
+                environments[index].rpo = .met
+            } else {
+                breached.append(name)
+                if environments[index].rpo == .met {
+                    statusEvents.append(PlannedEvent(.warning, "RPOBreached", "\(name): no successful backup for longer than \(rpo)"))
+                }
+                environments[index].rpo = .breached
+            }
+        }
+        if judged > 0 {
+            set(.rpoMet, breached.isEmpty, breached.isEmpty ? .withinObjective : .rpoBreached,
+                breached.isEmpty ? "every environment's last success is within its RPO" : "no recent enough backup in \(breached.joined(separator: ", "))")
+        } else {
+            conditions.removeAll { $0.type == .rpoMet }
+        }
+
+        let failing = environments.filter { entry in
+            guard let failure = entry.lastFailure else { return false }
+            return failure.time > (entry.lastSuccessfulBackup?.time ?? KubeTimestamp(.distantPast))
+        }
+        if !failing.isEmpty {
+            set(.lastBackupSucceeded, false, .backupFailed, failing.map { "\($0.name): \($0.lastFailure?.message ?? "")" }.joined(separator: "; "))
+        } else if environments.contains(where: { $0.lastSuccessfulBackup != nil }) {
+            set(.lastBackupSucceeded, true, .backupSucceeded, "the last backup of every environment that ran succeeded")
+        }
+
+        let pruneFailures = environments.filter { $0.lastRetention?.outcome == .failed }
+        if !pruneFailures.isEmpty {
+            set(.retentionApplied, false, .pruneFailed,
+                pruneFailures.map { "\($0.name): \($0.lastRetention?.message ?? "the prune failed")" }.joined(separator: "; "))
+        } else if environments.contains(where: { $0.lastRetention != nil }) {
+            set(.retentionApplied, true, .pruned, "the last prune of every environment worked")
+        }
+
+        status.conditions = conditions
+        status.environments = environments
+        status.summary = summary(of: environments)
+        if let runNow = plan?.runNow { status.lastHandledRunNow = runNow.value }
+
+        // What the pass did.
+        if !outcome.created.isEmpty { actionEvents.append(PlannedEvent(.normal, "CronJobCreated", "created \(outcome.created.joined(separator: ", "))")) }
+        if !outcome.updated.isEmpty {
+            actionEvents.append(PlannedEvent(.normal, "CronJobUpdated", "updated \(outcome.updated.joined(separator: ", ")) to the policy"))
+        }
+        if !outcome.deleted.isEmpty {
+            actionEvents.append(PlannedEvent(.normal, "CronJobDeleted", "deleted \(outcome.deleted.joined(separator: ", ")): their environments left the policy"))
+        }
+        if let runNow = plan?.runNow {
+            for environment in outcome.runNowStarted {
+                actionEvents.append(PlannedEvent(.normal, "RunNowStarted", "\(environment): backup started for run-now \(runNow.value)"))
+            }
+            for environment in runNow.skipped {
+                actionEvents.append(PlannedEvent(.normal, "RunNowSkipped", "\(environment): a backup is already running"))
+            }
+        }
+        return PolicyStatusUpdate(status: status, statusEvents: statusEvents, actionEvents: actionEvents, nextCheck: nextCheck)
+    }
+
+    /// Folds a finished run into an environment's status; only forward in time, so a
+    /// garbage-collected Job or a restart never erases a recorded result.
+    static func record(_ run: FinishedRun, in environment: inout BackupPolicy.EnvironmentStatus) -> [PlannedEvent] {
+        var events: [PlannedEvent] = []
+        let name = environment.name
+        if run.succeeded {
+            if environment.lastSuccessfulBackup.map({ run.time > $0.time }) ?? true {
+                environment.lastSuccessfulBackup = .init(id: run.report?.backupID?.rawValue ?? "", time: run.time, bytes: run.report?.storedBytes,
+                                                         durationSeconds: run.report?.durationSeconds)
+                events.append(PlannedEvent(.normal, "BackupSucceeded", "\(name): backup \(run.report?.backupID?.rawValue ?? "") succeeded"))
+            }
+            if let prune = run.report?.prune, environment.lastRetention.map({ run.time > $0.time }) ?? true {
+                environment.lastRetention = .init(time: run.time, outcome: prune.outcome, deleted: prune.deleted, kept: prune.kept, message: prune.message)
+                if prune.outcome == .failed {
+                    events.append(PlannedEvent(.warning, "PruneFailed", "\(name): \(prune.message ?? "the prune after the backup failed")"))
+                }
+            }
+        } else if environment.lastFailure.map({ run.time > $0.time }) ?? true {
+            environment.lastFailure = .init(time: run.time, reason: .backupFailed, message: run.message)
+            events.append(PlannedEvent(.warning, "BackupFailed", "\(name): \(run.message)"))
+        }
+        return events
+    }
+
+    /// One line for `kubectl get bp`: printer columns show only the first value of a list.
+    static func summary(of environments: [BackupPolicy.EnvironmentStatus]) -> BackupPolicy.Summary {
+        var succeeded = 0
+        var failed: [String] = []
+        var never: [String] = []
+        for environment in environments {
+            let success = environment.lastSuccessfulBackup?.time
+            if let failure = environment.lastFailure?.time, failure > (success ?? KubeTimestamp(.distantPast)) {
+                failed.append(environment.name)
+            } else if success != nil {
+                succeeded += 1
+            } else {
+                never.append(environment.name)
+            }
+        }
+        var backups = "\(succeeded)/\(environments.count) succeeded"
+        if !failed.isEmpty { backups += "; failed: \(failed.joined(separator: ", "))" }
+        if !never.isEmpty { backups += "; not yet run: \(never.joined(separator: ", "))" }
+        let successes = environments.map { $0.lastSuccessfulBackup?.time }
+        // The weakest environment's: none while any environment has never succeeded.
+        let oldest = successes.contains(where: { $0 == nil }) ? nil : successes.compactMap { $0 }.min()
+        return .init(environments: environments.map(\.name).joined(separator: ", "), oldestLastSuccess: oldest, backups: backups)
+    }
+}

@@ -1,0 +1,410 @@
+public import BackstopAPI
+public import Foundation
+public import KubeClient
+public import KubeObjects
+public import KubeRuntime
+public import Logging
+internal import Synchronization
+internal import Workloads
+
+/// Level-based reconcile of one BackupPolicy, in three steps: observe (the owned-object
+/// caches, and the pods of Jobs that finished since the status was written), plan
+/// (`PolicyPlan`: pure), apply (server-side apply of CronJobs as field manager `backstop`,
+/// deletions, run-now Jobs, then one merge patch of the status). A converged policy costs no
+/// request at all: nothing is written when nothing changed.
+public struct PolicyReconciler: Sendable {
+    /// The field manager of every CronJob the controller applies.
+    public static let fieldManager = "backstop"
+
+    let client: KubeClient
+    let workerImage: String
+    let owned: OwnedObjects
+    let logger: Logger
+    let metrics: Metrics
+    let capabilities: ServerCapabilities
+    let events: EventRecorder
+    let memo = ReconcileMemo()
+    /// The clock, injected so tests can name times.
+    let now: @Sendable () -> Date
+
+    public init(client: KubeClient, workerImage: String, owned: OwnedObjects, logger: Logger, metrics: Metrics = Metrics(),
+                capabilities: ServerCapabilities = ServerCapabilities(), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.client = client
+        self.workerImage = workerImage
+        self.owned = owned
+        self.logger = logger
+        self.metrics = metrics
+        self.capabilities = capabilities
+        self.events = EventRecorder(client: client, component: "backstop-controller", logger: logger, now: now)
+        self.now = now
+    }
+
+    /// A policy needs a pass when what the user controls changed — spec (generation), labels,
+    /// annotations (run-now), deletion — not when only the status this controller wrote did.
+    public static let needsReconcile: @Sendable (ObservedPolicy?, ObservedPolicy) -> Bool = { old, new in
+        guard let old else { return true }
+        return old.metadata.generation != new.metadata.generation || old.metadata.annotations != new.metadata.annotations
+            || old.metadata.labels != new.metadata.labels || old.metadata.deletionTimestamp != new.metadata.deletionTimestamp
+    }
+
+    /// Which failures are worth retrying soon: the server's or the network's may pass; a
+    /// refusal (403, 404, 422) will not, so it is tried again in five minutes or when the
+    /// policy changes.
+    public static let errorPolicy: @Sendable (String, any Error) -> ErrorAction = { _, error in
+        guard let error = error as? KubeAPIError, error.kind == .api, let code = error.code else { return .retryWithBackoff }
+        return [400, 403, 404, 422].contains(code) ? .requeue(after: .seconds(300)) : .retryWithBackoff
+    }
+
+    /// Reconciles and records the pass in the metrics.
+    public func reconcile(key: String, object: ObservedPolicy?) async throws -> ReconcileAction {
+        let started = ContinuousClock.now
+        do {
+            let action = try await reconcilePolicy(key: key, object: object)
+            metrics.recordReconcile(seconds: (ContinuousClock.now - started) / .seconds(1), failed: false)
+            return action
+        } catch {
+            metrics.recordReconcile(seconds: (ContinuousClock.now - started) / .seconds(1), failed: true)
+            throw error
+        }
+    }
+
+    func reconcilePolicy(key: String, object: ObservedPolicy?) async throws -> ReconcileAction {
+        // Deleted: owner references take its CronJobs and Jobs; backups are never touched.
+        guard let object else {
+            memo.forget(key)
+            return .awaitChange
+        }
+        guard let policy = object.policy else {
+            try await reportUndecodable(object)
+            return .awaitChange
+        }
+        let namespace = policy.metadata.namespace ?? client.connection.namespace
+        let cronJobs = owned.cronJobs.objects(inGroup: key)
+        var observation = PolicyObservation(
+            policy: policy, cronJobs: cronJobs, jobs: owned.jobs.objects(inGroup: key),
+            runs: try await finishedRuns(of: owned.jobs.objects(inGroup: key), namespace: namespace, status: policy.status),
+            server: capabilities.snapshot, now: now(), acceptedFieldHashes: memo.acceptedFieldHashes(for: cronJobs))
+
+        var plan: PolicyPlan?
+        var invalid: String?
+        var outcome = ApplyOutcome()
+        // At most twice: a server that refuses a field it does not serve is planned for again.
+        for _ in 0..<2 {
+            do {
+                plan = try PolicyPlan.make(observation, workerImage: workerImage)
+            } catch {
+                invalid = error.description
+                break
+            }
+            guard let planned = plan else { break }
+            let (result, refusedTimeZone) = try await execute(planned, policy: policy, namespace: namespace)
+            outcome = result
+            guard refusedTimeZone else { break }
+            observation.server = capabilities.snapshot
+        }
+
+        let update = PolicyPlan.status(observation, plan: plan, invalid: invalid, outcome: outcome)
+        var updated = policy
+        updated.status = update.status
+        metrics.record(updated)
+        let wrote = try await writeStatus(key: key, policy: policy, status: update.status)
+        for event in update.actionEvents + (wrote ? update.statusEvents : []) {
+            await events.record(Self.involvedObject(policy.metadata), event.type, reason: event.reason, message: event.message)
+        }
+        if invalid != nil || !outcome.conflicts.isEmpty || !(plan?.conflicts.isEmpty ?? true) { return .awaitChange }
+        // A refused apply is not retried hot; the RPO is a clock that needs looking at.
+        return .requeue(after: outcome.failures.isEmpty ? update.nextCheck : min(update.nextCheck, .seconds(300)))
+    }
+
+    // MARK: Apply
+
+    /// Carries out a plan. Returns how it went, and whether the server refused CronJob time
+    /// zones (the plan must then be made again without them).
+    func execute(_ plan: PolicyPlan, policy: BackupPolicy, namespace: String) async throws -> (ApplyOutcome, Bool) {
+        var outcome = ApplyOutcome()
+        for application in plan.apply {
+            let name = application.cronJob.metadata.name
+            switch await applyReporting(application, namespace: namespace, policy: policy) {
+            case .created: outcome.created.append(name)
+            case .updated: outcome.updated.append(name)
+            case .someoneElses:
+                outcome.conflicts[name] = "CronJob \(name) exists and is not this policy's: delete or rename it, or rename the environment"
+            case .refused(let message): outcome.failures[name] = message
+            case .timeZoneUnserved(let message):
+                if capabilities.cronJobTimeZoneRefused() {
+                    logger.warning("the API server does not serve CronJob spec.timeZone (\(message)); CronJobs are applied without it")
+                }
+                return (outcome, true)
+            case .failed(let error): throw error
+            }
+        }
+        for name in plan.delete {
+            try await deleteCronJob(name, namespace: namespace)
+            outcome.deleted.append(name)
+        }
+        for job in plan.runNow?.jobs ?? [] where try await start(job, namespace: namespace) {
+            outcome.runNowStarted.append(job.metadata.labels?[CronJobBuilder.environmentLabel] ?? "")
+        }
+        return (outcome, false)
+    }
+
+    /// Deletes a CronJob (and, in the background, its Jobs); one already gone (the watch has
+    /// not said so yet) is fine.
+    func deleteCronJob(_ name: String, namespace: String) async throws(KubeAPIError) {
+        do {
+            try await client.delete(.cronJobs, namespace: namespace, name: name, propagation: .background)
+        } catch where error.isNotFound {}
+    }
+
+    /// Creates a run-now Job; false when it exists (started by an earlier pass for this value).
+    func start(_ job: Job, namespace: String) async throws(KubeAPIError) -> Bool {
+        do {
+            _ = try await client.create(.jobs, namespace: namespace, job)
+            return true
+        } catch where error.isAlreadyExists {
+            return false
+        }
+    }
+
+    enum ApplyResult {
+        case created, updated, someoneElses
+        /// The server refused it for good (403, 422): shown on the policy, not retried hot.
+        case refused(String)
+        case timeZoneUnserved(String)
+        /// Worth retrying (5xx, transport).
+        case failed(KubeAPIError)
+    }
+
+    /// Applies one CronJob and says how it went, sorting the server's answers.
+    func applyReporting(_ application: PolicyPlan.Application, namespace: String, policy: BackupPolicy) async -> ApplyResult {
+        let started = now()
+        let applied: AppliedObject?
+        do {
+            applied = try await apply(application.cronJob, namespace: namespace, force: application.force, policy: policy)
+        } catch {
+            if error.isUnservedField && application.cronJob.spec.timeZone != nil { return .timeZoneUnserved(error.message) }
+            if error.kind == .api && [400, 403, 422].contains(error.code ?? 0) { return .refused(error.message) }
+            return .failed(error)
+        }
+        guard let applied else { return .someoneElses }
+        // The server says 201 or 200, which the client does not pass on: an object made by
+        // this very apply was created no earlier than the request (times are whole seconds).
+        let creation = applied.metadata.creationTimestamp.flatMap(KubeTimestamp.init)
+        return !application.exists && (creation.map { $0.date >= started.addingTimeInterval(-1) } ?? false) ? .created : .updated
+    }
+
+    /// Server-side apply of one CronJob. Returns nil when an object of that name is someone
+    /// else's: it is never applied to. Without force, a field another manager set with a
+    /// different value is a 409: then the object is read to learn whose it is, and the
+    /// apply forced only when the policy controls it.
+    func apply(_ cronJob: CronJob, namespace: String, force: Bool, policy: BackupPolicy) async throws(KubeAPIError) -> AppliedObject? {
+        let configuration = Self.json(cronJob)
+        do {
+            let applied: AppliedObject = try await client.patch(.cronJobs, namespace: namespace, name: cronJob.metadata.name,
+                                                                .apply(configuration, fieldManager: Self.fieldManager, force: force))
+            memo.applied(cronJob, fields: ObservedCronJob.appliedFields(in: applied.metadata)?.stableHash)
+            return applied
+        } catch where !force && (error.isConflict || Self.isSecondController(error)) {
+            let current = try await client.get(.cronJobs, namespace: namespace, name: cronJob.metadata.name, as: ObservedCronJob.self)
+            guard current.isControlled(by: policy.metadata.uid) else { return nil }
+            return try await apply(cronJob, namespace: namespace, force: true, policy: policy)
+        }
+    }
+
+    /// The server refuses a second controller reference: the object is another controller's.
+    static func isSecondController(_ error: KubeAPIError) -> Bool {
+        error.code == 422 && error.message.contains("Only one reference can have Controller set to true")
+    }
+
+    // MARK: Observe
+
+    /// The newest finished run of each environment that the status does not record yet, from
+    /// the policy's Jobs (as cached) and their pods: read only for such a run, so a converged
+    /// policy costs no request.
+    func finishedRuns(of jobs: [ObservedJob], namespace: String, status: BackupPolicy.Status?) async throws(KubeAPIError) -> [String: FinishedRun] {
+        var newest: [String: ObservedJob] = [:]
+        for job in jobs {
+            guard let environment = job.environment, job.outcome != nil, let finished = job.finishedAt else { continue }
+            if let known = newest[environment]?.finishedAt, known >= finished { continue }
+            newest[environment] = job
+        }
+        var runs: [String: FinishedRun] = [:]
+        for (environment, job) in newest {
+            guard let finished = job.finishedAt, let outcome = job.outcome else { continue }
+            let recorded = status?.environments?.first { $0.name == environment }
+            let known = [recorded?.lastSuccessfulBackup?.time, recorded?.lastFailure?.time].compactMap { $0 }.max()
+            if let known, finished <= known { continue }
+            let pods = try await client.listAll(.pods, namespace: namespace, labelSelector: "job-name=\(job.metadata.name)", as: ObservedPod.self).items
+            runs[environment] = Self.run(of: job, environment: environment, outcome: outcome, finished: finished, pods: pods)
+        }
+        return runs
+    }
+
+    /// A Job's result: its condition says whether it succeeded; the report is the succeeded
+    /// pod's, or for a failed Job the newest failed pod's by termination time (pods listed by
+    /// name come in no useful order).
+    static func run(of job: ObservedJob, environment: String, outcome: ObservedJob.Outcome, finished: KubeTimestamp, pods: [ObservedPod]) -> FinishedRun {
+        let succeeded = outcome == .complete
+        let candidates = pods.filter { succeeded ? $0.phase == "Succeeded" : $0.phase == "Failed" }
+        let chosen = candidates.max { ($0.terminated?.finishedAt ?? KubeTimestamp(.distantPast)) < ($1.terminated?.finishedAt ?? KubeTimestamp(.distantPast)) }
+        let message = chosen?.terminated?.message ?? ""
+        let report = message.split(separator: "\n").last.flatMap { try? JSONDecoder().decode(WorkerReport.self, from: Data($0.utf8)) }
+        let text = report?.message ?? (message.isEmpty ? (job.message ?? (succeeded ? "" : "the Job failed")) : String(message.suffix(300)))
+        return FinishedRun(environment: environment, jobName: job.metadata.name, time: finished, succeeded: succeeded, report: report, message: text)
+    }
+
+    // MARK: Status
+
+    /// One merge patch of what changed; nothing when nothing did, or when the same status was
+    /// already written over the version the cache still shows (its watch event is on the
+    /// way). Returns whether it wrote.
+    func writeStatus(key: String, policy: BackupPolicy, status: BackupPolicy.Status) async throws(KubeAPIError) -> Bool {
+        guard let patch = JSONValue.mergePatch(from: Self.json(policy.status ?? BackupPolicy.Status()), to: Self.json(status)),
+              !memo.isWritten(key, status: status, over: policy.metadata.resourceVersion) else { return false }
+        do {
+            let _: JSONValue = try await client.patch(.backupPolicies, namespace: policy.metadata.namespace, name: policy.metadata.name,
+                                                      .merge(["status": patch]), subresource: "status")
+        } catch where error.isNotFound {
+            return false  // deleted meanwhile
+        }
+        memo.remember(key, status: status, over: policy.metadata.resourceVersion)
+        return true
+    }
+
+    /// A policy that does not decode cannot be built into CronJobs; its status says which
+    /// field is wrong, keeping its other conditions.
+    func reportUndecodable(_ object: ObservedPolicy) async throws(KubeAPIError) {
+        let message = "the policy does not read: \(object.decodingError ?? "unknown error"); fix the field and apply again"
+        guard memo.condition(object.key) != message else { return }
+        var conditions = object.statusOfUndecodable?.conditions ?? []
+        conditions.set(Condition(type: .ready, status: .false, reason: .invalidSpec, message: message, lastTransitionTime: KubeTimestamp(now()),
+                                 observedGeneration: object.metadata.generation))
+        let patch: JSONValue = ["status": ["conditions": Self.json(conditions),
+                                           "observedGeneration": object.metadata.generation.map { .number(Double($0)) } ?? .null]]
+        let _: JSONValue = try await client.patch(.backupPolicies, namespace: object.metadata.namespace, name: object.metadata.name,
+                                                  .merge(patch), subresource: "status")
+        memo.remember(object.key, condition: message)
+        await events.record(Self.involvedObject(object.metadata), .warning, reason: "InvalidSpec", message: message)
+    }
+
+    static func involvedObject(_ metadata: ObjectMeta) -> EventRecorder.InvolvedObject {
+        .init(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, namespace: metadata.namespace, name: metadata.name, uid: metadata.uid)
+    }
+
+    /// A value as JSON; the types encoded here (CronJobs, statuses) hold plain strings,
+    /// numbers and lists, so encoding cannot fail.
+    static func json(_ value: some Encodable) -> JSONValue {
+        (try? JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(value))) ?? .null
+    }
+}
+
+/// The metadata of an applied object, as the server answers the apply.
+struct AppliedObject: Decodable, Sendable {
+    let metadata: ObjectMeta
+}
+
+/// A Job's pod, as far as its result goes: phase and how its container ended. Decoded
+/// leniently; a pod that says nothing useful is simply not chosen.
+struct ObservedPod: Decodable, Sendable {
+    struct Terminated: Decodable, Sendable {
+        let message: String?
+        let finishedAt: KubeTimestamp?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            message = try? container.decodeIfPresent(String.self, forKey: .message)
+            finishedAt = (try? container.decodeIfPresent(String.self, forKey: .finishedAt)).flatMap { $0.flatMap(KubeTimestamp.init) }
+        }
+        private enum CodingKeys: String, CodingKey { case message, finishedAt }
+    }
+    private struct Status: Decodable {
+        struct ContainerStatus: Decodable {
+            struct State: Decodable { let terminated: Terminated? }
+            let state: State?
+        }
+        let phase: String?
+        let containerStatuses: [ContainerStatus]?
+    }
+
+    let phase: String?
+    let terminated: Terminated?
+
+    private enum CodingKeys: String, CodingKey { case status }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let status = try? container.decodeIfPresent(Status.self, forKey: .status)
+        phase = status?.phase
+        terminated = status?.containerStatuses?.first?.state?.terminated
+    }
+
+    init(phase: String?, terminated: Terminated?) {
+        self.phase = phase
+        self.terminated = terminated
+    }
+}
+
+/// What earlier passes learnt, so the next pass neither repeats a status write the cache has
+/// not caught up with (a watch event behind) nor re-applies a CronJob whose applied fields
+/// the server records differently from how the controller computes them. Hashes, not
+/// values: this is kept for every policy.
+final class ReconcileMemo: Sendable {
+    private struct State {
+        /// policy key → hash of the status written, and the version it was written over.
+        var statuses: [String: (status: Int, over: String?)] = [:]
+        /// policy key → the "does not read" message written for an undecodable policy.
+        var conditions: [String: String] = [:]
+        /// CronJob key → the desired-state hash last applied, and the hash of the fields the
+        /// server then recorded as Backstop's.
+        var applied: [String: (specHash: String, fields: UInt64)] = [:]
+    }
+    private let state = Mutex(State())
+
+    func isWritten(_ key: String, status: BackupPolicy.Status, over version: String?) -> Bool {
+        state.withLock { $0.statuses[key].map { $0.status == status.hashValue && $0.over == version } ?? false }
+    }
+
+    func remember(_ key: String, status: BackupPolicy.Status, over version: String?) {
+        state.withLock {
+            $0.statuses[key] = (status.hashValue, version)
+            $0.conditions[key] = nil
+        }
+    }
+
+    func condition(_ key: String) -> String? { state.withLock { $0.conditions[key] } }
+
+    func remember(_ key: String, condition: String) {
+        state.withLock {
+            $0.conditions[key] = condition
+            $0.statuses[key] = nil
+        }
+    }
+
+    func applied(_ cronJob: CronJob, fields: UInt64?) {
+        let key = "\(cronJob.metadata.namespace ?? "")/\(cronJob.metadata.name)"
+        guard let hash = cronJob.metadata.annotations?[CronJobBuilder.specHashAnnotation] else { return }
+        state.withLock { $0.applied[key] = fields.map { (hash, $0) } }
+    }
+
+    /// For each observed CronJob still at the desired state last applied: the field hash the
+    /// server recorded then.
+    func acceptedFieldHashes(for cronJobs: [ObservedCronJob]) -> [String: UInt64] {
+        state.withLock { state in
+            var accepted: [String: UInt64] = [:]
+            for cronJob in cronJobs {
+                if let known = state.applied[cronJob.key], known.specHash == cronJob.specHash { accepted[cronJob.metadata.name] = known.fields }
+            }
+            return accepted
+        }
+    }
+
+    /// A deleted policy: forget it and its CronJobs (the name prefix may catch another
+    /// policy's CronJob too, which then costs that one a single re-apply).
+    func forget(_ key: String) {
+        state.withLock { state in
+            state.statuses[key] = nil
+            state.conditions[key] = nil
+            state.applied = state.applied.filter { !$0.key.hasPrefix(key + "-") }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import KubeClient
+import KubeObjects
+import KubeTestServer
+import YAML
+
+/// The control plane the controller's tests run on, as a cluster would have it: the test API
+/// server with the CRD and `k8s/rbac.yaml` applied, and the controller talking as its own
+/// ServiceAccount (`backstop-system/backstop-controller`), so a rule missing from the RBAC
+/// fails here as it would in a cluster. Tests look and poke as the administrator.
+enum ControlPlane {
+    static let namespace = "backstop-system"
+    static let serviceAccount = "backstop-controller"
+
+    /// The kinds `k8s/rbac.yaml` holds.
+    static let kinds: [String: ResourceType] = [
+        "ServiceAccount": .serviceAccounts, "Role": .roles, "RoleBinding": .roleBindings,
+        "ClusterRole": .clusterRoles, "ClusterRoleBinding": .clusterRoleBindings,
+    ]
+
+    /// Applies the CRD and the RBAC (namespaced objects into `backstop-system`, as the
+    /// kustomization puts them).
+    static func install(on server: TestAPIServer, crd: JSONValue? = nil) async throws {
+        let admin = try KubeClient(connection: server.connection(namespace: namespace))
+        _ = try await admin.create(.customResourceDefinitions, try crd ?? PolicyReconcilerTests.manifest("k8s/crds/backuppolicy.yaml"))
+        let text = try String(contentsOfFile: PolicyReconcilerTests.root + "/k8s/rbac.yaml", encoding: .utf8)
+        for document in try YAMLNode.parseDocuments(text, source: "k8s/rbac.yaml") {
+            let object = try YAMLDecoder().decode(JSONValue.self, from: document, source: "k8s/rbac.yaml")
+            guard let kind = object["kind"]?.string, let type = kinds[kind] else { continue }
+            let _: JSONValue = try await admin.create(type, namespace: type.namespaced ? namespace : nil, object)
+        }
+    }
+
+    /// A client acting as the controller's ServiceAccount.
+    static func controllerClient(_ server: TestAPIServer, maximumAttempts: Int = 5) throws -> KubeClient {
+        try KubeClient(connection: server.connection(namespace: namespace, token: token(server)), maximumAttempts: maximumAttempts)
+    }
+
+    static func token(_ server: TestAPIServer) -> String {
+        server.token(forServiceAccount: serviceAccount, namespace: namespace)
+    }
+}
