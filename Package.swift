@@ -87,7 +87,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "BlockingCalls"], swiftSettings: swiftSettings),
         // Recordings of a real kube-apiserver, replayed against the test server (read from the source tree).
-        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeObjects", "KubeTestServer", "BlockingCalls", "TestSupport", "YAML", "BackstopAPI"], exclude: ["Recordings"],
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeObjects", "KubeTestServer", "BlockingCalls", "TestSupport", "YAML", "BackstopAPI", "HTTP"], exclude: ["Recordings"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "ReconcilerTests", dependencies: [
             "Reconcilers", "KubeRuntime", "KubeClient", "KubeObjects", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport", "Sockets",

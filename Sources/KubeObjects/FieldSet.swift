@@ -39,7 +39,7 @@ public struct FieldSet: Hashable, Sendable {
         func walk(_ value: JSONValue, _ path: Path, _ fieldPath: [String]) {
             switch value {
             case .object(let fields):
-                if fields.isEmpty { members.insert(path); return }
+                if fields.isEmpty || (!path.isEmpty && lists.isAtomicStruct(fieldPath)) { members.insert(path); return }
                 for (key, child) in fields {
                     if path.isEmpty, ["apiVersion", "kind"].contains(key) { continue }
                     if path == ["f:metadata"], ["name", "namespace"].contains(key) { continue }
@@ -143,17 +143,24 @@ public struct ListTypes: Sendable {
 
     /// Field path (names only, list elements left out) → type.
     let byPath: @Sendable ([String]) -> ListType
+    /// Whether the object at a field path is owned and replaced whole (`+structType=atomic`
+    /// in the Kubernetes types: a `secretKeyRef` is one value, not two fields).
+    let atomicStruct: @Sendable ([String]) -> Bool
 
-    public init(_ byPath: @escaping @Sendable ([String]) -> ListType) {
+    public init(atomicStruct: @escaping @Sendable ([String]) -> Bool = { _ in false }, _ byPath: @escaping @Sendable ([String]) -> ListType) {
         self.byPath = byPath
+        self.atomicStruct = atomicStruct
     }
 
     public func type(of path: [String]) -> ListType { byPath(path) }
+    public func isAtomicStruct(_ path: [String]) -> Bool { atomicStruct(path) }
 
     /// The associative lists of the built-in kinds a controller writes (Pod specs and their
     /// templates, object metadata), by field name, as the Kubernetes OpenAPI declares them;
-    /// every other list is atomic.
-    public static let builtIn = ListTypes { path in
+    /// every other list is atomic. So are the selector and reference structs.
+    public static let builtIn = ListTypes(atomicStruct: { path in
+        ["secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef", "involvedObject", "related"].contains(path.last ?? "")
+    }) { path in
         switch path.last {
         case "containers", "initContainers", "ephemeralContainers", "env", "volumes", "imagePullSecrets":
             return .map(keys: ["name"])

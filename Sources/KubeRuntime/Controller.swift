@@ -28,7 +28,7 @@ public struct Controller<Object: KubeObject>: Sendable {
     /// reconcile reads instead of asking the API server): a change to one queues its owner's
     /// key, so hand edits are noticed and restored.
     public struct OwnedWatch: Sendable {
-        let run: @Sendable (_ health: WatchHealth, _ enqueue: @escaping @Sendable (String) async -> Void) async -> Void
+        let run: @Sendable (_ health: APIAccessHealth, _ enqueue: @escaping @Sendable (String) async -> Void) async -> Void
         let hasSynced: @Sendable () -> Bool
 
         public init<Owned: KubeObject>(_ watcher: Watcher<Owned>, cache: ObjectCache<Owned>,
@@ -54,7 +54,7 @@ public struct Controller<Object: KubeObject>: Sendable {
     public let cache = ObjectCache<Object>()
     public let queue = WorkQueue<String>()
     /// Watches that keep failing, for `/readyz`.
-    public let health: WatchHealth
+    public let health: APIAccessHealth
     let watcher: Watcher<Object>
     let owned: [OwnedWatch]
     let workers: Int
@@ -70,7 +70,7 @@ public struct Controller<Object: KubeObject>: Sendable {
         self.owned = owned
         self.workers = workers
         self.logger = logger
-        self.health = WatchHealth(logger: logger)
+        self.health = APIAccessHealth(logger: logger)
         self.needsReconcile = needsReconcile
         self.errorPolicy = errorPolicy
         self.reconcile = reconcile

@@ -2,6 +2,7 @@ internal import Foundation
 public import KubeClient
 public import KubeObjects
 public import Logging
+internal import Synchronization
 
 /// Leader election on a `coordination.k8s.io/v1` Lease, as client-go does it: the holder
 /// renews `renewTime` every `retryPeriod`; others take over once `leaseDuration` has passed
@@ -41,6 +42,12 @@ public struct LeaderElector: Sendable {
     public let identity: String
     let timing: Timing
     let logger: Logger
+    /// Where a Lease the elector may not read or write is reported (and logged).
+    public let health: APIAccessHealth
+    private let leadership = Leadership()
+
+    /// Whether this candidate holds the Lease and runs `lead` now.
+    public var isLeading: Bool { leadership.held.load(ordering: .acquiring) }
 
     public init(client: KubeClient, namespace: String, name: String, identity: String, timing: Timing = Timing(), logger: Logger) {
         self.client = client
@@ -49,7 +56,10 @@ public struct LeaderElector: Sendable {
         self.identity = identity
         self.timing = timing
         self.logger = logger
+        self.health = APIAccessHealth(logger: logger)
     }
+
+    var scope: String { "lease \(namespace)/\(name)" }
 
     /// Campaigns until elected, runs `lead` while the Lease is held, and returns when the task
     /// is cancelled (releasing the Lease) or leadership is lost (after cancelling `lead`).
@@ -60,6 +70,8 @@ public struct LeaderElector: Sendable {
         }
         guard !Task.isCancelled else { return }
         logger.info("\(identity) leads \(namespace)/\(name)")
+        leadership.held.store(true, ordering: .releasing)
+        defer { leadership.held.store(false, ordering: .releasing) }
         let leading = Task { await lead() }
         var lastRenewal = ContinuousClock.now
         while !Task.isCancelled {
@@ -97,16 +109,35 @@ public struct LeaderElector: Sendable {
             lease.spec.holderIdentity = identity
             lease.spec.leaseDurationSeconds = seconds
             lease.spec.renewTime = now
-            _ = try await client.update(.leases, namespace: namespace, name: name, lease)  // 409 if someone else wrote first
+            do {
+                _ = try await client.update(.leases, namespace: namespace, name: name, lease)  // 409 if someone else wrote first
+            } catch {
+                report(error, verb: "update")
+                return false
+            }
+            health.recovered(scope)
             return true
         } catch let error where error.isNotFound {
             let lease = Lease(metadata: ObjectMeta(name: name, namespace: namespace),
                               spec: .init(holderIdentity: identity, leaseDurationSeconds: seconds, acquireTime: now, renewTime: now, leaseTransitions: 0))
-            return (try? await client.create(.leases, namespace: namespace, lease)) != nil
+            do {
+                _ = try await client.create(.leases, namespace: namespace, lease)
+            } catch {
+                report(error, verb: "create")
+                return false
+            }
+            health.recovered(scope)
+            return true
         } catch {
-            if !error.isConflict { logger.debug("lease \(namespace)/\(name): \(error)") }
+            report(error, verb: "get")
             return false
         }
+    }
+
+    /// A conflict is the normal race between candidates; anything else is reported.
+    private func report(_ error: KubeAPIError, verb: String) {
+        if error.isConflict || error.isAlreadyExists { return }
+        health.failed(scope, verb: verb, error: error)
     }
 
     /// Gives the Lease up so a successor need not wait for it to expire.
@@ -119,4 +150,9 @@ public struct LeaderElector: Sendable {
         logger.info("\(identity) released \(namespace)/\(name)")
     }
 
+}
+
+/// A flag shared by copies of the (value-type) elector.
+private final class Leadership: Sendable {
+    let held = Atomic(false)
 }

@@ -47,7 +47,7 @@ public struct Watcher<Object: KubeObject>: Sendable {
     /// Runs until the task is cancelled, handing every event to `handle` in order (and
     /// waiting for it: the handler's pace is the watcher's). Failures back off, and are
     /// reported to `health` (which logs them) until a step works again.
-    public func run(reportingTo health: WatchHealth? = nil, _ handle: @Sendable (Event) async -> Void) async {
+    public func run(reportingTo health: APIAccessHealth? = nil, _ handle: @Sendable (Event) async -> Void) async {
         var state = State.empty
         var failures = 0
         while !Task.isCancelled {

@@ -1,16 +1,46 @@
 internal import Foundation
 internal import KubeObjects
 
-/// What the real API server fills into the built-in kinds a controller writes (recordings 01,
-/// 02): defaults, canonical quantities, the Job controller's selector and labels, the Pod
-/// admission's service account and tolerations, and Go's zero values (`creationTimestamp: null`
-/// in templates, `status: {}`). A client that compares whole objects with what it sent sees
-/// all of this as drift, as it would on a cluster.
+/// What the real API server fills into the built-in kinds a controller writes (recordings 00,
+/// 01, 02): defaults, canonical quantities, the Pod admission's service account and
+/// tolerations, and Go's zero values (`creationTimestamp: null` in templates, `status: {}`);
+/// then, on create only, what the kind's strategy adds (a Job's selector and labels, a
+/// Namespace's finalizer). A client that compares whole objects with what it sent sees all of
+/// this as drift, as it would on a cluster.
+///
+/// The two steps are apart because the real server records managedFields between them:
+/// defaults are owned by the writer's `Update` entry, the strategy's additions by nobody.
 enum BuiltInDefaults {
-    /// Fills `object` of `kind` in place. `uid` is the object's (a Job's selector names it);
-    /// `cronJobTimeZone` is false on servers that drop `spec.timeZone` (v1.24).
-    static func apply(to object: inout JSONValue, kind: String, uid: String, cronJobTimeZone: Bool) {
+    /// What a create adds after managedFields are recorded (the registry's PrepareForCreate).
+    static func prepareForCreate(_ object: inout JSONValue, kind: String, uid: String) {
         switch kind {
+        case "Job":
+            guard var spec = object["spec"], spec["manualSelector"] != .bool(true) else { return }
+            spec["selector"] = ["matchLabels": ["controller-uid": .string(uid)]]
+            var labels = spec[path: "template.metadata.labels"]?.object ?? [:]
+            labels["controller-uid"] = .string(uid)
+            labels["job-name"] = object[path: "metadata.name"] ?? .string("")
+            spec["template"]?["metadata"]?["labels"] = .object(labels)
+            object["spec"] = spec
+            var annotations = object[path: "metadata.annotations"]?.object ?? [:]
+            annotations["batch.kubernetes.io/job-tracking"] = annotations["batch.kubernetes.io/job-tracking"] ?? ""
+            object["metadata"]?["annotations"] = .object(annotations)
+        case "Namespace":
+            object["spec"] = ["finalizers": ["kubernetes"]]
+            object["status"] = ["phase": "Active"]
+        default:
+            break
+        }
+    }
+
+    /// Fills `object` of `kind` in place with the scheme's defaults. `cronJobTimeZone` is false
+    /// on servers that drop `spec.timeZone` (v1.24).
+    static func apply(to object: inout JSONValue, kind: String, cronJobTimeZone: Bool) {
+        switch kind {
+        case "Namespace":
+            var labels = object[path: "metadata.labels"]?.object ?? [:]
+            labels["kubernetes.io/metadata.name"] = object[path: "metadata.name"] ?? .null
+            object["metadata"]?["labels"] = .object(labels)
         case "CronJob":
             var spec = object["spec"] ?? .object([:])
             if !cronJobTimeZone { spec["timeZone"] = nil }
@@ -33,22 +63,8 @@ enum BuiltInDefaults {
             fill(&spec, "backoffLimit", 6)
             fill(&spec, "completionMode", "NonIndexed")
             fill(&spec, "suspend", false)
-            if spec["manualSelector"] != .bool(true) {
-                spec["selector"] = ["matchLabels": ["controller-uid": .string(uid)]]
-                var labels = spec[path: "template.metadata.labels"]?.object ?? [:]
-                labels["controller-uid"] = .string(uid)
-                labels["job-name"] = object[path: "metadata.name"] ?? .string("")
-                var template = spec["template"] ?? .object([:])
-                var metadata = template["metadata"] ?? .object([:])
-                metadata["labels"] = .object(labels)
-                template["metadata"] = metadata
-                spec["template"] = template
-            }
             podTemplate(&spec, restartPolicy: nil)
             object["spec"] = spec
-            var annotations = object[path: "metadata.annotations"]?.object ?? [:]
-            annotations["batch.kubernetes.io/job-tracking"] = annotations["batch.kubernetes.io/job-tracking"] ?? ""
-            object["metadata"]?["annotations"] = .object(annotations)
             fill(&object, "status", .object([:]))
         case "Deployment":
             var spec = object["spec"] ?? .object([:])

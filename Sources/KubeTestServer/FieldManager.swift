@@ -216,7 +216,7 @@ struct FieldManager {
     static func merge(_ config: JSONValue, into base: JSONValue, lists: ListTypes, path: [String]) -> JSONValue {
         switch config {
         case .object(let fields):
-            guard var result = base.object else { return config }
+            guard var result = base.object, !lists.isAtomicStruct(path) else { return config }
             for (key, value) in fields {
                 result[key] = value == .null ? nil : merge(value, into: result[key] ?? .null, lists: lists, path: path + [key])
             }

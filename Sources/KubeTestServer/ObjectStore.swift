@@ -354,13 +354,14 @@ final class ObjectStore: @unchecked Sendable {
             object["kind"] = .string(resource.type.kind)
             object["apiVersion"] = .string(resource.type.apiVersion)
             if fromClient, resource.hasStatus, resource.type != .namespaces { object["status"] = nil }
-            let (checked, invalid) = admitted(resource, name, object, uid: uid)
+            let (checked, invalid) = admitted(resource, name, object)
             if let invalid { return invalid }
             object = checked
             if let manager {
                 object = FieldManager(lists: resource.lists, apiVersion: resource.type.apiVersion, now: Self.now())
                     .update(from: nil, to: object, manager: manager, subresource: nil)
             }
+            if !resource.isCustom { BuiltInDefaults.prepareForCreate(&object, kind: resource.type.kind, uid: uid) }
             resourceVersion += 1
             object["metadata"]?["uid"] = .string(uid)
             object["metadata"]?["creationTimestamp"] = .string(Self.now())
@@ -473,7 +474,7 @@ final class ObjectStore: @unchecked Sendable {
             next["kind"] = current["kind"]
             next["apiVersion"] = current["apiVersion"]
         }
-        let (checked, invalid) = admitted(resource, name, next, uid: current[path: "metadata.uid"]?.string ?? "")
+        let (checked, invalid) = admitted(resource, name, next)
         if let invalid { return invalid }
         next = checked
         if let manager {
@@ -584,10 +585,10 @@ final class ObjectStore: @unchecked Sendable {
     /// What admission does before storing: a custom resource defaulted, pruned and validated
     /// by its CRD's schema (an invalid one becomes a 422 answer); a built-in filled with the
     /// real server's defaults.
-    private func admitted(_ resource: Resource, _ name: String, _ object: JSONValue, uid: String) -> (JSONValue, LoopbackHTTPServer.Response?) {
+    private func admitted(_ resource: Resource, _ name: String, _ object: JSONValue) -> (JSONValue, LoopbackHTTPServer.Response?) {
         guard let schema = resource.schema else {
             var defaulted = object
-            BuiltInDefaults.apply(to: &defaulted, kind: resource.type.kind, uid: uid, cronJobTimeZone: version.servesCronJobTimeZone)
+            BuiltInDefaults.apply(to: &defaulted, kind: resource.type.kind, cronJobTimeZone: version.servesCronJobTimeZone)
             return (defaulted, nil)
         }
         let (result, problems) = SchemaValidator(schema: schema).apply(to: object)

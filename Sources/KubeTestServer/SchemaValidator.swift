@@ -155,7 +155,14 @@ extension SchemaValidator {
     /// (`x-kubernetes-list-type: map` with `x-kubernetes-list-map-keys`, or `set`; a list
     /// declares nothing is atomic). Metadata merges as every object's does.
     static func listTypes(of schema: JSONValue) -> ListTypes {
-        ListTypes { path in
+        ListTypes(atomicStruct: { path in
+            var node: JSONValue? = schema
+            for name in path {
+                while let items = node?["items"], node?["type"]?.string == "array" { node = items }
+                node = node?[path: "properties"]?[name] ?? node?["additionalProperties"]
+            }
+            return node?["x-kubernetes-map-type"]?.string == "atomic"
+        }) { path in
             if path.first == "metadata" { return ListTypes.builtIn.type(of: path) }
             var node: JSONValue? = schema
             for name in path {

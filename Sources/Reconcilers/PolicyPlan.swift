@@ -331,6 +331,10 @@ extension PolicyPlan {
     static func record(_ run: FinishedRun, in environment: inout BackupPolicy.EnvironmentStatus) -> [PlannedEvent] {
         var events: [PlannedEvent] = []
         let name = environment.name
+        // Older than what is recorded (a Job listed late): history already moved past it.
+        if let known = [environment.lastSuccessfulBackup?.time, environment.lastFailure?.time].compactMap({ $0 }).max(), run.time <= known {
+            return []
+        }
         if run.succeeded {
             if environment.lastSuccessfulBackup.map({ run.time > $0.time }) ?? true {
                 environment.lastSuccessfulBackup = .init(id: run.report?.backupID?.rawValue ?? "", time: run.time, bytes: run.report?.storedBytes,

@@ -79,16 +79,32 @@ struct BackstopController: AsyncParsableCommand {
             PolicyReconciler.controller(client: client, namespace: namespace, workerImage: image, workers: workers,
                                         logger: logger, metrics: metrics, capabilities: capabilities)
         }
+        let elector: LeaderElector? = electing
+            ? LeaderElector(client: client, namespace: environment["POD_NAMESPACE"] ?? connection.namespace, name: "backstop-controller",
+                            identity: environment["HOSTNAME"] ?? "backstop-controller-\(getpid())", logger: logger)
+            : nil
         let lead: @Sendable () async -> Void = {
             await withTaskGroup(of: Void.self) { group in
                 for controller in controllers { group.addTask { await controller.run() } }
+                await group.waitForAll()
+            }
+        }
+        try await runInterruptibly {
+            await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    // Ready once every cache has its first list and every watch works; the
+                    if let elector { await elector.run(lead) } else { await lead() }
+                }
+                group.addTask {
+                    // Not ready while API access the controller needs is refused (a 403 names
+                    // the missing RBAC rule); a replica that is not leading is otherwise ready
+                    // to take over; the leader once every cache has its first list. The
                     // queue depth feeds /metrics.
                     while !Task.isCancelled {
-                        let problems = controllers.flatMap { $0.health.problems }
+                        let problems = (elector?.health.problems ?? []) + controllers.flatMap { $0.health.problems }
                         if let problem = problems.first {
                             health.setReady(false, reason: problem)
+                        } else if let elector, !elector.isLeading {
+                            health.setReady(true)
                         } else {
                             health.setReady(controllers.allSatisfy { $0.hasSynced })
                         }
@@ -98,19 +114,9 @@ struct BackstopController: AsyncParsableCommand {
                         try? await Task.sleep(for: .milliseconds(500))
                     }
                 }
-                await group.waitForAll()
-            }
-        }
-        try await runInterruptibly {
-            if electing {
-                let leaseNamespace = environment["POD_NAMESPACE"] ?? connection.namespace
-                let identity = environment["HOSTNAME"] ?? "backstop-controller-\(getpid())"
-                // A replica that is not leading is still alive and ready to take over.
-                health.setReady(true)
-                await LeaderElector(client: client, namespace: leaseNamespace, name: "backstop-controller",
-                                    identity: identity, logger: logger).run(lead)
-            } else {
-                await lead()
+                // The elector (or the controllers) return when cancelled: stop the other task.
+                await group.next()
+                group.cancelAll()
             }
         }
         health.stop()

@@ -21,10 +21,10 @@ struct ControllerProcessTests {
         return port
     }
 
-    func start(_ identity: String, kubeconfig: String, port: Int) throws -> Process {
+    func start(_ identity: String, kubeconfig: String, port: Int, arguments: [String] = []) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--health-address", "127.0.0.1:\(port)", "--worker-image", "backstop:test"]
+        process.arguments = ["--health-address", "127.0.0.1:\(port)", "--worker-image", "backstop:test"] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(
             ["KUBECONFIG": kubeconfig, "HOSTNAME": identity, "POD_NAMESPACE": ControlPlane.namespace, "BACKSTOP_LOG_LEVEL": "critical"]) { _, new in new }
         process.standardOutput = FileHandle.nullDevice
@@ -83,5 +83,32 @@ struct ControllerProcessTests {
         // The new leader reconciles: a deleted CronJob comes back.
         try await client.delete(.cronJobs, name: "orders-staging")
         #expect(try await test.eventually { try await test.cronJobs(client)["orders-staging"] != nil })
+    }
+
+    @Test("without its RBAC rules the controller is not ready, and /readyz names the access refused: the watch, or the leader Lease")
+    func forbidden() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the backstop-controller binary first (hack/test.sh does)")
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        try await ControlPlane.install(on: server)
+        // A ServiceAccount that k8s/rbac.yaml does not bind.
+        let token = server.token(forServiceAccount: "unbound", namespace: ControlPlane.namespace)
+        let kubeconfig = try server.writeKubeconfig(namespace: ControlPlane.namespace, token: token)
+        defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
+        let ports = (watch: try Self.freePort(), lease: try Self.freePort())
+        let processes = [try start("w", kubeconfig: kubeconfig, port: ports.watch, arguments: ["--leader-election", "false"]),
+                         try start("l", kubeconfig: kubeconfig, port: ports.lease)]
+        defer { for process in processes where process.isRunning { process.terminate() } }
+        let test = PolicyReconcilerTests()
+        #expect(try await test.eventually {
+            let answer = await get(ports.watch, "/readyz")
+            return answer?.status == 503 && answer?.bodyText.contains("backuppolicies.backstop.dev in all namespaces: list refused") == true
+                && answer?.bodyText.contains("cannot list resource \"backuppolicies\"") == true
+        })
+        #expect(try await test.eventually {
+            let answer = await get(ports.lease, "/readyz")
+            return answer?.status == 503 && answer?.bodyText.contains("lease \(ControlPlane.namespace)/backstop-controller: get refused") == true
+        })
+        #expect(await get(ports.watch, "/healthz")?.status == 200, "alive, only not ready")
     }
 }

@@ -70,4 +70,38 @@ struct CronJobBuilderTests {
         #expect(long == CronJobBuilder.name(policy: String(repeating: "p", count: 40), environment: "production-eu-west-1"))
         #expect(long != CronJobBuilder.name(policy: String(repeating: "p", count: 40), environment: "production-eu-west-2"))
     }
+
+    @Test("jobTemplate reaches the pods: pull secrets, tolerations, affinity, priority class, labels and annotations (Backstop's labels win)")
+    func podSettings() throws {
+        var policy = try Self.example()
+        let toleration: JSONValue = ["key": "dedicated", "operator": "Equal", "value": "backup", "effect": "NoSchedule"]
+        let affinity: JSONValue = ["nodeAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [
+            ["matchExpressions": [["key": "pool", "operator": "In", "values": ["batch"]]]]]]]]
+        policy.spec.jobTemplate = try JSONDecoder().decode(BackupPolicy.JobTemplate.self, from: JSONValue.object([
+            "imagePullSecrets": [["name": "registry"]], "tolerations": [toleration], "affinity": affinity, "priorityClassName": "backups",
+            "labels": ["team": "payments", CronJobBuilder.policyLabel: "not-this"], "annotations": ["sidecar.istio.io/inject": "false"],
+        ]).encoded())
+        let cronJob = try CronJobBuilder(settings: .init(workerImage: "w")).cronJobs(for: policy)[0]
+        let template = cronJob.spec.jobTemplate.spec.template
+        #expect(template.spec.imagePullSecrets?.map(\.name) == ["registry"])
+        #expect(template.spec.tolerations == [toleration] && template.spec.affinity == affinity)
+        #expect(template.spec.priorityClassName == "backups")
+        #expect(template.metadata.labels["team"] == "payments" && template.metadata.labels[CronJobBuilder.policyLabel] == "orders")
+        #expect(template.metadata.annotations == ["sidecar.istio.io/inject": "false"])
+    }
+
+    @Test("the spec-hash annotation names the desired state; without server support the time zone is left out")
+    func specHash() throws {
+        let policy = try Self.example()
+        let builder = CronJobBuilder(settings: .init(workerImage: "w"))
+        let zoned = try builder.cronJobs(for: policy)[0]
+        let plain = try builder.cronJobs(for: policy, cronJobTimeZone: false)[0]
+        #expect(zoned.spec.timeZone == "Europe/Berlin" && plain.spec.timeZone == nil)
+        let hash = zoned.metadata.annotations?[CronJobBuilder.specHashAnnotation]
+        #expect(hash?.count == 16 && hash != plain.metadata.annotations?[CronJobBuilder.specHashAnnotation])
+        #expect(hash == (try builder.cronJobs(for: policy)[0]).metadata.annotations?[CronJobBuilder.specHashAnnotation], "stable")
+        var changed = policy
+        changed.spec.environments[0].schedule = "5 5 * * *"
+        #expect(hash != (try builder.cronJobs(for: changed)[0]).metadata.annotations?[CronJobBuilder.specHashAnnotation])
+    }
 }
