@@ -27,13 +27,16 @@ if ((${#missing[@]})); then
     apt_get update -qq
     apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The S3 test server, botocore (the SigV4 oracle), the aws CLI (interop tests) and cel-python
-# (the CRDs' CEL rules), from PyPI.
+# The S3 test server, botocore (the SigV4 oracle), the aws CLI (interop tests), cel-python
+# (evaluates the CRDs' CEL rules) and cel-expr-python with protobuf (type-checks them as the
+# API server does), from PyPI.
 # cryptography: hack/restic-oracle.py wraps restic's key with it.
-if ! command -v moto_server >/dev/null || ! command -v aws >/dev/null || ! python3 -c 'import botocore, boto3, celpy, yaml, cryptography' 2>/dev/null; then
-    echo "installing: moto[server] boto3 awscli cel-python pyyaml cryptography (pip)" >&2
+python_packages=('moto[server]' boto3 awscli cel-python cel-expr-python protobuf pyyaml cryptography)
+if ! command -v moto_server >/dev/null || ! command -v aws >/dev/null \
+    || ! python3 -c 'import botocore, boto3, celpy, yaml, cryptography, google.protobuf; from cel_expr_python import cel' 2>/dev/null; then
+    echo "installing: ${python_packages[*]} (pip)" >&2
     python3 -m pip --version >/dev/null 2>&1 || apt_get install -y -qq python3-pip >/dev/null
-    python3 -m pip install -q 'moto[server]' boto3 awscli cel-python pyyaml cryptography 2>/dev/null \
-        || python3 -m pip install -q --break-system-packages 'moto[server]' boto3 awscli cel-python pyyaml cryptography
+    python3 -m pip install -q "${python_packages[@]}" 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages "${python_packages[@]}"
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH; install Swift 6.1 or newer" >&2; exit 1; }

@@ -24,7 +24,7 @@ log="$services/test.log"
 # The controller runtime's and reconciler's tests wait on leases, backoffs and watches in wall-clock time; they run on
 # their own, after the rest, so CPU-heavy tests elsewhere cannot starve Swift's cooperative
 # pool (one thread per core) under them.
-timing="KubeRuntimeTests|ControllerTests"
+timing="KubeRuntimeTests|ReconcilerTests"
 set +e
 swift test --skip-build --skip "$timing" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
@@ -38,7 +38,10 @@ fi
 # The integration suites must have run against the servers, not been skipped.
 for suite in "End to end against PostgreSQL" "S3Storage against moto" "Watcher, controller and leader election against the test API server" \
              "Data safety against PostgreSQL and storage" "The backstop command line against PostgreSQL" "Prune and the hash chain" \
-             "The test API server answers as the recorded kube-apiserver"; do
+             "The test API server answers as the recorded kube-apiserver" "The test API server's RBAC and printer columns" \
+             "BackupPolicy reconciler against the test API server" "The controller on an API server that behaves like a real one" \
+             "Planning a BackupPolicy's reconcile" "backstop-controller processes" "Invalid BackupPolicies through kubectl and the controller" \
+             "JSON parsing, writing and encoding" "BackupPolicy CRD and example"; do
     if ! grep -q "Suite \"$suite\" passed" "$log"; then
         echo "hack/test.sh: the suite \"$suite\" did not run" >&2
         exit 1

@@ -1,3 +1,4 @@
+internal import KubeObjects
 internal import Foundation
 internal import HTTP
 
@@ -13,6 +14,21 @@ public enum WatchEvent<Object: Decodable & Sendable>: Sendable {
 
     static func decode(_ line: [UInt8]) throws(KubeAPIError) -> WatchEvent {
         let data = Data(line)
+        // Objects that read themselves from parsed JSON: one parse, no `JSONDecoder`.
+        if Object.self is any JSONValueDecodable.Type || Object.self == JSONValue.self {
+            do {
+                let event = try JSONValue.decode(data, skipping: KubeClient.unreadFields(of: Object.self, under: ["object"]))
+                let object = event["object"] ?? .null
+                switch event["type"]?.string {
+                case "ADDED": if let value = try KubeClient.fastDecode(Object.self, object) { return .added(value) }
+                case "MODIFIED": if let value = try KubeClient.fastDecode(Object.self, object) { return .modified(value) }
+                case "DELETED": if let value = try KubeClient.fastDecode(Object.self, object) { return .deleted(value) }
+                default: break  // bookmarks and errors below
+                }
+            } catch {
+                throw KubeAPIError(.decoding, "cannot decode a watch event: \(error)")
+            }
+        }
         do {
             switch try JSONDecoder().decode(WatchEventType.self, from: data).type {
             case "ADDED": return .added(try JSONDecoder().decode(WatchEventBody<Object>.self, from: data).object)

@@ -44,13 +44,32 @@ public final class KubeClient: Sendable {
 
     /// A page of a list: the items, the collection's resourceVersion (where a watch starts),
     /// and the token for the next page.
-    public struct ListPage<Item: Decodable & Sendable>: Decodable, Sendable {
+    public struct ListPage<Item: Decodable & Sendable>: Decodable, Sendable, FastListPage {
         public struct Metadata: Decodable, Sendable {
             public let resourceVersion: String?
             public let `continue`: String?
         }
         public let items: [Item]
         public let metadata: Metadata
+
+        static var unreadItemFields: [[String]] { (Item.self as? any JSONValueDecodable.Type)?.unreadFields ?? [] }
+
+        /// Items that read themselves from parsed JSON are read so; the page is then read
+        /// without `Decodable` too.
+        init?(fast json: JSONValue) throws {
+            guard Item.self is any JSONValueDecodable.Type || Item.self == JSONValue.self else { return nil }
+            var items: [Item] = []
+            for (index, item) in (json["items"]?.array ?? []).enumerated() {
+                do {
+                    guard let value = try KubeClient.fastDecode(Item.self, item) else { return nil }
+                    items.append(value)
+                } catch {
+                    throw JSONValue.ShapeError(field: "items[\(index)].\(error)", expected: "an object")
+                }
+            }
+            self.items = items
+            metadata = Metadata(resourceVersion: json[path: "metadata.resourceVersion"]?.string, continue: json[path: "metadata.continue"]?.string)
+        }
     }
 
     // MARK: Verbs
@@ -87,6 +106,12 @@ public final class KubeClient: Sendable {
     }
 
     public func create<T: Codable & Sendable>(_ type: ResourceType, namespace: String? = nil, _ object: T) async throws(KubeAPIError) -> T {
+        try await create(type, namespace: namespace, object, as: T.self)
+    }
+
+    /// POST, the answer read as `T` (e.g. `Acknowledgement` when it is not needed).
+    public func create<Body: Encodable & Sendable, T: Decodable & Sendable>(_ type: ResourceType, namespace: String? = nil, _ object: Body,
+                                                                           as: T.Type) async throws(KubeAPIError) -> T {
         try decode(T.self, try await send("POST", path: type.path(namespace: namespace ?? connection.namespace), body: try encode(object)))
     }
 
@@ -212,8 +237,32 @@ public final class KubeClient: Sendable {
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(KubeAPIError) -> T {
+        // Untyped answers, and types that read themselves from parsed JSON, skip `JSONDecoder`
+        // (see `JSONValueDecodable`); lists of them too.
+        if T.self == JSONValue.self || T.self is any JSONValueDecodable.Type || T.self is any FastListPage.Type {
+            do {
+                if let value = try Self.fastDecode(T.self, JSONValue.decode(data, skipping: Self.unreadFields(of: T.self))) { return value }
+            } catch {
+                throw KubeAPIError(.decoding, "cannot decode \(T.self) from the API's answer: \(error)")
+            }
+        }
         do { return try JSONDecoder().decode(T.self, from: data) }
         catch { throw KubeAPIError(.decoding, "cannot decode \(T.self) from the API's answer: \(error)") }
+    }
+
+    /// What a type never reads, as paths in its JSON (a list's items' under `items.*`).
+    static func unreadFields<T>(of type: T.Type, under prefix: [String] = []) -> [[String]] {
+        if let readable = T.self as? any JSONValueDecodable.Type { return readable.unreadFields.map { prefix + $0 } }
+        if let page = T.self as? any FastListPage.Type { return page.unreadItemFields.map { prefix + ["items", "*"] + $0 } }
+        return []
+    }
+
+    /// `json` as `T` without `Decodable`, when `T` allows; nil otherwise.
+    static func fastDecode<T>(_ type: T.Type, _ json: JSONValue) throws -> T? {
+        if let value = json as? T { return value }
+        if let readable = T.self as? any JSONValueDecodable.Type { return try readable.init(json: json) as? T }
+        if let page = T.self as? any FastListPage.Type { return try page.init(fast: json) as? T }
+        return nil
     }
 
     func encode<T: Encodable>(_ value: T) throws(KubeAPIError) -> Data {

@@ -11,13 +11,19 @@ extension KubeObject {
 }
 
 /// Any object, typed metadata and the rest as JSON: for kinds without a Swift type of their own.
-public struct GenericObject: KubeObject, Equatable {
+public struct GenericObject: KubeObject, Equatable, JSONValueDecodable {
     public var metadata: ObjectMeta
     public var fields: [String: JSONValue]
 
     public init(metadata: ObjectMeta, fields: [String: JSONValue] = [:]) {
         self.metadata = metadata
         self.fields = fields
+    }
+
+    public init(json: JSONValue) throws(JSONValue.ShapeError) {
+        metadata = try ObjectMeta(json: json["metadata"] ?? .null)
+        fields = json.object ?? [:]
+        fields["metadata"] = nil
     }
 
     private struct AnyKey: CodingKey {
@@ -58,4 +64,20 @@ public struct ServerVersion: Decodable, Sendable, Equatable {
 
     /// The minor release as a number (`27+` → 27); nil when unreadable.
     public var minorNumber: Int? { Int(minor.prefix { $0.isNumber }) }
+}
+
+/// A list page that can read itself from parsed JSON (when its items can).
+protocol FastListPage {
+    init?(fast json: JSONValue) throws
+    static var unreadItemFields: [[String]] { get }
+}
+
+/// An answer whose content is not needed (a status patch's, an Event's): only that the
+/// request succeeded. Scanned, not parsed into values.
+public struct Acknowledgement: Decodable, Sendable, JSONValueDecodable {
+    public static var unreadFields: [[String]] { [["*"]] }
+
+    public init(json: JSONValue) {}
+
+    public init(from decoder: any Decoder) throws {}
 }

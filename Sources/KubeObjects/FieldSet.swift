@@ -82,36 +82,63 @@ public struct FieldSet: Hashable, Sendable {
 
     /// Back to a `fieldsV1` tree; associative-list elements and set elements carry `"."`.
     public var fieldsV1: JSONValue {
-        var root: JSONValue = .object([:])
-        for path in members {
-            var node = root
-            Self.insert(path[...], into: &node)
-            root = node
-        }
-        return root
+        Self.tree(members.map { $0[...] })
     }
 
-    private static func insert(_ path: ArraySlice<String>, into node: inout JSONValue) {
-        guard let first = path.first else { return }
-        var child = node[first] ?? .object([:])
-        if path.count == 1 {
-            if first.hasPrefix("k:") || first.hasPrefix("v:") {
-                child["."] = .object([:])
-            }
-        } else {
-            insert(path.dropFirst(), into: &child)
+    /// The tree of paths, built level by level (grouping by the first segment), so no
+    /// nested dictionary is copied to add a path.
+    private static func tree(_ paths: [ArraySlice<String>]) -> JSONValue {
+        var groups: [String: [ArraySlice<String>]] = [:]
+        for path in paths {
+            guard let first = path.first else { continue }
+            groups[first, default: []].append(path.dropFirst())
         }
-        node[first] = child
+        var fields: [String: JSONValue] = [:]
+        fields.reserveCapacity(groups.count)
+        for (key, rests) in groups {
+            let deeper = rests.filter { !$0.isEmpty }
+            var child = deeper.isEmpty ? JSONValue.object([:]) : tree(deeper)
+            if key.hasPrefix("k:") || key.hasPrefix("v:"), rests.contains(where: \.isEmpty) { child["."] = .object([:]) }
+            fields[key] = child
+        }
+        return .object(fields)
     }
 
-    /// A stable hash of the members: equal sets, equal hashes, in every process.
+    /// A stable hash of the members: equal sets, equal hashes, in every process. The sum of
+    /// each member's own hash, so neither sorting nor a copy of the set is needed, and it can
+    /// be computed straight from a `FieldsV1` tree (`stableHash(ofFieldsV1:)`).
     public var stableHash: UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for text in members.map({ $0.joined(separator: "\u{1F}") }).sorted() {
-            for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-            hash = (hash ^ 0x1E) &* 0x100_0000_01b3
+        members.reduce(0) { $0 &+ Self.memberHash($1[...]) }
+    }
+
+    /// `stableHash` of `FieldSet(fieldsV1:)`, without building the set.
+    public static func stableHash(ofFieldsV1 tree: JSONValue) -> UInt64 {
+        var total: UInt64 = 0
+        var path: [String] = []
+        func walk(_ node: JSONValue) {
+            guard let children = node.object else { return }
+            if !path.isEmpty, children.isEmpty || children["."] != nil { total &+= memberHash(path[...]) }
+            for (key, child) in children where key != "." {
+                path.append(key)
+                walk(child)
+                path.removeLast()
+            }
         }
-        return hash
+        walk(tree)
+        return total
+    }
+
+    /// FNV-1a over the segments (with a separator), then a 64-bit finaliser (splitmix64's), so
+    /// sums of member hashes do not cancel out.
+    static func memberHash(_ path: ArraySlice<String>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for segment in path {
+            for byte in segment.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            hash = (hash ^ 0x1F) &* 0x100_0000_01b3
+        }
+        hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
+        return hash ^ (hash >> 31)
     }
 
     /// `.spec.jobTemplate.spec.template.spec.containers[name="worker"].image`: how the API
@@ -128,6 +155,34 @@ public struct FieldSet: Hashable, Sendable {
             }
         }
         return text
+    }
+}
+
+/// Read from and written as a `FieldsV1` tree. Decoded by walking the tree's keys, never
+/// through `JSONValue`: every object the controller watches carries managedFields.
+extension FieldSet: Codable {
+    private struct Key: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        var members: Set<Path> = []
+        func walk(_ container: KeyedDecodingContainer<Key>, _ path: Path) throws {
+            let keys = container.allKeys
+            if !path.isEmpty, keys.isEmpty || keys.contains(where: { $0.stringValue == "." }) { members.insert(path) }
+            for key in keys where key.stringValue != "." {
+                try walk(container.nestedContainer(keyedBy: Key.self, forKey: key), path + [key.stringValue])
+            }
+        }
+        try walk(decoder.container(keyedBy: Key.self), [])
+        self.members = members
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try fieldsV1.encode(to: encoder)
     }
 }
 

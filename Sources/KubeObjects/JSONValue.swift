@@ -71,14 +71,15 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
     public var object: [String: JSONValue]? { if case .object(let value) = self { value } else { nil } }
     public var array: [JSONValue]? { if case .array(let value) = self { value } else { nil } }
 
-    public static func decode(_ data: Data) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: data) }
+    /// Parses JSON text (fast: see `JSONParser`).
+    public static func decode(_ data: Data) throws -> JSONValue { try JSONParser.parse(data) }
 
-    public func encoded() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case is plain JSON.
-        return (try? encoder.encode(self)) ?? Data("null".utf8)
-    }
+    /// Parses JSON text, leaving out the fields named by `skipping` (paths of keys, `*` for
+    /// any list element): they are scanned over, not built.
+    public static func decode(_ data: Data, skipping: [[String]]) throws -> JSONValue { try JSONParser.parse(data, skipping: skipping) }
+
+    /// Compact JSON text, keys sorted (fast: see `JSONWriter`).
+    public func encoded() -> Data { Data(JSONWriter.write(self)) }
 
     /// The RFC 7386 merge patch that turns `old` into `new` (objects by key, `null` for a
     /// removed key, anything else whole); nil when they are equal.

@@ -52,12 +52,12 @@ public struct ManagedFieldsEntry: Codable, Sendable, Hashable {
     public var apiVersion: String?
     public var time: String?
     public var fieldsType: String?
-    /// The fields, in `FieldsV1` form: `{"f:spec": {"f:schedule": {}}}`.
-    public var fieldsV1: JSONValue?
+    /// The fields, read from their `FieldsV1` form (`{"f:spec": {"f:schedule": {}}}`).
+    public var fieldsV1: FieldSet?
     /// `status` when the entry is about a subresource.
     public var subresource: String?
 
-    public init(operation: String?, manager: String?, apiVersion: String?, time: String?, fieldsV1: JSONValue?, subresource: String? = nil) {
+    public init(operation: String?, manager: String?, apiVersion: String?, time: String?, fieldsV1: FieldSet?, subresource: String? = nil) {
         self.operation = operation
         self.manager = manager
         self.apiVersion = apiVersion

@@ -31,12 +31,17 @@ public struct Controller<Object: KubeObject>: Sendable {
         let run: @Sendable (_ health: APIAccessHealth, _ enqueue: @escaping @Sendable (String) async -> Void) async -> Void
         let hasSynced: @Sendable () -> Bool
 
+        /// `needsReconcile` may skip a changed object (e.g. the echo of the controller's own
+        /// write, which the reconcile that made it already accounted for); a relist or a
+        /// deletion always queues its owner.
         public init<Owned: KubeObject>(_ watcher: Watcher<Owned>, cache: ObjectCache<Owned>,
-                                       owner: @escaping @Sendable (Owned) -> String?) {
+                                       owner: @escaping @Sendable (Owned) -> String?,
+                                       needsReconcile: @escaping @Sendable (Owned) -> Bool = { _ in true }) {
             run = { health, enqueue in
                 await watcher.run(reportingTo: health) { event in
                     // The cache first: the reconcile the key starts must see this change.
                     for (old, new) in cache.apply(event) {
+                        if case .applied = event, let new, !needsReconcile(new) { continue }
                         let owners = Set([old.flatMap(owner), new.flatMap(owner)].compactMap { $0 })
                         for key in owners.sorted() { await enqueue(key) }
                     }

@@ -1,6 +1,6 @@
 public import Foundation
 public import KubeClient
-public import KubeObjects
+internal import KubeObjects
 public import Logging
 internal import Synchronization
 
@@ -52,7 +52,9 @@ public final class EventRecorder: Sendable {
     private let component: String
     private let logger: Logger
     private let now: @Sendable () -> Date
-    private let recorded = Mutex<(events: [Identity: Recorded], clock: UInt64)>(([:], 0))
+    /// By the identity's hash (the messages themselves need not be kept for thousands of
+    /// events; a collision would only bump the count of another event).
+    private let recorded = Mutex<(events: [Int: Recorded], clock: UInt64)>(([:], 0))
 
     public init(client: KubeClient, component: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.client = client
@@ -62,7 +64,7 @@ public final class EventRecorder: Sendable {
     }
 
     public func record(_ object: InvolvedObject, _ type: EventType, reason: String, message: String) async {
-        let identity = Identity(object: object, type: type, reason: reason, message: message)
+        let identity = Identity(object: object, type: type, reason: reason, message: message).hashValue
         let date = now()
         let timestamp = KubeTime.time(date)
         logger.info("\(object.namespace.map { "\($0)/" } ?? "")\(object.name): \(reason): \(message)")
@@ -77,7 +79,7 @@ public final class EventRecorder: Sendable {
         if let repeated {
             let patch: JSONValue = ["count": .number(Double(repeated.count)), "lastTimestamp": .string(timestamp), "message": .string(message)]
             do {
-                let _: JSONValue = try await client.patch(.events, namespace: object.namespace, name: repeated.name, .strategicMerge(patch))
+                let _: Acknowledgement = try await client.patch(.events, namespace: object.namespace, name: repeated.name, .strategicMerge(patch))
                 return
             } catch where error.isNotFound {
                 // Expired (events live an hour by default): start a new one.
@@ -98,7 +100,7 @@ public final class EventRecorder: Sendable {
             "source": ["component": .string(component)], "reportingComponent": .string(component), "reportingInstance": "",
         ]
         do {
-            let _: JSONValue = try await client.create(.events, namespace: object.namespace, event)
+            _ = try await client.create(.events, namespace: object.namespace, event, as: Acknowledgement.self)
             recorded.withLock { state in
                 state.events[identity] = Recorded(name: name, count: 1, used: state.clock)
                 if state.events.count > Self.capacity, let oldest = state.events.min(by: { $0.value.used < $1.value.used })?.key {

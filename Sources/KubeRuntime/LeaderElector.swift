@@ -1,6 +1,6 @@
 internal import Foundation
 public import KubeClient
-public import KubeObjects
+internal import KubeObjects
 public import Logging
 internal import Synchronization
 

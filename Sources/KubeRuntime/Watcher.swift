@@ -77,7 +77,10 @@ public struct Watcher<Object: KubeObject>: Sendable {
         switch state {
         case .empty:
             do {
-                let (items, version) = try await client.listAll(resource, namespace: namespace, labelSelector: labelSelector, as: Object.self)
+                // Pages of 100: a page is parsed whole before its items are kept, and a smaller
+                // page keeps that transient tree (and so the process's peak memory) small.
+                let (items, version) = try await client.listAll(resource, namespace: namespace, labelSelector: labelSelector, pageSize: 100,
+                                                                as: Object.self)
                 await handle(.restarted(items))
                 return (.listed(resourceVersion: version), nil)
             } catch {

@@ -22,7 +22,22 @@ struct FieldManager {
         var subresource: String?
         var apiVersion: String
         var time: String
-        var fields: FieldSet
+        var fields: FieldSet {
+            didSet { if fields != oldValue { stored = nil } }
+        }
+        /// The `fieldsV1` tree as stored, while `fields` is unchanged: written back as it was
+        /// instead of being rebuilt on every write.
+        var stored: JSONValue?
+
+        init(manager: String, operation: String, subresource: String?, apiVersion: String, time: String, fields: FieldSet, stored: JSONValue? = nil) {
+            self.manager = manager
+            self.operation = operation
+            self.subresource = subresource
+            self.apiVersion = apiVersion
+            self.time = time
+            self.fields = fields
+            self.stored = stored
+        }
     }
 
     struct Conflict: Error {
@@ -58,7 +73,7 @@ struct FieldManager {
             guard let manager = entry["manager"]?.string, let operation = entry["operation"]?.string else { return nil }
             return Entry(manager: manager, operation: operation, subresource: entry["subresource"]?.string,
                          apiVersion: entry["apiVersion"]?.string ?? "", time: entry["time"]?.string ?? "",
-                         fields: FieldSet(fieldsV1: entry["fieldsV1"] ?? .object([:])))
+                         fields: FieldSet(fieldsV1: entry["fieldsV1"] ?? .object([:])), stored: entry["fieldsV1"])
         }
     }
 
@@ -71,7 +86,7 @@ struct FieldManager {
         object["metadata"]?["managedFields"] = .array(kept.map { entry in
             var fields: [String: JSONValue] = [
                 "manager": .string(entry.manager), "operation": .string(entry.operation), "apiVersion": .string(entry.apiVersion),
-                "time": .string(entry.time), "fieldsType": "FieldsV1", "fieldsV1": entry.fields.fieldsV1,
+                "time": .string(entry.time), "fieldsType": "FieldsV1", "fieldsV1": entry.stored ?? entry.fields.fieldsV1,
             ]
             if let subresource = entry.subresource { fields["subresource"] = .string(subresource) }
             return .object(fields)

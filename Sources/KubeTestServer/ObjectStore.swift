@@ -24,11 +24,14 @@ final class ObjectStore: @unchecked Sendable {
         var isCustom: Bool { schema != nil }
     }
 
+    /// A change, kept for watches: its line written once, not once per watcher.
     struct Event {
         let version: Int
-        let type: String
         let key: Key
-        let object: JSONValue
+        /// The object's labels, for watches with a label selector.
+        let labels: JSONValue?
+        /// `{"type":…,"object":…}` and a newline, as the watch stream carries it.
+        let line: String
     }
 
     /// The built-in kinds stored, whether they have a status subresource, and their short names.
@@ -557,7 +560,7 @@ final class ObjectStore: @unchecked Sendable {
 
     private func record(_ type: String, _ key: Key, _ object: JSONValue) {
         if Self.rbacKinds.contains(key.resource) { rbac[key] = type == "DELETED" ? nil : object }
-        events.append(Event(version: resourceVersion, type: type, key: key, object: object))
+        events.append(Event(version: resourceVersion, key: key, labels: object[path: "metadata.labels"], line: Self.watchLine(type, object)))
         if events.count > 10_000 {
             compactedThrough = max(compactedThrough, events[999].version)
             events.removeFirst(1_000)
@@ -732,6 +735,10 @@ final class ObjectStore: @unchecked Sendable {
 
     // MARK: Watch
 
+    static func watchLine(_ type: String, _ object: JSONValue) -> String {
+        String(decoding: JSONValue.object(["type": .string(type), "object": object]).encoded(), as: UTF8.self) + "\n"
+    }
+
     /// Index of the first event newer than `version` (events are in version order): a watch
     /// wakes on every write, and must not rescan the whole history each time.
     private func firstEvent(after version: Int) -> Int {
@@ -752,9 +759,7 @@ final class ObjectStore: @unchecked Sendable {
         let requested = query["resourceVersion"].flatMap { $0.isEmpty ? nil : Int($0) }
         return .stream(status: 200, contentType: "application/json") { [self] write in
             let deadline = Date().addingTimeInterval(timeout)
-            func line(_ type: String, _ object: JSONValue) -> String {
-                String(decoding: JSONValue.object(["type": .string(type), "object": object]).encoded(), as: UTF8.self) + "\n"
-            }
+            let line = Self.watchLine
             var cursor: Int
             var initial: [String] = []
             condition.lock()
@@ -783,8 +788,8 @@ final class ObjectStore: @unchecked Sendable {
                 condition.unlock()
                 // Everything up to `newest` is now either in the batch or not for this watch.
                 cursor = newest
-                for event in batch where selector.matches(event.object) {
-                    guard write(line(event.type, event.object)) else { return }
+                for event in batch where selector.matches(labels: event.labels) {
+                    guard write(event.line) else { return }
                     lastSent = Date()
                 }
                 let seconds = interval / .seconds(1)
@@ -820,7 +825,11 @@ struct LabelSelector {
     }
 
     func matches(_ object: JSONValue) -> Bool {
-        let labels = object[path: "metadata.labels"]?.object ?? [:]
+        matches(labels: object[path: "metadata.labels"])
+    }
+
+    func matches(labels: JSONValue?) -> Bool {
+        let labels = labels?.object ?? [:]
         return requirements.allSatisfy { requirement in
             switch requirement {
             case let .equals(key, value): labels[key]?.string == value

@@ -10,53 +10,58 @@ internal import Workloads
 // untyped JSON trees) and are decoded once, straight from the watch.
 
 /// A BackupPolicy as watched. A policy the API server accepted but that does not decode
-/// (a schema older than this controller, a hand-made CRD) is still cached, with the reason,
-/// so its status can say what is wrong instead of the whole watch failing.
+/// (a schema older than this controller, a hand-made CRD) is still cached, and its status can
+/// say what is wrong instead of the whole watch failing.
 ///
-/// The policy is kept as compact JSON and decoded again for each reconcile: the typed value,
-/// with its many optional fields laid out inline, is about 5 KiB against 2 KiB of JSON, and
-/// a reconcile is rare next to the time a policy sits in the cache.
-public struct ObservedPolicy: KubeObject, Equatable {
+/// The policy is kept as compact JSON (managedFields dropped) and decoded for each reconcile:
+/// the typed value, with its many optional fields laid out inline, is about 5 KiB against
+/// 2 KiB of JSON, and a reconcile is rare next to the time a policy sits in the cache.
+public struct ObservedPolicy: KubeObject, Equatable, JSONValueDecodable {
     public var metadata: ObjectMeta
-    private let encoded: Data?
-    /// Why `policy` is nil: the field and what was expected there.
-    public let decodingError: String?
-    /// The status of a policy that does not decode, when that part still does (its other
-    /// conditions and history are kept while the spec is wrong).
-    let statusOfUndecodable: BackupPolicy.Status?
+    private let encoded: Data
 
-    /// The policy, typed; nil when it does not decode (see `decodingError`).
-    public var policy: BackupPolicy? {
-        encoded.flatMap { try? JSONDecoder().decode(BackupPolicy.self, from: $0) }
+    /// Who applied which field is the server's business, and can be most of the object.
+    public static var unreadFields: [[String]] { [["metadata", "managedFields"]] }
+
+    public init(json: JSONValue) throws(JSONValue.ShapeError) {
+        guard let metadata = json["metadata"] else { throw JSONValue.ShapeError(field: "metadata", expected: "an object") }
+        self.metadata = try ObjectMeta(json: metadata)
+        self.metadata.managedFields = nil
+        var trimmed = json
+        trimmed["metadata"]?["managedFields"] = nil
+        encoded = trimmed.encoded()
     }
 
-    private enum CodingKeys: String, CodingKey { case metadata, status }
-
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
-        metadata.managedFields = nil
-        do {
-            var policy = try BackupPolicy(from: decoder)
-            // Who applied which field is the server's business, and can be most of the object.
-            policy.metadata.managedFields = nil
-            encoded = try JSONEncoder().encode(policy)
-            decodingError = nil
-            statusOfUndecodable = nil
-        } catch {
-            encoded = nil
-            decodingError = (error as? DecodingError).map(Self.describe) ?? "\(error)"
-            statusOfUndecodable = try? container.decodeIfPresent(BackupPolicy.Status.self, forKey: .status)
-        }
+        try self.init(json: JSONValue(from: decoder))
     }
 
     public func encode(to encoder: any Encoder) throws {
-        if let policy {
-            try policy.encode(to: encoder)
-        } else {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(metadata, forKey: .metadata)
+        try JSONValue.decode(encoded).encode(to: encoder)
+    }
+
+    private var decoded: Result<BackupPolicy, DecodingError> {
+        Result { () throws(DecodingError) -> BackupPolicy in
+            do { return try JSONDecoder().decode(BackupPolicy.self, from: encoded) }
+            catch let error as DecodingError { throw error }
+            catch { throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "\(error)")) }
         }
+    }
+
+    /// The policy, typed; nil when it does not decode (see `decodingError`).
+    public var policy: BackupPolicy? { try? decoded.get() }
+
+    /// Why `policy` is nil: the field and what was expected there.
+    public var decodingError: String? {
+        guard case .failure(let error) = decoded else { return nil }
+        return Self.describe(error)
+    }
+
+    /// The status of a policy that does not decode, when that part still does (its other
+    /// conditions and history are kept while the spec is wrong).
+    var statusOfUndecodable: BackupPolicy.Status? {
+        guard let status = (try? JSONValue.decode(encoded))?["status"] else { return nil }
+        return try? JSONDecoder().decode(BackupPolicy.Status.self, from: status.encoded())
     }
 
     /// `spec.environments[0].retention.keep.daily: expected a number`.
@@ -95,7 +100,7 @@ public struct ObservedPolicy: KubeObject, Equatable {
 /// spec: the API server fills defaults in, rewrites quantities and drops fields it does not
 /// serve, so the spec read back never equals the one applied, and three thousand pod
 /// templates would be most of the controller's memory.
-public struct ObservedCronJob: KubeObject {
+public struct ObservedCronJob: KubeObject, JSONValueDecodable {
     public var metadata: ObjectMeta
     /// `backstop.dev/spec-hash`: what the builder wanted when it was last applied.
     public let specHash: String?
@@ -106,9 +111,28 @@ public struct ObservedCronJob: KubeObject {
 
     private enum CodingKeys: String, CodingKey { case metadata }
 
+    public static var unreadFields: [[String]] { [["spec"], ["status"]] }
+
+    /// Read from the watch: the hash of Backstop's fields straight from their `FieldsV1` tree,
+    /// and no other manager's fields parsed at all.
+    public init(json: JSONValue) throws(JSONValue.ShapeError) {
+        var metadata = json["metadata"] ?? .null
+        let applied = metadata["managedFields"]?.array?.first { entry in
+            entry["manager"]?.string == PolicyReconciler.fieldManager && entry["operation"] == "Apply" && entry["subresource"] == nil
+        }
+        metadata["managedFields"] = nil
+        let full = try ObjectMeta(json: metadata)
+        self.metadata = full.trimmedForCache()
+        specHash = full.annotations?[CronJobBuilder.specHashAnnotation]
+        appliedFieldsHash = applied.map { FieldSet.stableHash(ofFieldsV1: $0["fieldsV1"] ?? .object([:])) }
+    }
+
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        let metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
+        self.init(metadata: try container.decode(ObjectMeta.self, forKey: .metadata))
+    }
+
+    init(metadata: ObjectMeta) {
         self.metadata = metadata.trimmedForCache()
         specHash = metadata.annotations?[CronJobBuilder.specHashAnnotation]
         appliedFieldsHash = Self.appliedFields(in: metadata).map(\.stableHash)
@@ -123,7 +147,7 @@ public struct ObservedCronJob: KubeObject {
     /// The fields `backstop`'s server-side apply owns, from managedFields.
     static func appliedFields(in metadata: ObjectMeta) -> FieldSet? {
         metadata.managedFields?.first { $0.manager == PolicyReconciler.fieldManager && $0.operation == "Apply" && $0.subresource == nil }
-            .map { FieldSet(fieldsV1: $0.fieldsV1 ?? .object([:])) }
+            .map { $0.fieldsV1 ?? FieldSet() }
     }
 
     /// Whether the policy with this uid controls it.
@@ -136,7 +160,7 @@ public struct ObservedCronJob: KubeObject {
 /// A Job the controller's CronJobs (or run-now) started: only whether and how it ended.
 /// Decoded leniently: a condition this controller does not know, or a time it cannot read,
 /// never makes the watch fail.
-public struct ObservedJob: KubeObject {
+public struct ObservedJob: KubeObject, JSONValueDecodable {
     public enum Outcome: Sendable, Equatable {
         case complete
         case failed
@@ -161,6 +185,18 @@ public struct ObservedJob: KubeObject {
         }
         let conditions: [JobCondition]?
         let completionTime: String?
+    }
+
+    public static var unreadFields: [[String]] { [["spec"]] }
+
+    public init(json: JSONValue) throws(JSONValue.ShapeError) {
+        metadata = try ObjectMeta(json: json["metadata"] ?? .null).trimmedForCache()
+        let finished = json[path: "status.conditions"]?.array?.first { condition in
+            (condition["type"] == "Complete" || condition["type"] == "Failed") && condition["status"] == "True"
+        }
+        outcome = finished.map { $0["type"] == "Complete" ? .complete : .failed }
+        finishedAt = (finished?["lastTransitionTime"]?.string ?? json[path: "status.completionTime"]?.string).flatMap(KubeTimestamp.init)
+        message = finished?["message"]?.string
     }
 
     public init(from decoder: any Decoder) throws {
@@ -189,13 +225,14 @@ public struct ObservedJob: KubeObject {
 }
 
 extension ObjectMeta {
-    /// Without what a reconcile of owned objects never reads (uid, times, generation,
-    /// finalizers, managedFields): kept for thousands of objects.
+    /// Only what a reconcile of owned objects reads: name, namespace, version, Backstop's
+    /// policy and environment labels (the cache's index), the controller reference. Kept for
+    /// thousands of objects, so no other labels, annotations, times or managedFields.
     func trimmedForCache() -> ObjectMeta {
-        var trimmed = ObjectMeta(name: name, namespace: namespace, labels: labels)
+        let kept = labels?.filter { $0.key == CronJobBuilder.policyLabel || $0.key == CronJobBuilder.environmentLabel }
+        var trimmed = ObjectMeta(name: name, namespace: namespace, labels: kept)
         trimmed.resourceVersion = resourceVersion
-        trimmed.annotations = annotations
-        trimmed.ownerReferences = ownerReferences
+        trimmed.ownerReferences = ownerReferences?.filter { $0.controller == true }
         return trimmed
     }
 }

@@ -21,7 +21,8 @@ extension PolicyReconciler {
             watcher: Watcher(client: client, resource: .backupPolicies, namespace: namespace, backoff: backoff),
             owned: [
                 .init(Watcher(client: client, resource: .cronJobs, namespace: namespace, labelSelector: ours, backoff: backoff),
-                      cache: owned.cronJobs, owner: { OwnedObjects.ownerKey(of: $0.metadata) }),
+                      cache: owned.cronJobs, owner: { OwnedObjects.ownerKey(of: $0.metadata) },
+                      needsReconcile: { !reconciler.memo.isEcho(of: $0) }),
                 .init(Watcher(client: client, resource: .jobs, namespace: namespace, labelSelector: ours, backoff: backoff),
                       cache: owned.jobs, owner: { OwnedObjects.ownerKey(of: $0.metadata) }),
             ],

@@ -16,9 +16,8 @@ public struct PolicyObservation: Sendable {
     public var runs: [String: FinishedRun]
     public var server: ServerCapabilities.Snapshot
     public var now: Date
-    /// CronJob name → the hash of Backstop's applied fields the server recorded on the last
-    /// apply of the same desired state (a server may record a field set differently from
-    /// how the controller computes it; once applied, that is no drift).
+    /// CronJob name → the hash of Backstop's applied fields an earlier pass confirmed for the
+    /// same desired state: no need to compute the fields again.
     public var acceptedFieldHashes: [String: UInt64]
 
     public init(policy: BackupPolicy, cronJobs: [ObservedCronJob], jobs: [ObservedJob], runs: [String: FinishedRun] = [:],
@@ -61,6 +60,8 @@ public struct FinishedRun: Sendable, Equatable {
 public struct PolicyPlan: Sendable {
     public struct Application: Sendable {
         public var cronJob: CronJob
+        /// What the apply sends: `cronJob` as JSON.
+        public var configuration: JSONValue
         /// The policy controls the object already: a hand edit is undone (force=true).
         /// Otherwise the apply must not take fields from anyone (force=false).
         public var force: Bool
@@ -82,25 +83,31 @@ public struct PolicyPlan: Sendable {
     /// Names held by a CronJob this policy does not control.
     public var conflicts: [String]
     public var runNow: RunNow?
+    /// CronJobs found to own exactly the fields they should (name → that field hash): a
+    /// later pass need not compute it again (see `PolicyObservation.acceptedFieldHashes`).
+    public var confirmed: [String: UInt64] = [:]
 
     /// Plans the CronJobs and run-now Jobs; throws when the policy is invalid.
     public static func make(_ observation: PolicyObservation, workerImage: String) throws(BackstopAPIError) -> PolicyPlan {
         let policy = observation.policy
         let builder = CronJobBuilder(settings: .init(workerImage: workerImage))
-        let desired = try builder.cronJobs(for: policy, cronJobTimeZone: observation.server.cronJobTimeZone)
+        let built = try builder.build(for: policy, cronJobTimeZone: observation.server.cronJobTimeZone)
+        let desired = built.map(\.cronJob)
         var observed = Dictionary(observation.cronJobs.map { ($0.metadata.name, $0) }, uniquingKeysWith: { first, _ in first })
         var plan = PolicyPlan(desired: desired, apply: [], delete: [], conflicts: [], runNow: nil)
-        for cronJob in desired {
+        for (cronJob, configuration) in built.map({ ($0.cronJob, $0.configuration) }) {
             guard let current = observed.removeValue(forKey: cronJob.metadata.name) else {
-                plan.apply.append(Application(cronJob: cronJob, force: false, exists: false))
+                plan.apply.append(Application(cronJob: cronJob, configuration: configuration, force: false, exists: false))
                 continue
             }
             guard current.isControlled(by: policy.metadata.uid) else {
                 plan.conflicts.append(cronJob.metadata.name)
                 continue
             }
-            if drifted(current, from: cronJob, accepted: observation.acceptedFieldHashes[cronJob.metadata.name]) {
-                plan.apply.append(Application(cronJob: cronJob, force: true, exists: true))
+            switch check(current, against: cronJob, configuration: configuration, accepted: observation.acceptedFieldHashes[cronJob.metadata.name]) {
+            case .drifted: plan.apply.append(Application(cronJob: cronJob, configuration: configuration, force: true, exists: true))
+            case .confirmed(let hash): plan.confirmed[cronJob.metadata.name] = hash
+            case .unchanged: break
             }
         }
         // What is left belongs to environments the policy no longer has.
@@ -109,12 +116,22 @@ public struct PolicyPlan: Sendable {
         return plan
     }
 
+    enum Check: Equatable {
+        case drifted
+        /// As wanted, as already known.
+        case unchanged
+        /// As wanted, found by computing the fields it should own (their hash).
+        case confirmed(UInt64)
+    }
+
     /// Applied again when its annotation names another desired state, or when the fields
-    /// Backstop's apply owns are not the ones it sets (someone else's edit took some).
-    static func drifted(_ current: ObservedCronJob, from wanted: CronJob, accepted: UInt64?) -> Bool {
-        guard current.specHash == wanted.metadata.annotations?[CronJobBuilder.specHashAnnotation] else { return true }
-        guard let owned = current.appliedFieldsHash else { return true }
-        return owned != fieldSet(of: wanted).stableHash && owned != accepted
+    /// Backstop's apply owns are not the ones it sets (someone else's edit took some). The
+    /// fields are computed only when the hash is not one already accepted for it.
+    static func check(_ current: ObservedCronJob, against wanted: CronJob, configuration: JSONValue, accepted: UInt64?) -> Check {
+        guard current.specHash == wanted.metadata.annotations?[CronJobBuilder.specHashAnnotation],
+              let owned = current.appliedFieldsHash else { return .drifted }
+        if owned == accepted { return .unchanged }
+        return owned == FieldSet(applying: configuration).stableHash ? .confirmed(owned) : .drifted
     }
 
     /// The fields an apply of `cronJob` sets, as the server records them.

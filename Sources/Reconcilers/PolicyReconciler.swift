@@ -1,7 +1,7 @@
-public import BackstopAPI
+internal import BackstopAPI
 public import Foundation
 public import KubeClient
-public import KubeObjects
+internal import KubeObjects
 public import KubeRuntime
 public import Logging
 internal import Synchronization
@@ -97,6 +97,7 @@ public struct PolicyReconciler: Sendable {
                 break
             }
             guard let planned = plan else { break }
+            memo.confirmed(planned.confirmed, among: cronJobs)
             let (result, refusedTimeZone) = try await execute(planned, policy: policy, namespace: namespace)
             outcome = result
             guard refusedTimeZone else { break }
@@ -180,7 +181,8 @@ public struct PolicyReconciler: Sendable {
         let started = now()
         let applied: AppliedObject?
         do {
-            applied = try await apply(application.cronJob, namespace: namespace, force: application.force, policy: policy)
+            applied = try await apply(application.cronJob, configuration: application.configuration, namespace: namespace,
+                                      force: application.force, policy: policy)
         } catch {
             if error.isUnservedField && application.cronJob.spec.timeZone != nil { return .timeZoneUnserved(error.message) }
             if error.kind == .api && [400, 403, 422].contains(error.code ?? 0) { return .refused(error.message) }
@@ -189,7 +191,7 @@ public struct PolicyReconciler: Sendable {
         guard let applied else { return .someoneElses }
         // The server says 201 or 200, which the client does not pass on: an object made by
         // this very apply was created no earlier than the request (times are whole seconds).
-        let creation = applied.metadata.creationTimestamp.flatMap(KubeTimestamp.init)
+        let creation = applied.creationTimestamp
         return !application.exists && (creation.map { $0.date >= started.addingTimeInterval(-1) } ?? false) ? .created : .updated
     }
 
@@ -197,17 +199,17 @@ public struct PolicyReconciler: Sendable {
     /// else's: it is never applied to. Without force, a field another manager set with a
     /// different value is a 409: then the object is read to learn whose it is, and the
     /// apply forced only when the policy controls it.
-    func apply(_ cronJob: CronJob, namespace: String, force: Bool, policy: BackupPolicy) async throws(KubeAPIError) -> AppliedObject? {
-        let configuration = Self.json(cronJob)
+    func apply(_ cronJob: CronJob, configuration: JSONValue, namespace: String, force: Bool,
+               policy: BackupPolicy) async throws(KubeAPIError) -> AppliedObject? {
         do {
             let applied: AppliedObject = try await client.patch(.cronJobs, namespace: namespace, name: cronJob.metadata.name,
                                                                 .apply(configuration, fieldManager: Self.fieldManager, force: force))
-            memo.applied(cronJob, fields: ObservedCronJob.appliedFields(in: applied.metadata)?.stableHash)
+            memo.applied(cronJob, answer: applied)
             return applied
         } catch where !force && (error.isConflict || Self.isSecondController(error)) {
             let current = try await client.get(.cronJobs, namespace: namespace, name: cronJob.metadata.name, as: ObservedCronJob.self)
             guard current.isControlled(by: policy.metadata.uid) else { return nil }
-            return try await apply(cronJob, namespace: namespace, force: true, policy: policy)
+            return try await apply(cronJob, configuration: configuration, namespace: namespace, force: true, policy: policy)
         }
     }
 
@@ -262,8 +264,8 @@ public struct PolicyReconciler: Sendable {
         guard let patch = JSONValue.mergePatch(from: Self.json(policy.status ?? BackupPolicy.Status()), to: Self.json(status)),
               !memo.isWritten(key, status: status, over: policy.metadata.resourceVersion) else { return false }
         do {
-            let _: JSONValue = try await client.patch(.backupPolicies, namespace: policy.metadata.namespace, name: policy.metadata.name,
-                                                      .merge(["status": patch]), subresource: "status")
+            let _: Acknowledgement = try await client.patch(.backupPolicies, namespace: policy.metadata.namespace, name: policy.metadata.name,
+                                                            .merge(["status": patch]), subresource: "status")
         } catch where error.isNotFound {
             return false  // deleted meanwhile
         }
@@ -294,21 +296,39 @@ public struct PolicyReconciler: Sendable {
     /// A value as JSON; the types encoded here (CronJobs, statuses) hold plain strings,
     /// numbers and lists, so encoding cannot fail.
     static func json(_ value: some Encodable) -> JSONValue {
-        (try? JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(value))) ?? .null
+        (try? JSONValueEncoder().encode(value)) ?? .null
     }
 }
 
 /// The metadata of an applied object, as the server answers the apply.
-struct AppliedObject: Decodable, Sendable {
-    let metadata: ObjectMeta
+struct AppliedObject: Decodable, Sendable, JSONValueDecodable {
+    let resourceVersion: String?
+    let creationTimestamp: KubeTimestamp?
+    /// The fields are checked from the watch (`ObservedCronJob`), not here.
+    static var unreadFields: [[String]] { [["spec"], ["status"], ["metadata", "managedFields"]] }
+
+    /// `Decodable` as the client requires; it reads this type through `init(json:)`.
+    init(from decoder: any Decoder) throws {
+        try self.init(json: JSONValue(from: decoder))
+    }
+
+    init(json: JSONValue) throws(JSONValue.ShapeError) {
+        resourceVersion = json[path: "metadata.resourceVersion"]?.string
+        creationTimestamp = json[path: "metadata.creationTimestamp"]?.string.flatMap(KubeTimestamp.init)
+    }
 }
 
 /// A Job's pod, as far as its result goes: phase and how its container ended. Decoded
 /// leniently; a pod that says nothing useful is simply not chosen.
-struct ObservedPod: Decodable, Sendable {
+struct ObservedPod: Decodable, Sendable, JSONValueDecodable {
     struct Terminated: Decodable, Sendable {
         let message: String?
         let finishedAt: KubeTimestamp?
+
+        init(message: String?, finishedAt: KubeTimestamp?) {
+            self.message = message
+            self.finishedAt = finishedAt
+        }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -338,25 +358,32 @@ struct ObservedPod: Decodable, Sendable {
         terminated = status?.containerStatuses?.first?.state?.terminated
     }
 
-    init(phase: String?, terminated: Terminated?) {
-        self.phase = phase
-        self.terminated = terminated
+    static var unreadFields: [[String]] { [["spec"]] }
+
+    init(json: JSONValue) {
+        phase = json[path: "status.phase"]?.string
+        terminated = json[path: "status.containerStatuses"]?[arrayIndex: 0]?[path: "state.terminated"].map { state in
+            Terminated(message: state["message"]?.string, finishedAt: state["finishedAt"]?.string.flatMap(KubeTimestamp.init))
+        }
     }
 }
 
 /// What earlier passes learnt, so the next pass neither repeats a status write the cache has
-/// not caught up with (a watch event behind) nor re-applies a CronJob whose applied fields
-/// the server records differently from how the controller computes them. Hashes, not
-/// values: this is kept for every policy.
+/// not caught up with (a watch event behind), nor recomputes the fields of a CronJob already
+/// found to own exactly its own, nor reconciles again for the echo of its own apply. Hashes,
+/// not values: this is kept for every policy.
 final class ReconcileMemo: Sendable {
     private struct State {
         /// policy key → hash of the status written, and the version it was written over.
         var statuses: [String: (status: Int, over: String?)] = [:]
         /// policy key → the "does not read" message written for an undecodable policy.
         var conditions: [String: String] = [:]
-        /// CronJob key → the desired-state hash last applied, and the hash of the fields the
-        /// server then recorded as Backstop's.
+        /// CronJob key → a desired-state hash, and the hash of the fields Backstop's apply
+        /// owns at it, as confirmed by a plan or shown by the echo of the apply.
         var applied: [String: (specHash: String, fields: UInt64)] = [:]
+        /// CronJob key → the resourceVersion the server answered the last apply with: the
+        /// watch event of that version is the apply's echo, which needs no reconcile.
+        var appliedVersions: [String: String] = [:]
     }
     private let state = Mutex(State())
 
@@ -380,14 +407,36 @@ final class ReconcileMemo: Sendable {
         }
     }
 
-    func applied(_ cronJob: CronJob, fields: UInt64?) {
+    func applied(_ cronJob: CronJob, answer: AppliedObject) {
         let key = "\(cronJob.metadata.namespace ?? "")/\(cronJob.metadata.name)"
-        guard let hash = cronJob.metadata.annotations?[CronJobBuilder.specHashAnnotation] else { return }
-        state.withLock { $0.applied[key] = fields.map { (hash, $0) } }
+        state.withLock { $0.appliedVersions[key] = answer.resourceVersion }
     }
 
-    /// For each observed CronJob still at the desired state last applied: the field hash the
-    /// server recorded then.
+    /// Whether a CronJob's watch event is the echo of this controller's own last apply. An
+    /// echo shows the fields the server recorded for that apply: they are accepted for its
+    /// desired state, even if the server counts them differently from the controller.
+    func isEcho(of cronJob: ObservedCronJob) -> Bool {
+        state.withLock { state in
+            guard let version = cronJob.metadata.resourceVersion, state.appliedVersions[cronJob.key] == version else { return false }
+            state.appliedVersions[cronJob.key] = nil  // once: a relist later is not an echo
+            if let specHash = cronJob.specHash, let fields = cronJob.appliedFieldsHash { state.applied[cronJob.key] = (specHash, fields) }
+            return true
+        }
+    }
+
+    /// CronJobs the plan found to own exactly their fields: no need to compute that again.
+    func confirmed(_ hashes: [String: UInt64], among cronJobs: [ObservedCronJob]) {
+        guard !hashes.isEmpty else { return }
+        state.withLock { state in
+            for cronJob in cronJobs {
+                guard let fields = hashes[cronJob.metadata.name], let specHash = cronJob.specHash else { continue }
+                state.applied[cronJob.key] = (specHash, fields)
+            }
+        }
+    }
+
+    /// For each observed CronJob still at a desired state whose fields were confirmed: their
+    /// hash then.
     func acceptedFieldHashes(for cronJobs: [ObservedCronJob]) -> [String: UInt64] {
         state.withLock { state in
             var accepted: [String: UInt64] = [:]
@@ -405,6 +454,7 @@ final class ReconcileMemo: Sendable {
             state.statuses[key] = nil
             state.conditions[key] = nil
             state.applied = state.applied.filter { !$0.key.hasPrefix(key + "-") }
+            state.appliedVersions = state.appliedVersions.filter { !$0.key.hasPrefix(key + "-") }
         }
     }
 }

@@ -1,6 +1,6 @@
 public import BackstopAPI
 internal import Foundation
-internal import KubeObjects
+public import KubeObjects
 
 /// Policy in, CronJobs out: one per environment, running the worker with its options as the
 /// `BACKSTOP_*` variables of BackstopAPI's one table. Pure: the controller and
@@ -35,26 +35,32 @@ public struct CronJobBuilder: Sendable {
     /// API server fills defaults in, rewrites quantities and drops fields it does not serve.
     public static let specHashAnnotation = "backstop.dev/spec-hash"
 
+    /// A CronJob as built, with the configuration a server-side apply sends for it (the same
+    /// object as JSON, encoded once for both the hash and the apply).
+    public struct Built: Sendable {
+        public let cronJob: CronJob
+        public let configuration: JSONValue
+    }
+
     /// One CronJob per environment, in the policy's order. `cronJobTimeZone` is false for an
     /// API server that does not serve `spec.timeZone` (before 1.25): the field is left out.
     public func cronJobs(for policy: BackupPolicy, cronJobTimeZone: Bool = true) throws(BackstopAPIError) -> [CronJob] {
+        try build(for: policy, cronJobTimeZone: cronJobTimeZone).map(\.cronJob)
+    }
+
+    /// The same, each with its apply configuration.
+    public func build(for policy: BackupPolicy, cronJobTimeZone: Bool = true) throws(BackstopAPIError) -> [Built] {
         try policy.resolvedEnvironments().map { environment in
             var built = cronJob(policy, environment)
             if !cronJobTimeZone { built.spec.timeZone = nil }
-            built.metadata.annotations = [Self.specHashAnnotation: Self.specHash(of: built)]
-            return built
+            // Plain strings, numbers and lists: encoding cannot fail.
+            var configuration = (try? JSONValueEncoder().encode(built)) ?? .null
+            // The hash of everything else (keys sorted), stable across processes.
+            let hash = String(stableHash(String(decoding: configuration.encoded(), as: UTF8.self)).prefix(16))
+            built.metadata.annotations = [Self.specHashAnnotation: hash]
+            configuration["metadata"]?["annotations"] = [Self.specHashAnnotation: .string(hash)]
+            return Built(cronJob: built, configuration: configuration)
         }
-    }
-
-    /// A hash of the CronJob as built (its own annotation aside), stable across processes.
-    static func specHash(of cronJob: CronJob) -> String {
-        var unhashed = cronJob
-        unhashed.metadata.annotations?[specHashAnnotation] = nil
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Plain strings, numbers and lists: encoding cannot fail.
-        let data = (try? encoder.encode(unhashed)) ?? Data()
-        return String(stableHash(String(decoding: data, as: UTF8.self)).prefix(16))
     }
 
     /// `<policy>-<environment>`, shortened with a hash when over the 52 characters a CronJob

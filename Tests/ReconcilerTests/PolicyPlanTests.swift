@@ -30,7 +30,7 @@ struct PolicyPlanTests {
         var metadata = cronJob.metadata
         metadata.resourceVersion = "7"
         let applied = fields ?? PolicyPlan.fieldSet(of: cronJob)
-        metadata.managedFields = [ManagedFieldsEntry(operation: "Apply", manager: "backstop", apiVersion: "batch/v1", time: nil, fieldsV1: applied.fieldsV1)]
+        metadata.managedFields = [ManagedFieldsEntry(operation: "Apply", manager: "backstop", apiVersion: "batch/v1", time: nil, fieldsV1: applied)]
         edit(&metadata)
         let data = try JSONEncoder().encode(["metadata": metadata])
         return try JSONDecoder().decode(ObservedCronJob.self, from: data)

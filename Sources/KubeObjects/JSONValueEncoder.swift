@@ -1,0 +1,155 @@
+/// Encodes an `Encodable` value straight into a `JSONValue`, without text in between: what
+/// the controller sends (CronJobs to apply, status patches) is built as values, hashed and
+/// written once. `nil` optionals are left out, as `JSONEncoder` leaves them out.
+public struct JSONValueEncoder: Sendable {
+    public init() {}
+
+    public func encode(_ value: some Encodable) throws -> JSONValue {
+        let root = Node()
+        try value.encode(to: ValueEncoder(node: root, codingPath: []))
+        return root.value
+    }
+}
+
+/// A value under construction: containers write into it by reference.
+private final class Node {
+    enum Content {
+        case empty
+        case value(JSONValue)
+        case object([String: Node])
+        case array([Node])
+    }
+    var content: Content = .empty
+
+    var value: JSONValue {
+        switch content {
+        case .empty: return .object([:])
+        case .value(let value): return value
+        case .object(let fields): return .object(fields.mapValues(\.value))
+        case .array(let items): return .array(items.map(\.value))
+        }
+    }
+
+    func objectChild(_ key: String) -> Node {
+        var fields: [String: Node] = [:]
+        if case .object(let existing) = content { fields = existing }
+        if let child = fields[key] { return child }
+        // Released from `content` first, so the dictionary is not copied to add one key.
+        content = .empty
+        let child = Node()
+        fields[key] = child
+        content = .object(fields)
+        return child
+    }
+
+    func appendChild() -> Node {
+        var items: [Node] = []
+        if case .array(let existing) = content { items = existing }
+        content = .empty
+        let child = Node()
+        items.append(child)
+        content = .array(items)
+        return child
+    }
+
+    func becomeObject() { if case .empty = content { content = .object([:]) } }
+    func becomeArray() { if case .empty = content { content = .array([]) } }
+}
+
+private struct AnyKey: CodingKey {
+    let stringValue: String
+    let intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue; intValue = nil }
+    init(intValue: Int) { stringValue = "\(intValue)"; self.intValue = intValue }
+}
+
+private struct ValueEncoder: Encoder {
+    let node: Node
+    let codingPath: [any CodingKey]
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        node.becomeObject()
+        return KeyedEncodingContainer(Keyed<Key>(node: node, codingPath: codingPath))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        node.becomeArray()
+        return Unkeyed(node: node, codingPath: codingPath)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        Single(node: node, codingPath: codingPath)
+    }
+}
+
+/// Scalars as `JSONValue`s; anything else through its own `encode(to:)`.
+private func encodeValue(_ value: some Encodable, into node: Node, codingPath: [any CodingKey]) throws {
+    switch value {
+    case let value as JSONValue: node.content = .value(value)
+    case let value as String: node.content = .value(.string(value))
+    case let value as Bool: node.content = .value(.bool(value))
+    case let value as Int: node.content = .value(.number(Double(value)))
+    case let value as Int64: node.content = .value(.number(Double(value)))
+    case let value as Int32: node.content = .value(.number(Double(value)))
+    case let value as UInt64: node.content = .value(.number(Double(value)))
+    case let value as Double: node.content = .value(.number(value))
+    case let value as Float: node.content = .value(.number(Double(value)))
+    default: try value.encode(to: ValueEncoder(node: node, codingPath: codingPath))
+    }
+}
+
+private struct Keyed<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let node: Node
+    let codingPath: [any CodingKey]
+
+    mutating func encodeNil(forKey key: Key) throws { node.objectChild(key.stringValue).content = .value(.null) }
+    mutating func encode(_ value: some Encodable, forKey key: Key) throws {
+        try encodeValue(value, into: node.objectChild(key.stringValue), codingPath: codingPath + [key])
+    }
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
+        let child = node.objectChild(key.stringValue)
+        child.becomeObject()
+        return KeyedEncodingContainer(Keyed<NestedKey>(node: child, codingPath: codingPath + [key]))
+    }
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let child = node.objectChild(key.stringValue)
+        child.becomeArray()
+        return Unkeyed(node: child, codingPath: codingPath + [key])
+    }
+    mutating func superEncoder() -> any Encoder { ValueEncoder(node: node.objectChild("super"), codingPath: codingPath) }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { ValueEncoder(node: node.objectChild(key.stringValue), codingPath: codingPath + [key]) }
+}
+
+private struct Unkeyed: UnkeyedEncodingContainer {
+    let node: Node
+    let codingPath: [any CodingKey]
+    var count: Int {
+        if case .array(let items) = node.content { return items.count }
+        return 0
+    }
+
+    mutating func encodeNil() throws { node.appendChild().content = .value(.null) }
+    mutating func encode(_ value: some Encodable) throws {
+        try encodeValue(value, into: node.appendChild(), codingPath: codingPath + [AnyKey(intValue: count)])
+    }
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        let child = node.appendChild()
+        child.becomeObject()
+        return KeyedEncodingContainer(Keyed<NestedKey>(node: child, codingPath: codingPath))
+    }
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        let child = node.appendChild()
+        child.becomeArray()
+        return Unkeyed(node: child, codingPath: codingPath)
+    }
+    mutating func superEncoder() -> any Encoder { ValueEncoder(node: node.appendChild(), codingPath: codingPath) }
+}
+
+private struct Single: SingleValueEncodingContainer {
+    let node: Node
+    let codingPath: [any CodingKey]
+
+    mutating func encodeNil() throws { node.content = .value(.null) }
+    mutating func encode(_ value: some Encodable) throws { try encodeValue(value, into: node, codingPath: codingPath) }
+}
