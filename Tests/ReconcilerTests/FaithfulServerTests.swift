@@ -128,4 +128,36 @@ struct FaithfulServerTests {
         let discovered = await ServerCapabilities.discover(client: try ControlPlane.controllerClient(server), logger: PolicyReconcilerTests.logger)
         #expect(discovered.snapshot == ServerCapabilities.Snapshot(version: "v1.24.0", cronJobTimeZone: false))
     }
+
+    @Test("an apply the server refuses shows on the policy (Ready=False, ApplyFailed, the API's words) and is not retried hot")
+    func refusedApply() async throws {
+        let (server, client) = try await test.start(policy: false)
+        defer { server.stop() }
+        // The controller's ClusterRole without `patch` on CronJobs: every apply is a 403.
+        var role: JSONValue = try await client.get(.clusterRoles, name: "backstop-controller")
+        let rules = (role["rules"]?.array ?? []).map { rule -> JSONValue in
+            guard rule["resources"]?.array?.contains("cronjobs") == true else { return rule }
+            var narrowed = rule
+            narrowed["verbs"] = .array((rule["verbs"]?.array ?? []).filter { $0 != "patch" })
+            return narrowed
+        }
+        role["rules"] = .array(rules)
+        let _: JSONValue = try await client.update(.clusterRoles, name: "backstop-controller", role)
+        _ = try await client.create(.backupPolicies, namespace: "shop", try PolicyReconcilerTests.manifest("k8s/examples/backuppolicy.yaml"))
+        let metrics = Metrics()
+        let control = try test.controller(server, metrics: metrics)
+        let running = Task { await control.run() }
+        defer { running.cancel() }
+        #expect(try await test.eventually {
+            let ready = try await policy(client).status?.conditions?[.ready]
+            return ready?.status == .false && ready?.reason == .applyFailed && ready?.message.contains("cannot patch resource \"cronjobs\"") == true
+        })
+        let quiet = try await settled(server)
+        func reconciles() -> String? { metrics.render().split(separator: "\n").first { $0.hasPrefix("backstop_reconcile_total ") }.map(String.init) }
+        let before = reconciles()
+        try await Task.sleep(for: .seconds(2))
+        #expect(reconciles() == before, "not retried hot")
+        #expect(server.currentResourceVersion == quiet, "no status or Event rewritten")
+        #expect(try await test.cronJobs(client).isEmpty)
+    }
 }
