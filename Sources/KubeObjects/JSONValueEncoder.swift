@@ -1,12 +1,14 @@
 /// Encodes an `Encodable` value straight into a `JSONValue`, without text in between: what
 /// the controller sends (CronJobs to apply, status patches) is built as values, hashed and
-/// written once. `nil` optionals are left out, as `JSONEncoder` leaves them out.
+/// written once. `nil` optionals are left out, as `JSONEncoder` leaves them out. No coding
+/// path is kept (`codingPath` is always empty): nothing encoded here throws, and building
+/// one per field was most of the cost.
 public struct JSONValueEncoder: Sendable {
     public init() {}
 
     public func encode(_ value: some Encodable) throws -> JSONValue {
         let root = Node()
-        try value.encode(to: ValueEncoder(node: root, codingPath: []))
+        try value.encode(to: ValueEncoder(node: root))
         return root.value
     }
 }
@@ -56,38 +58,32 @@ private final class Node {
     func becomeArray() { if case .empty = content { content = .array([]) } }
 }
 
-private struct AnyKey: CodingKey {
-    let stringValue: String
-    let intValue: Int?
-    init(stringValue: String) { self.stringValue = stringValue; intValue = nil }
-    init(intValue: Int) { stringValue = "\(intValue)"; self.intValue = intValue }
-}
-
 private struct ValueEncoder: Encoder {
     let node: Node
-    let codingPath: [any CodingKey]
+    var codingPath: [any CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         node.becomeObject()
-        return KeyedEncodingContainer(Keyed<Key>(node: node, codingPath: codingPath))
+        return KeyedEncodingContainer(Keyed<Key>(node: node))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
         node.becomeArray()
-        return Unkeyed(node: node, codingPath: codingPath)
+        return Unkeyed(node: node)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
-        Single(node: node, codingPath: codingPath)
+        Single(node: node)
     }
 }
 
-/// Scalars as `JSONValue`s; anything else through its own `encode(to:)`.
-private func encodeValue(_ value: some Encodable, into node: Node, codingPath: [any CodingKey]) throws {
+/// Scalars as `JSONValue`s (strings, the commonest, tried first); anything else through its
+/// own `encode(to:)`.
+private func encodeValue(_ value: some Encodable, into node: Node) throws {
     switch value {
-    case let value as JSONValue: node.content = .value(value)
     case let value as String: node.content = .value(.string(value))
+    case let value as JSONValue: node.content = .value(value)
     case let value as Bool: node.content = .value(.bool(value))
     case let value as Int: node.content = .value(.number(Double(value)))
     case let value as Int64: node.content = .value(.number(Double(value)))
@@ -95,35 +91,35 @@ private func encodeValue(_ value: some Encodable, into node: Node, codingPath: [
     case let value as UInt64: node.content = .value(.number(Double(value)))
     case let value as Double: node.content = .value(.number(value))
     case let value as Float: node.content = .value(.number(Double(value)))
-    default: try value.encode(to: ValueEncoder(node: node, codingPath: codingPath))
+    default: try value.encode(to: ValueEncoder(node: node))
     }
 }
 
 private struct Keyed<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let node: Node
-    let codingPath: [any CodingKey]
+    var codingPath: [any CodingKey] { [] }
 
     mutating func encodeNil(forKey key: Key) throws { node.objectChild(key.stringValue).content = .value(.null) }
     mutating func encode(_ value: some Encodable, forKey key: Key) throws {
-        try encodeValue(value, into: node.objectChild(key.stringValue), codingPath: codingPath + [key])
+        try encodeValue(value, into: node.objectChild(key.stringValue))
     }
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
         let child = node.objectChild(key.stringValue)
         child.becomeObject()
-        return KeyedEncodingContainer(Keyed<NestedKey>(node: child, codingPath: codingPath + [key]))
+        return KeyedEncodingContainer(Keyed<NestedKey>(node: child))
     }
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let child = node.objectChild(key.stringValue)
         child.becomeArray()
-        return Unkeyed(node: child, codingPath: codingPath + [key])
+        return Unkeyed(node: child)
     }
-    mutating func superEncoder() -> any Encoder { ValueEncoder(node: node.objectChild("super"), codingPath: codingPath) }
-    mutating func superEncoder(forKey key: Key) -> any Encoder { ValueEncoder(node: node.objectChild(key.stringValue), codingPath: codingPath + [key]) }
+    mutating func superEncoder() -> any Encoder { ValueEncoder(node: node.objectChild("super")) }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { ValueEncoder(node: node.objectChild(key.stringValue)) }
 }
 
 private struct Unkeyed: UnkeyedEncodingContainer {
     let node: Node
-    let codingPath: [any CodingKey]
+    var codingPath: [any CodingKey] { [] }
     var count: Int {
         if case .array(let items) = node.content { return items.count }
         return 0
@@ -131,25 +127,25 @@ private struct Unkeyed: UnkeyedEncodingContainer {
 
     mutating func encodeNil() throws { node.appendChild().content = .value(.null) }
     mutating func encode(_ value: some Encodable) throws {
-        try encodeValue(value, into: node.appendChild(), codingPath: codingPath + [AnyKey(intValue: count)])
+        try encodeValue(value, into: node.appendChild())
     }
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let child = node.appendChild()
         child.becomeObject()
-        return KeyedEncodingContainer(Keyed<NestedKey>(node: child, codingPath: codingPath))
+        return KeyedEncodingContainer(Keyed<NestedKey>(node: child))
     }
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let child = node.appendChild()
         child.becomeArray()
-        return Unkeyed(node: child, codingPath: codingPath)
+        return Unkeyed(node: child)
     }
-    mutating func superEncoder() -> any Encoder { ValueEncoder(node: node.appendChild(), codingPath: codingPath) }
+    mutating func superEncoder() -> any Encoder { ValueEncoder(node: node.appendChild()) }
 }
 
 private struct Single: SingleValueEncodingContainer {
     let node: Node
-    let codingPath: [any CodingKey]
+    var codingPath: [any CodingKey] { [] }
 
     mutating func encodeNil() throws { node.content = .value(.null) }
-    mutating func encode(_ value: some Encodable) throws { try encodeValue(value, into: node, codingPath: codingPath) }
+    mutating func encode(_ value: some Encodable) throws { try encodeValue(value, into: node) }
 }
