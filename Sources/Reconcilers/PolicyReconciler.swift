@@ -112,9 +112,12 @@ public struct PolicyReconciler: Sendable {
         for event in update.actionEvents + (wrote ? update.statusEvents : []) {
             await events.record(Self.involvedObject(policy.metadata), event.type, reason: event.reason, message: event.message)
         }
-        if invalid != nil || !outcome.conflicts.isEmpty || !(plan?.conflicts.isEmpty ?? true) { return .awaitChange }
-        // A refused apply is not retried hot; the RPO is a clock that needs looking at.
-        return .requeue(after: outcome.failures.isEmpty ? update.nextCheck : min(update.nextCheck, .seconds(300)))
+        // Only an edit can mend an invalid policy. Someone else's CronJob may be deleted or a
+        // refused apply allowed without the policy changing (neither is watched): looked at
+        // again in minutes, not hot. The RPO is a clock that needs looking at anyway.
+        if invalid != nil { return .awaitChange }
+        let blocked = !outcome.conflicts.isEmpty || !(plan?.conflicts.isEmpty ?? true) || !outcome.failures.isEmpty
+        return .requeue(after: blocked ? min(update.nextCheck, .seconds(300)) : update.nextCheck)
     }
 
     // MARK: Apply
