@@ -375,13 +375,13 @@ final class ObjectStore: @unchecked Sendable {
             }
             if resource.hasStatus, object["status"] == nil { object["status"] = .object([:]) }
             objects[key] = object
-            record("ADDED", key, object)
+            let encoded = record("ADDED", key, object)
             if resource.type == .customResourceDefinitions { register(object) }
             if resource.type == .jobs, let runner = jobRunner {
                 let job = object
                 Task { await self.runJob(job, with: runner) }
             }
-            return TestAPIServer.json(201, object)
+            return .full(status: 201, contentType: "application/json", body: encoded)
         }
     }
 
@@ -498,8 +498,7 @@ final class ObjectStore: @unchecked Sendable {
             return TestAPIServer.json(200, next)
         }
         objects[key] = next
-        record("MODIFIED", key, next)
-        return TestAPIServer.json(200, next)
+        return .full(status: 200, contentType: "application/json", body: record("MODIFIED", key, next))
     }
 
     /// The object without the times managedFields carry: a write whose only change is the
@@ -558,14 +557,19 @@ final class ObjectStore: @unchecked Sendable {
         }
     }
 
-    private func record(_ type: String, _ key: Key, _ object: JSONValue) {
+    /// Records a change for watches; returns the object's JSON, written once for the watch
+    /// line and the answer.
+    @discardableResult
+    private func record(_ type: String, _ key: Key, _ object: JSONValue) -> [UInt8] {
         if Self.rbacKinds.contains(key.resource) { rbac[key] = type == "DELETED" ? nil : object }
-        events.append(Event(version: resourceVersion, key: key, labels: object[path: "metadata.labels"], line: Self.watchLine(type, object)))
+        let encoded = [UInt8](object.encoded())
+        events.append(Event(version: resourceVersion, key: key, labels: object[path: "metadata.labels"], line: Self.watchLine(type, encoded: encoded)))
         if events.count > 10_000 {
             compactedThrough = max(compactedThrough, events[999].version)
             events.removeFirst(1_000)
         }
         condition.broadcast()
+        return encoded
     }
 
     /// A CRD's served versions become resources of their own.
@@ -736,7 +740,13 @@ final class ObjectStore: @unchecked Sendable {
     // MARK: Watch
 
     static func watchLine(_ type: String, _ object: JSONValue) -> String {
-        String(decoding: JSONValue.object(["type": .string(type), "object": object]).encoded(), as: UTF8.self) + "\n"
+        watchLine(type, encoded: [UInt8](object.encoded()))
+    }
+
+    /// `{"object":…,"type":"…"}` around an object already written (keys in sorted order, as
+    /// every answer here has them).
+    static func watchLine(_ type: String, encoded object: [UInt8]) -> String {
+        "{\"object\":" + String(decoding: object, as: UTF8.self) + ",\"type\":\"\(type)\"}\n"
     }
 
     /// Index of the first event newer than `version` (events are in version order): a watch
@@ -759,7 +769,7 @@ final class ObjectStore: @unchecked Sendable {
         let requested = query["resourceVersion"].flatMap { $0.isEmpty ? nil : Int($0) }
         return .stream(status: 200, contentType: "application/json") { [self] write in
             let deadline = Date().addingTimeInterval(timeout)
-            let line = Self.watchLine
+            let line: (String, JSONValue) -> String = Self.watchLine
             var cursor: Int
             var initial: [String] = []
             condition.lock()
