@@ -7,7 +7,7 @@ public import Foundation
 ///
 /// A bare `m` is refused: restic reads `6m` as six months, Kubernetes and Go as six minutes, and
 /// a retention window read the wrong way deletes backups without a word.
-public struct CalendarDuration: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct CalendarDuration: Hashable, Sendable, TextCodedValue {
     public var years: Int
     public var months: Int
     /// Weeks are counted as seven days.
@@ -83,15 +83,5 @@ public struct CalendarDuration: Hashable, Sendable, Codable, CustomStringConvert
             text += "\(amount)\(unit)"
         }
         return text.isEmpty ? "0s" : text
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        self = try CalendarDuration(parsing: text, field: decoder.codingPath.map(\.stringValue).joined(separator: "."))
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
     }
 }

@@ -2,7 +2,7 @@
 /// periods and recovery objectives are written in. `m` is minutes here, as in Kubernetes and Go
 /// (`min` is accepted too). Months and years have no fixed length and are refused; retention
 /// windows, which count them as restic does, are `CalendarDuration`s.
-public struct FixedDuration: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct FixedDuration: Hashable, Sendable, TextCodedValue {
     public let seconds: Int64
 
     public init(seconds: Int64) { self.seconds = seconds }
@@ -29,15 +29,5 @@ public struct FixedDuration: Hashable, Sendable, Codable, CustomStringConvertibl
             return "\(seconds / size)\(unit)"
         }
         return "\(seconds)s"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        self = try FixedDuration(parsing: text, field: decoder.codingPath.map(\.stringValue).joined(separator: "."))
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
     }
 }

@@ -33,14 +33,9 @@ public struct GenericObject: KubeObject, Equatable, JSONValueDecodable {
         init?(intValue: Int) { nil }
     }
 
+    /// Read as from the client (`init(json:)`), whichever decoder it comes from.
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: AnyKey.self)
-        metadata = try container.decode(ObjectMeta.self, forKey: AnyKey(stringValue: "metadata"))
-        var fields: [String: JSONValue] = [:]
-        for key in container.allKeys where key.stringValue != "metadata" {
-            fields[key.stringValue] = try container.decode(JSONValue.self, forKey: key)
-        }
-        self.fields = fields
+        try self.init(json: JSONValue(from: decoder))
     }
 
     public func encode(to encoder: any Encoder) throws {

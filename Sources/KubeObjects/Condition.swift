@@ -1,6 +1,7 @@
 /// `metav1.Condition`: the state of one aspect of an object. Type and reason are open sets
 /// (typed constants that any string still decodes to, so a condition a newer controller wrote
-/// never breaks an older one's reading); status and time are typed.
+/// never breaks an older one's reading; coded as their plain string, the standard library's
+/// way for string-backed `RawRepresentable`s); status and time are typed.
 public struct Condition: Codable, Sendable, Hashable {
     public enum Status: String, Codable, Sendable {
         case `true` = "True"
@@ -14,22 +15,12 @@ public struct Condition: Codable, Sendable, Hashable {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
         public init(stringLiteral value: String) { rawValue = value }
-        public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
-        }
     }
 
     public struct Reason: RawRepresentable, Codable, Sendable, Hashable, ExpressibleByStringLiteral {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
         public init(stringLiteral value: String) { rawValue = value }
-        public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
-        }
     }
 
     public var type: ConditionType

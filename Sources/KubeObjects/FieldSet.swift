@@ -131,11 +131,12 @@ public struct FieldSet: Hashable, Sendable {
     /// FNV-1a over the segments (with a separator), then a 64-bit finaliser (splitmix64's), so
     /// sums of member hashes do not cancel out.
     static func memberHash(_ path: ArraySlice<String>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var fnv = FNV1a()
         for segment in path {
-            for byte in segment.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-            hash = (hash ^ 0x1F) &* 0x100_0000_01b3
+            fnv.combine(segment.utf8)
+            fnv.combine(0x1F)
         }
+        var hash = fnv.value
         hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
         hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
         return hash ^ (hash >> 31)

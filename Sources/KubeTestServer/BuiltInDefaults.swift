@@ -151,14 +151,7 @@ enum BuiltInDefaults {
         let image = container["image"]?.string ?? ""
         let tag = image.split(separator: "/").last.flatMap { $0.contains(":") ? $0.split(separator: ":").last : nil }
         fill(&container, "imagePullPolicy", .string(tag == nil || tag == "latest" ? "Always" : "IfNotPresent"))
-        if let resources = container["resources"]?.object {
-            var canonical = resources
-            for part in ["requests", "limits"] {
-                guard let values = resources[part]?.object else { continue }
-                canonical[part] = .object(values.mapValues { value in value.string.flatMap(Quantity.canonical).map { .string($0) } ?? value })
-            }
-            container["resources"] = .object(canonical)
-        }
+        if let resources = container["resources"] { container["resources"] = canonicalQuantities(resources) }
         if let env = container["env"]?.array {
             container["env"] = .array(env.map { variable in
                 var variable = variable

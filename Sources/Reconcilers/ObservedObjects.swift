@@ -127,27 +127,15 @@ public struct ObservedCronJob: KubeObject, JSONValueDecodable {
         appliedFieldsHash = applied.map { FieldSet.stableHash(ofFieldsV1: $0["fieldsV1"] ?? .object([:])) }
     }
 
+    /// `Decodable` as `KubeObject` requires; read the same way as from the client.
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(metadata: try container.decode(ObjectMeta.self, forKey: .metadata))
-    }
-
-    init(metadata: ObjectMeta) {
-        self.metadata = metadata.trimmedForCache()
-        specHash = metadata.annotations?[CronJobBuilder.specHashAnnotation]
-        appliedFieldsHash = Self.appliedFields(in: metadata).map(\.stableHash)
+        try self.init(json: JSONValue(from: decoder))
     }
 
     /// Only the metadata: the rest is not kept.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(metadata, forKey: .metadata)
-    }
-
-    /// The fields `backstop`'s server-side apply owns, from managedFields.
-    static func appliedFields(in metadata: ObjectMeta) -> FieldSet? {
-        metadata.managedFields?.first { $0.manager == PolicyReconciler.fieldManager && $0.operation == "Apply" && $0.subresource == nil }
-            .map { $0.fieldsV1 ?? FieldSet() }
     }
 
     /// Whether the policy with this uid controls it.
@@ -175,17 +163,7 @@ public struct ObservedJob: KubeObject, JSONValueDecodable {
     /// The condition's message (`Job has reached the specified backoff limit`).
     public let message: String?
 
-    private enum CodingKeys: String, CodingKey { case metadata, status }
-    private struct Status: Decodable {
-        struct JobCondition: Decodable {
-            let type: String?
-            let status: String?
-            let lastTransitionTime: String?
-            let message: String?
-        }
-        let conditions: [JobCondition]?
-        let completionTime: String?
-    }
+    private enum CodingKeys: String, CodingKey { case metadata }
 
     public static var unreadFields: [[String]] { [["spec"]] }
 
@@ -199,14 +177,9 @@ public struct ObservedJob: KubeObject, JSONValueDecodable {
         message = finished?["message"]?.string
     }
 
+    /// `Decodable` as `KubeObject` requires; read the same way as from the client.
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        metadata = try container.decode(ObjectMeta.self, forKey: .metadata).trimmedForCache()
-        let status = try? container.decodeIfPresent(Status.self, forKey: .status)
-        let finished = status?.conditions?.first { ($0.type == "Complete" || $0.type == "Failed") && $0.status == "True" }
-        outcome = finished.map { $0.type == "Complete" ? .complete : .failed }
-        finishedAt = (finished?.lastTransitionTime ?? status?.completionTime).flatMap(KubeTimestamp.init)
-        message = finished?.message
+        try self.init(json: JSONValue(from: decoder))
     }
 
     public init(metadata: ObjectMeta, outcome: Outcome?, finishedAt: KubeTimestamp?, message: String? = nil) {

@@ -134,10 +134,6 @@ public struct PolicyPlan: Sendable {
         return owned == FieldSet(applying: configuration).stableHash ? .confirmed(owned) : .drifted
     }
 
-    /// The fields an apply of `cronJob` sets, as the server records them.
-    static func fieldSet(of cronJob: CronJob) -> FieldSet {
-        FieldSet(applying: PolicyReconciler.json(cronJob))
-    }
 
     /// `backstop.dev/run-now=<value>`: one Job per environment (or the one named by
     /// `backstop.dev/run-now-environment`), once per distinct value; an environment whose Job

@@ -80,9 +80,10 @@ public struct PolicyReconciler: Sendable {
         }
         let namespace = policy.metadata.namespace ?? client.connection.namespace
         let cronJobs = owned.cronJobs.objects(inGroup: key)
+        let jobs = owned.jobs.objects(inGroup: key)
         var observation = PolicyObservation(
-            policy: policy, cronJobs: cronJobs, jobs: owned.jobs.objects(inGroup: key),
-            runs: try await finishedRuns(of: owned.jobs.objects(inGroup: key), namespace: namespace, status: policy.status),
+            policy: policy, cronJobs: cronJobs, jobs: jobs,
+            runs: try await finishedRuns(of: jobs, namespace: namespace, status: policy.status),
             server: capabilities.snapshot, now: now(), acceptedFieldHashes: memo.acceptedFieldHashes(for: cronJobs))
 
         var plan: PolicyPlan?
@@ -321,47 +322,23 @@ struct AppliedObject: Decodable, Sendable, JSONValueDecodable {
     }
 }
 
-/// A Job's pod, as far as its result goes: phase and how its container ended. Decoded
-/// leniently; a pod that says nothing useful is simply not chosen.
+/// A Job's pod, as far as its result goes: phase and how its container ended. Read leniently;
+/// a pod that says nothing useful is simply not chosen.
 struct ObservedPod: Decodable, Sendable, JSONValueDecodable {
-    struct Terminated: Decodable, Sendable {
+    struct Terminated: Sendable {
         let message: String?
         let finishedAt: KubeTimestamp?
-
-        init(message: String?, finishedAt: KubeTimestamp?) {
-            self.message = message
-            self.finishedAt = finishedAt
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            message = try? container.decodeIfPresent(String.self, forKey: .message)
-            finishedAt = (try? container.decodeIfPresent(String.self, forKey: .finishedAt)).flatMap { $0.flatMap(KubeTimestamp.init) }
-        }
-        private enum CodingKeys: String, CodingKey { case message, finishedAt }
-    }
-    private struct Status: Decodable {
-        struct ContainerStatus: Decodable {
-            struct State: Decodable { let terminated: Terminated? }
-            let state: State?
-        }
-        let phase: String?
-        let containerStatuses: [ContainerStatus]?
     }
 
     let phase: String?
     let terminated: Terminated?
 
-    private enum CodingKeys: String, CodingKey { case status }
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        let status = try? container.decodeIfPresent(Status.self, forKey: .status)
-        phase = status?.phase
-        terminated = status?.containerStatuses?.first?.state?.terminated
-    }
-
     static var unreadFields: [[String]] { [["spec"]] }
+
+    /// `Decodable` as the client requires; it reads this type through `init(json:)`.
+    init(from decoder: any Decoder) throws {
+        self.init(json: try JSONValue(from: decoder))
+    }
 
     init(json: JSONValue) {
         phase = json[path: "status.phase"]?.string

@@ -202,15 +202,11 @@ public struct CronJobBuilder: Sendable {
     }
 }
 
-/// FNV-1a, hex: stable across processes and Swift versions (Hasher is seeded per process).
+/// FNV-1a of `text`, hex: stable across processes and Swift versions.
 func stableHash(_ text: String) -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash &*= 0x100_0000_01b3
-    }
-    let digits = String(hash, radix: 16)
-    return String(repeating: "0", count: 16 - digits.count) + digits
+    var hash = FNV1a()
+    hash.combine(text.utf8)
+    return hash.hex
 }
 
 extension CronJobBuilder {

@@ -24,12 +24,17 @@ struct PolicyPlanTests {
         return policy
     }
 
+    /// The fields an apply of `cronJob` sets, as the server records them.
+    static func fieldSet(of cronJob: CronJob) -> FieldSet {
+        FieldSet(applying: PolicyReconciler.json(cronJob))
+    }
+
     /// A CronJob as the cache would show it after Backstop applied `cronJob` (the server
     /// recording exactly the fields applied), with `edit` made to its metadata.
     static func observed(_ cronJob: CronJob, fields: FieldSet? = nil, edit: (inout ObjectMeta) -> Void = { _ in }) throws -> ObservedCronJob {
         var metadata = cronJob.metadata
         metadata.resourceVersion = "7"
-        let applied = fields ?? PolicyPlan.fieldSet(of: cronJob)
+        let applied = fields ?? Self.fieldSet(of: cronJob)
         metadata.managedFields = [ManagedFieldsEntry(operation: "Apply", manager: "backstop", apiVersion: "batch/v1", time: nil, fieldsV1: applied)]
         edit(&metadata)
         let data = try JSONEncoder().encode(["metadata": metadata])
@@ -51,8 +56,8 @@ struct PolicyPlanTests {
         #expect(quiet.apply.isEmpty && quiet.delete.isEmpty && quiet.conflicts.isEmpty)
 
         // Another manager took the image (a kubectl edit): Backstop's entry lost a field.
-        let image = PolicyPlan.fieldSet(of: desired[0]).members.first { $0.last == "f:image" }
-        let edited = try Self.observed(desired[0], fields: PolicyPlan.fieldSet(of: desired[0]).subtracting(FieldSet(members: [try #require(image)])))
+        let image = Self.fieldSet(of: desired[0]).members.first { $0.last == "f:image" }
+        let edited = try Self.observed(desired[0], fields: Self.fieldSet(of: desired[0]).subtracting(FieldSet(members: [try #require(image)])))
         var plan = try PolicyPlan.make(Self.observation(policy, cronJobs: [edited] + converged.dropFirst()), workerImage: "w")
         #expect(plan.apply.map(\.cronJob.metadata.name) == ["orders-production"] && plan.apply.first?.force == true)
 
