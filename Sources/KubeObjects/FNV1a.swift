@@ -13,6 +13,15 @@ public struct FNV1a: Sendable {
         for byte in bytes { combine(byte) }
     }
 
+    /// A string's UTF-8 bytes, read from its contiguous storage: the generic sequence path
+    /// costs an iterator call per byte, and field-set hashes run over every managed field.
+    public mutating func combine(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            for byte in bytes { combine(byte) }
+        }
+    }
+
     /// Sixteen hex digits.
     public var hex: String {
         let digits = String(value, radix: 16)

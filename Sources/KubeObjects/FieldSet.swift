@@ -133,7 +133,7 @@ public struct FieldSet: Hashable, Sendable {
     static func memberHash(_ path: ArraySlice<String>) -> UInt64 {
         var fnv = FNV1a()
         for segment in path {
-            fnv.combine(segment.utf8)
+            fnv.combine(segment)
             fnv.combine(0x1F)
         }
         var hash = fnv.value

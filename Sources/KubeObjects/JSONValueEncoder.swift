@@ -7,6 +7,7 @@ public struct JSONValueEncoder: Sendable {
     public init() {}
 
     public func encode(_ value: some Encodable) throws -> JSONValue {
+        if let value = value as? any JSONValueEncodable { return value.jsonValue }
         let root = Node()
         try value.encode(to: ValueEncoder(node: root))
         return root.value
@@ -83,9 +84,9 @@ private struct ValueEncoder: Encoder {
 private func encodeValue(_ value: some Encodable, into node: Node) throws {
     switch value {
     case let value as String: node.content = .value(.string(value))
-    case let value as JSONValue: node.content = .value(value)
     case let value as Bool: node.content = .value(.bool(value))
     case let value as Int: node.content = .value(.number(Double(value)))
+    case let value as any JSONValueEncodable: node.content = .value(value.jsonValue)
     case let value as Int64: node.content = .value(.number(Double(value)))
     case let value as Int32: node.content = .value(.number(Double(value)))
     case let value as UInt64: node.content = .value(.number(Double(value)))
@@ -102,6 +103,23 @@ private struct Keyed<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encodeNil(forKey key: Key) throws { node.objectChild(key.stringValue).content = .value(.null) }
     mutating func encode(_ value: some Encodable, forKey key: Key) throws {
         try encodeValue(value, into: node.objectChild(key.stringValue))
+    }
+    // The scalars synthesized `encode(to:)` calls most, written out: the generic path above
+    // finds their type by dynamic casts, a large share of encoding a CronJob.
+    mutating func encode(_ value: String, forKey key: Key) throws { node.objectChild(key.stringValue).content = .value(.string(value)) }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { node.objectChild(key.stringValue).content = .value(.bool(value)) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { node.objectChild(key.stringValue).content = .value(.number(Double(value))) }
+    mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws {
+        if let value { try encode(value, forKey: key) }
+    }
+    mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws {
+        if let value { try encode(value, forKey: key) }
+    }
+    mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws {
+        if let value { try encode(value, forKey: key) }
+    }
+    mutating func encodeIfPresent(_ value: (some Encodable)?, forKey key: Key) throws {
+        if let value { try encode(value, forKey: key) }
     }
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
         let child = node.objectChild(key.stringValue)
@@ -129,6 +147,7 @@ private struct Unkeyed: UnkeyedEncodingContainer {
     mutating func encode(_ value: some Encodable) throws {
         try encodeValue(value, into: node.appendChild())
     }
+    mutating func encode(_ value: String) throws { node.appendChild().content = .value(.string(value)) }
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let child = node.appendChild()
         child.becomeObject()

@@ -53,8 +53,7 @@ public struct CronJobBuilder: Sendable {
         try policy.resolvedEnvironments().map { environment in
             var built = cronJob(policy, environment)
             if !cronJobTimeZone { built.spec.timeZone = nil }
-            // Plain strings, numbers and lists: encoding cannot fail.
-            var configuration = (try? JSONValueEncoder().encode(built)) ?? .null
+            var configuration = built.jsonValue
             // The hash of everything else (keys sorted), stable across processes.
             let hash = String(stableHash(String(decoding: configuration.encoded(), as: UTF8.self)).prefix(16))
             built.metadata.annotations = [Self.specHashAnnotation: hash]
@@ -205,7 +204,7 @@ public struct CronJobBuilder: Sendable {
 /// FNV-1a of `text`, hex: stable across processes and Swift versions.
 func stableHash(_ text: String) -> String {
     var hash = FNV1a()
-    hash.combine(text.utf8)
+    hash.combine(text)
     return hash.hex
 }
 

@@ -104,4 +104,26 @@ struct CronJobBuilderTests {
         changed.spec.environments[0].schedule = "5 5 * * *"
         #expect(hash != (try builder.cronJobs(for: changed)[0]).metadata.annotations?[CronJobBuilder.specHashAnnotation])
     }
+
+    @Test("the hand-written JSON form of every built object equals what JSONEncoder writes from its Codable form")
+    func jsonFormsAgree() throws {
+        var policy = try Self.example()
+        policy.spec.jobTemplate = try JSONDecoder().decode(BackupPolicy.JobTemplate.self, from: JSONValue.object([
+            "image": "registry.example/backstop:1", "imagePullSecrets": [["name": "registry"]], "serviceAccountName": "backups",
+            "resources": ["requests": ["cpu": "100m", "memory": "128Mi"], "limits": ["memory": "1Gi"]], "nodeSelector": ["pool": "batch"],
+            "tolerations": [["key": "dedicated", "operator": "Exists"]], "affinity": ["podAntiAffinity": [:]], "priorityClassName": "backups",
+            "labels": ["team": "payments"], "annotations": ["sidecar.istio.io/inject": "false"], "activeDeadlineSeconds": 3600, "backoffLimit": 2,
+        ]).encoded())
+        let built = try CronJobBuilder(settings: .init(workerImage: "w")).build(for: policy)
+        #expect(built.count > 1)
+        func viaJSONEncoder(_ value: some Encodable) throws -> JSONValue { try JSONValue.decode(try JSONEncoder().encode(value)) }
+        for item in built {
+            let expected = try viaJSONEncoder(item.cronJob)
+            #expect(item.cronJob.jsonValue == expected)
+            #expect(item.configuration == expected, "the apply configuration is the CronJob as built")
+            let job = CronJobBuilder.runNowJob(from: item.cronJob, value: "2026-12-01T00:00:00Z")
+            #expect(job.jsonValue == (try viaJSONEncoder(job)))
+            #expect(try JSONValueEncoder().encode(job) == (try viaJSONEncoder(job)), "the encoder takes the hand-written form")
+        }
+    }
 }
