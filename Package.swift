@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "Postgres", dependencies: ["CLibPQ", "CChildProcess", "BlockingCalls"],
                 swiftSettings: swiftSettings),
         .target(name: "Engine", dependencies: [
-            "BackstopAPI", "Pipeline", "Storage", "Postgres", "BlockingCalls",
+            "BackstopAPI", "KubeObjects", "Pipeline", "Storage", "Postgres", "BlockingCalls",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         // Plain TCP listening and accepting: the controller's health endpoint, and the test servers.

@@ -41,7 +41,8 @@ for suite in "End to end against PostgreSQL" "S3Storage against moto" "Watcher, 
              "The test API server answers as the recorded kube-apiserver" "The test API server's RBAC and printer columns" \
              "BackupPolicy reconciler against the test API server" "The controller on an API server that behaves like a real one" \
              "Planning a BackupPolicy's reconcile" "backstop-controller processes" "Invalid BackupPolicies through kubectl and the controller" \
-             "JSON parsing, writing and encoding" "BackupPolicy CRD and example"; do
+             "JSON parsing, writing and encoding" "BackupPolicy CRD and example" \
+             "Restoring in place of a database, and reading under a lease"; do
     if ! grep -q "Suite \"$suite\" passed" "$log"; then
         echo "hack/test.sh: the suite \"$suite\" did not run" >&2
         exit 1

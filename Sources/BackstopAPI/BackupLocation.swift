@@ -27,6 +27,8 @@ public struct BackupLocation: Equatable, Sendable {
     public var holdsPrefix: String { environmentPrefix + "holds/" }
     public func holdKey(_ id: BackupID) -> String { holdsPrefix + id.rawValue + ".json" }
     public var prunesPrefix: String { environmentPrefix + "prunes/" }
+    /// Read leases of running restores (and drills): each names the backup it reads.
+    public var readsPrefix: String { environmentPrefix + "reads/" }
     public func pruneRecordKey(_ record: PruneRecord) -> String {
         prunesPrefix + record.prunedAt.description.filter { $0 != "-" && $0 != ":" } + "-" + record.runID + ".json"
     }

@@ -40,6 +40,8 @@ public struct WorkerReport: Codable, Equatable, Sendable {
     /// pg_dump output bytes.
     public var dumpBytes: Int64?
     public var verified: Bool?
+    /// A restore's: tables whose row counts were compared with the manifest.
+    public var tablesChecked: Int?
     /// Why it failed, one line; or a short note on success.
     public var message: String?
     /// The prune after a backup (`backup --keep-*`), when one ran.

@@ -87,9 +87,12 @@ public struct PruneCommand: Sendable {
         catch { throw EngineError.wrapping(error, context: "cannot list \(context.storage.displayName)") }
         let contents = try await catalog.contents()
         let holds = try await catalog.holds()
+        // A backup a restore is reading is kept as a held one is, until the restore ends.
+        let reading = try await BackupReadLease.backupsBeingRead(context)
         let candidates = contents.entries.map { entry in
             RetentionPolicy.Candidate(id: entry.manifest.id, time: Date(timeIntervalSince1970: Double(entry.manifest.startedAt.secondsSince1970)),
-                                      verified: entry.verification?.succeeded == true, held: holds[entry.manifest.id] != nil)
+                                      verified: entry.verification?.succeeded == true,
+                                      held: holds[entry.manifest.id] != nil || reading.contains(entry.manifest.id))
         }
         let decisions = options.retention.evaluate(candidates, now: Date(timeIntervalSince1970: now))
         for damage in contents.damaged {

@@ -81,4 +81,33 @@ extension PostgresConnection {
         guard let statement = try scalar("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)", [name]) else { return }
         try query(statement)
     }
+
+    /// The role owning a database; nil when there is no such database.
+    public func databaseOwner(_ name: String) throws(PostgresError) -> String? {
+        try scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", [name])
+    }
+
+    public func renameDatabase(_ name: String, to newName: String) throws(PostgresError) {
+        guard let statement = try scalar("SELECT format('ALTER DATABASE %I RENAME TO %I', $1::text, $2::text)", [name, newName]) else { return }
+        try query(statement)
+    }
+
+    /// Whether new sessions may connect: off while a database is swapped out, so nothing
+    /// reconnects between ending its sessions and renaming it.
+    public func setAllowConnections(_ name: String, _ allowed: Bool) throws(PostgresError) {
+        guard let statement = try scalar("SELECT format('ALTER DATABASE %I WITH ALLOW_CONNECTIONS %s', $1::text, $2::text)",
+                                         [name, allowed ? "true" : "false"]) else { return }
+        try query(statement)
+    }
+
+    /// Ends every other session connected to a database. Returns how many there were.
+    @discardableResult
+    public func terminateSessions(of name: String) throws(PostgresError) -> Int {
+        try query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [name]).count
+    }
+
+    public func setDatabaseOwner(_ name: String, to role: String) throws(PostgresError) {
+        guard let statement = try scalar("SELECT format('ALTER DATABASE %I OWNER TO %I', $1::text, $2::text)", [name, role]) else { return }
+        try query(statement)
+    }
 }

@@ -16,6 +16,13 @@ struct RestoreCommandLine: AsyncParsableCommand {
             The database is created (from template0); on any failure it is dropped
             again. template0 and template1 are refused as targets. Roles are not part
             of a database dump: create them first, or pass --no-owner.
+
+            To put a backup back in place of a database in use:
+              backstop restore latest ... --target postgres://backup@db:5432/orders \
+                --replace --confirm orders
+            restores into a temporary database, checks its row counts, then swaps it in
+            (sessions connected to the old database are ended at the swap) and drops the
+            old one; a failed restore leaves orders as it was.
             """)
 
     @Argument(help: "A backup id from `backstop list`, or latest.")
@@ -36,7 +43,7 @@ struct RestoreCommandLine: AsyncParsableCommand {
         let settings = try connectionSettings(given, passwordFile: target.passwordFile)
         let context = try WorkerSetup.context(storage: storage, s3: s3, scope: scope, tools: tools)
         let options = RestoreCommand.Options(target: settings, encryption: try encryption.source(),
-                                             clean: target.clean, confirmed: target.yes, noOwner: target.noOwner)
+                                             mode: try target.mode(), noOwner: target.noOwner)
         let run = CommandRun(command: "restore", reportPath: report.reportPath)
         let reference = backup
         let result: RestoreCommand.Result
@@ -51,7 +58,11 @@ struct RestoreCommandLine: AsyncParsableCommand {
         }
         run.succeeded { report in
             report.backupID = result.backupID
-            report.message = "restored into \(result.database); row counts of \(result.tablesCompared) tables match the backup"
+            report.storedBytes = result.storedBytes
+            report.dumpBytes = result.dumpBytes
+            report.tablesChecked = result.tablesCompared
+            report.message = (result.replacedDatabase ? "replaced \(result.database) with the restored copy" : "restored into \(result.database)")
+                + "; row counts of \(result.tablesCompared) tables match the backup"
         }
     }
 }
@@ -66,12 +77,29 @@ struct TargetOptions: ParsableArguments {
             help: "File holding the target database password (env \(WorkerOption.passwordFile.environmentVariable)).")
     var passwordFile: String?
 
-    @Flag(help: "Replace the contents of an existing, non-empty database (needs --yes).")
+    @Flag(help: "Replace the contents of an existing, non-empty database in place, in one transaction (needs --yes).")
     var clean = false
 
     @Flag(help: "Confirm --clean.")
     var yes = false
 
+    @Flag(help: "Restore into a temporary database, check it, then swap it in for the target (needs --confirm with the target's name).")
+    var replace = false
+
+    @Option(help: "The target database's name, confirming --replace.")
+    var confirm: String?
+
     @Flag(help: "Do not restore object ownership; objects belong to the restoring user.")
     var noOwner = false
+
+    func mode() throws(CommandLineError) -> RestoreCommand.Mode {
+        switch (clean, replace) {
+        case (true, true): throw .usage("--clean and --replace are two ways to overwrite a database; choose one")
+        case (true, false): return .clean(confirmed: yes)
+        case (false, true): return .replace(confirm: confirm)
+        case (false, false):
+            if confirm != nil { throw .usage("--confirm goes with --replace") }
+            return .newDatabase
+        }
+    }
 }

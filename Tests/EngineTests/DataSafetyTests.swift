@@ -178,7 +178,7 @@ struct DataSafetyTests {
                 let error = await #expect(throws: EngineError.self) {
                     try await RestoreCommand(context: context, options: .init(
                         target: ConnectionSettings("dbname=\(template)", option: "--target"), encryption: .none,
-                        clean: true, confirmed: true, noOwner: false)).run("latest")
+                        mode: .clean(confirmed: true), noOwner: false)).run("latest")
                 }
                 #expect(error?.kind == .invalidOption && error?.message.contains("--target names \(template)") == true, "\(error?.message ?? "")")
             }
@@ -193,7 +193,7 @@ struct DataSafetyTests {
                 _ = try await backup(context, source)
                 let restored = try await RestoreCommand(context: context, options: .init(
                     target: ConnectionSettings("dbname=\(source)_restored", option: "--target"), encryption: .none,
-                    clean: false, confirmed: false, noOwner: false)).run("latest")
+                    mode: .newDatabase, noOwner: false)).run("latest")
                 #expect(restored.rowCountDifferences.isEmpty && restored.createdDatabase)
             } catch {
                 try await TestEnvironment.run("psql", ["-q", "-d", "template1", "-c", "DROP SCHEMA zz_probe CASCADE"])

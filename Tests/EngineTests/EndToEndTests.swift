@@ -47,7 +47,7 @@ struct EndToEndTests {
 
             let restored = try await RestoreCommand(context: context, options: .init(
                 target: ConnectionSettings("dbname=\(target)"), encryption: encryption,
-                clean: false, confirmed: false, noOwner: false)).run(first.manifest.id.rawValue)
+                mode: .newDatabase, noOwner: false)).run(first.manifest.id.rawValue)
             #expect(restored.createdDatabase)
             #expect(restored.rowCountDifferences.isEmpty)
             #expect(restored.tablesCompared == 3)
@@ -59,11 +59,11 @@ struct EndToEndTests {
             await #expect(throws: EngineError.self) {
                 try await RestoreCommand(context: context, options: .init(
                     target: ConnectionSettings("dbname=\(target)"), encryption: encryption,
-                    clean: false, confirmed: false, noOwner: false)).run("latest")
+                    mode: .newDatabase, noOwner: false)).run("latest")
             }
             let replaced = try await RestoreCommand(context: context, options: .init(
                 target: ConnectionSettings("dbname=\(target)"), encryption: encryption,
-                clean: true, confirmed: true, noOwner: false)).run("latest")
+                mode: .clean(confirmed: true), noOwner: false)).run("latest")
             #expect(!replaced.createdDatabase && replaced.rowCountDifferences.isEmpty)
         }
     }
@@ -85,7 +85,7 @@ struct EndToEndTests {
             #expect(verified.succeeded)
             let restored = try await RestoreCommand(context: context, options: .init(
                 target: ConnectionSettings("dbname=\(source)_restored"), encryption: encryption,
-                clean: false, confirmed: false, noOwner: false)).run("latest")
+                mode: .newDatabase, noOwner: false)).run("latest")
             #expect(restored.rowCountDifferences.isEmpty && restored.tablesCompared == 3)
             #expect(try await schema(of: source) == schema(of: source + "_restored"))
         }
@@ -172,7 +172,7 @@ struct EndToEndTests {
             let restoreError = await #expect(throws: EngineError.self) {
                 try await RestoreCommand(context: context, options: .init(
                     target: ConnectionSettings("dbname=\(target)"), encryption: .none,
-                    clean: false, confirmed: false, noOwner: false)).run("latest")
+                    mode: .newDatabase, noOwner: false)).run("latest")
             }
             #expect(restoreError?.kind == .integrity)
             #expect(try await !TestEnvironment.databaseExists(target))
@@ -182,7 +182,7 @@ struct EndToEndTests {
             let sizeError = await #expect(throws: EngineError.self) {
                 try await RestoreCommand(context: context, options: .init(
                     target: ConnectionSettings("dbname=\(target)"), encryption: .none,
-                    clean: false, confirmed: false, noOwner: false)).run("latest")
+                    mode: .newDatabase, noOwner: false)).run("latest")
             }
             #expect(sizeError?.message.contains("the manifest says") == true)
             #expect(try await !TestEnvironment.databaseExists(target))
