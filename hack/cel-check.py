@@ -38,6 +38,12 @@ CASES = {
         [{}, {"keySecret": {"name": "k"}}, {"passphraseSecret": {"name": "p"}}],
         [{"keySecret": {"name": "k"}, "passphraseSecret": {"name": "p"}}],
     ),
+    "backuprestores.spec": (
+        [{"policy": "orders", "environment": "production"},
+         {"policy": "orders", "environment": "production", "mode": "NewDatabase"},
+         {"policy": "orders", "environment": "production", "mode": "Replace", "confirm": "orders"}],
+        [{"policy": "orders", "environment": "production", "mode": "Replace"}],
+    ),
 }
 
 

@@ -138,3 +138,14 @@ public struct Controller<Object: KubeObject>: Sendable {
         }
     }
 }
+
+/// What a process hosting controllers of several kinds needs of each, whatever it reconciles:
+/// to run it, and to read its readiness and queue for `/readyz` and `/metrics`.
+public protocol RunnableController: Sendable {
+    func run() async
+    var health: APIAccessHealth { get }
+    var hasSynced: Bool { get }
+    var queue: WorkQueue<String> { get }
+}
+
+extension Controller: RunnableController {}

@@ -13,6 +13,9 @@ public final class Metrics: Sendable {
         /// Reconciles that took at most `Metrics.durationBuckets[i]` seconds.
         var reconcileBuckets = [Int](repeating: 0, count: Metrics.durationBuckets.count)
         var queueDepth = 0
+        /// BackupRestores finished, by outcome.
+        var restoresSucceeded = 0
+        var restoresFailed = 0
         /// namespace/policy/environment → its gauges (numbers only: one per environment of
         /// every policy is kept).
         var environments: [String: Gauges] = [:]
@@ -47,6 +50,10 @@ public final class Metrics: Sendable {
     }
 
     public func setQueueDepth(_ depth: Int) { state.withLock { $0.queueDepth = depth } }
+
+    func recordRestore(succeeded: Bool) {
+        state.withLock { if succeeded { $0.restoresSucceeded += 1 } else { $0.restoresFailed += 1 } }
+    }
 
     func record(_ policy: BackupPolicy) {
         let namespace = policy.metadata.namespace ?? ""
@@ -91,6 +98,9 @@ public final class Metrics: Sendable {
                 "backstop_reconcile_duration_seconds_count \(state.reconciles)",
                 "# HELP backstop_queue_depth Keys waiting to be reconciled.", "# TYPE backstop_queue_depth gauge",
                 "backstop_queue_depth \(state.queueDepth)",
+                "# HELP backstop_restores_total BackupRestores this controller saw finish, by outcome.", "# TYPE backstop_restores_total counter",
+                "backstop_restores_total{outcome=\"succeeded\"} \(state.restoresSucceeded)",
+                "backstop_restores_total{outcome=\"failed\"} \(state.restoresFailed)",
             ]
             let families: [(String, String, String)] = [
                 ("backstop_last_success_timestamp_seconds", "gauge", "Time of the environment's last successful backup."),

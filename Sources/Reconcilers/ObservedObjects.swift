@@ -162,6 +162,8 @@ public struct ObservedJob: KubeObject, JSONValueDecodable {
     public let finishedAt: KubeTimestamp?
     /// The condition's message (`Job has reached the specified backoff limit`).
     public let message: String?
+    /// When the Job controller started it (`status.startTime`): nil while it waits.
+    public let startedAt: KubeTimestamp?
 
     private enum CodingKeys: String, CodingKey { case metadata }
 
@@ -175,6 +177,7 @@ public struct ObservedJob: KubeObject, JSONValueDecodable {
         outcome = finished.map { $0["type"] == "Complete" ? .complete : .failed }
         finishedAt = (finished?["lastTransitionTime"]?.string ?? json[path: "status.completionTime"]?.string).flatMap(KubeTimestamp.init)
         message = finished?["message"]?.string
+        startedAt = json[path: "status.startTime"]?.string.flatMap(KubeTimestamp.init)
     }
 
     /// `Decodable` as `KubeObject` requires; read the same way as from the client.
@@ -182,11 +185,12 @@ public struct ObservedJob: KubeObject, JSONValueDecodable {
         try self.init(json: JSONValue(from: decoder))
     }
 
-    public init(metadata: ObjectMeta, outcome: Outcome?, finishedAt: KubeTimestamp?, message: String? = nil) {
+    public init(metadata: ObjectMeta, outcome: Outcome?, finishedAt: KubeTimestamp?, message: String? = nil, startedAt: KubeTimestamp? = nil) {
         self.metadata = metadata
         self.outcome = outcome
         self.finishedAt = finishedAt
         self.message = message
+        self.startedAt = startedAt
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -199,10 +203,10 @@ public struct ObservedJob: KubeObject, JSONValueDecodable {
 
 extension ObjectMeta {
     /// Only what a reconcile of owned objects reads: name, namespace, version, Backstop's
-    /// policy and environment labels (the cache's index), the controller reference. Kept for
+    /// policy, environment and restore labels (the caches' index), the controller reference. Kept for
     /// thousands of objects, so no other labels, annotations, times or managedFields.
     func trimmedForCache() -> ObjectMeta {
-        let kept = labels?.filter { $0.key == CronJobBuilder.policyLabel || $0.key == CronJobBuilder.environmentLabel }
+        let kept = labels?.filter { [CronJobBuilder.policyLabel, CronJobBuilder.environmentLabel, CronJobBuilder.restoreLabel].contains($0.key) }
         var trimmed = ObjectMeta(name: name, namespace: namespace, labels: kept)
         trimmed.resourceVersion = resourceVersion
         trimmed.ownerReferences = ownerReferences?.filter { $0.controller == true }

@@ -16,7 +16,8 @@ extension PolicyReconciler {
         let owned = OwnedObjects()
         let reconciler = PolicyReconciler(client: client, workerImage: workerImage, owned: owned, logger: logger, metrics: metrics,
                                           capabilities: capabilities, now: now)
-        let ours = "app.kubernetes.io/managed-by=\(CronJobBuilder.managedBy)"
+        // Backup CronJobs and Jobs only: restore Jobs have a controller of their own.
+        let ours = "app.kubernetes.io/managed-by=\(CronJobBuilder.managedBy),app.kubernetes.io/name=\(CronJobBuilder.backupWorkerName)"
         return Controller(
             watcher: Watcher(client: client, resource: .backupPolicies, namespace: namespace, backoff: backoff),
             owned: [

@@ -73,41 +73,18 @@ public struct CronJobBuilder: Sendable {
     func cronJob(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment) -> CronJob {
         let labels = [
             "app.kubernetes.io/managed-by": Self.managedBy,
-            "app.kubernetes.io/name": "backstop-worker",
+            "app.kubernetes.io/name": Self.backupWorkerName,
             Self.policyLabel: policy.metadata.name,
             Self.environmentLabel: environment.name,
         ]
         let template = policy.spec.jobTemplate
-        // The user's pod labels and annotations first, Backstop's own over them: its labels
-        // are how the controller finds its Jobs.
-        let podLabels = (template?.labels ?? [:]).merging(labels) { _, ours in ours }
         var owner: [OwnerReference]?
         if let uid = policy.metadata.uid {
             owner = [OwnerReference(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, name: policy.metadata.name, uid: uid,
                                     controller: true, blockOwnerDeletion: true)]
         }
-        let (environmentVariables, mounts, volumes) = worker(policy, environment)
-        let pod = PodSpec(
-            serviceAccountName: template?.serviceAccountName,
-            // Backups need no Kubernetes API access: the worker reads the database and storage only.
-            automountServiceAccountToken: false,
-            restartPolicy: "Never",
-            securityContext: .init(runAsNonRoot: true, runAsUser: settings.userID, runAsGroup: settings.userID, fsGroup: settings.userID,
-                                   seccompProfile: .init(type: "RuntimeDefault")),
-            imagePullSecrets: template?.imagePullSecrets.map { $0.map { .init(name: $0.name) } },
-            nodeSelector: template?.nodeSelector,
-            tolerations: template?.tolerations,
-            affinity: template?.affinity,
-            priorityClassName: template?.priorityClassName,
-            containers: [Container(
-                name: "backup", image: template?.image ?? settings.workerImage, args: ["backup"], env: environmentVariables,
-                resources: template?.resources.map { .init(requests: $0["requests"], limits: $0["limits"]) },
-                securityContext: .init(allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true,
-                                       capabilities: .init(drop: ["ALL"])),
-                // The worker writes its report there; if it dies first, the log's tail stands in.
-                terminationMessagePolicy: "FallbackToLogsOnError",
-                volumeMounts: mounts)],
-            volumes: volumes)
+        var (variables, mounts, volumes) = worker(policy, environment, database: databaseVariables(environment.database, option: .database))
+        variables += retentionVariables(environment)
         return CronJob(
             metadata: ObjectMeta(name: Self.name(policy: policy.metadata.name, environment: environment.name),
                                      namespace: policy.metadata.namespace, labels: labels, ownerReferences: owner),
@@ -120,31 +97,91 @@ public struct CronJobBuilder: Sendable {
                             backoffLimit: template?.backoffLimit ?? 1,
                             activeDeadlineSeconds: template?.activeDeadlineSeconds ?? 6 * 3_600,
                             ttlSecondsAfterFinished: nil,
-                            template: .init(metadata: .init(labels: podLabels, annotations: template?.annotations), spec: pod)))))
+                            template: podTemplate(policy, labels: labels, container: "backup", arguments: ["backup"],
+                                                  variables: variables, mounts: mounts, volumes: volumes)))))
     }
 
-    /// The worker's environment, mounts and volumes: options from the one table, Secrets as
-    /// files or `secretKeyRef`s.
-    func worker(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment) -> ([EnvVar], [VolumeMount], [Volume]) {
+    /// The `app.kubernetes.io/name` of backup Jobs: the policy controller watches only these.
+    public static let backupWorkerName = "backstop-worker"
+
+    /// The worker's pod as every Backstop Job runs it: restricted security, no API token, the
+    /// user's `jobTemplate` settings, one container with the worker's `arguments`.
+    func podTemplate(_ policy: BackupPolicy, labels: [String: String], container name: String, arguments: [String],
+                     variables: [EnvVar], mounts: [VolumeMount], volumes: [Volume]) -> PodTemplate {
+        let template = policy.spec.jobTemplate
+        // The user's pod labels and annotations first, Backstop's own over them: its labels
+        // are how the controller finds its Jobs.
+        let podLabels = (template?.labels ?? [:]).merging(labels) { _, ours in ours }
+        let pod = PodSpec(
+            serviceAccountName: template?.serviceAccountName,
+            // The worker needs no Kubernetes API access: it reads the database and storage only.
+            automountServiceAccountToken: false,
+            restartPolicy: "Never",
+            securityContext: .init(runAsNonRoot: true, runAsUser: settings.userID, runAsGroup: settings.userID, fsGroup: settings.userID,
+                                   seccompProfile: .init(type: "RuntimeDefault")),
+            imagePullSecrets: template?.imagePullSecrets.map { $0.map { .init(name: $0.name) } },
+            nodeSelector: template?.nodeSelector,
+            tolerations: template?.tolerations,
+            affinity: template?.affinity,
+            priorityClassName: template?.priorityClassName,
+            containers: [Container(
+                name: name, image: template?.image ?? settings.workerImage, args: arguments, env: variables,
+                resources: template?.resources.map { .init(requests: $0["requests"], limits: $0["limits"]) },
+                securityContext: .init(allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true,
+                                       capabilities: .init(drop: ["ALL"])),
+                // The worker writes its report there; if it dies first, the log's tail stands in.
+                terminationMessagePolicy: "FallbackToLogsOnError",
+                volumeMounts: mounts)],
+            volumes: volumes)
+        return PodTemplate(metadata: .init(labels: podLabels, annotations: template?.annotations), spec: pod)
+    }
+
+    /// A database's connection as the worker's `option` (`BACKSTOP_DATABASE`, `BACKSTOP_TARGET`),
+    /// with the user and password from its Secret.
+    func databaseVariables(_ database: BackupPolicy.Database, option: WorkerOption) -> [EnvVar] {
+        var variables: [EnvVar] = [.plain(option.environmentVariable, "host=\(database.host ?? "") port=\(database.port ?? 5432) dbname=\(database.name ?? "") sslmode=\(database.sslMode ?? "require")")]
+        if let secret = database.credentialsSecret {
+            variables.append(.secret("PGUSER", secret: secret, key: "username"))
+            variables.append(.secret("PGPASSWORD", secret: secret, key: "password"))
+        }
+        return variables
+    }
+
+    /// The prune after each backup: the environment's retention rules and tiers.
+    func retentionVariables(_ environment: BackupPolicy.ResolvedEnvironment) -> [EnvVar] {
+        guard let retention = environment.retention else { return [] }
+        func option(_ option: WorkerOption, _ value: String) -> EnvVar { .plain(option.environmentVariable, value) }
+        var variables: [EnvVar] = []
+        let keep = retention.keep
+        if let within = keep.within { variables.append(option(.keepWithin, within.description)) }
+        for (rule, value) in [(WorkerOption.keepLast, keep.last), (.keepHourly, keep.hourly), (.keepDaily, keep.daily),
+                              (.keepWeekly, keep.weekly), (.keepMonthly, keep.monthly), (.keepYearly, keep.yearly)] {
+            if let value { variables.append(option(rule, "\(value)")) }
+        }
+        variables.append(option(.minAge, retention.minAge.description))
+        variables.append(option(.timeZone, retention.timeZone))
+        if !environment.tiers.isEmpty {
+            variables.append(option(.tier, environment.tiers.map(\.description).joined(separator: ",")))
+        }
+        return variables
+    }
+
+    /// The worker's environment, mounts and volumes for reaching an environment's backups:
+    /// options from the one table, Secrets as files. The database and retention come apart
+    /// (`databaseVariables`, `retentionVariables`): a restore needs neither the source's.
+    func worker(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment, database: [EnvVar]) -> ([EnvVar], [VolumeMount], [Volume]) {
         func option(_ option: WorkerOption, _ value: String) -> EnvVar { .plain(option.environmentVariable, value) }
         var variables: [EnvVar] = [
             .field(WorkerOption.namespace.environmentVariable, "metadata.namespace"),
             option(.policy, policy.metadata.name),
             option(.environment, environment.name),
             option(.reportPath, "/dev/termination-log"),
-        ]
+        ] + database
         var mounts = [VolumeMount(name: "scratch", mountPath: "/tmp")]
         var volumes = [Volume(name: "scratch", emptyDir: .init(sizeLimit: "64Mi"))]
         func mountSecret(_ volume: String, secret: String, at path: String) {
             mounts.append(VolumeMount(name: volume, mountPath: path, readOnly: true))
             volumes.append(Volume(name: volume, secret: .init(secretName: secret, defaultMode: 0o400)))
-        }
-
-        let database = environment.database
-        variables.append(option(.database, "host=\(database.host ?? "") port=\(database.port ?? 5432) dbname=\(database.name ?? "") sslmode=\(database.sslMode ?? "require")"))
-        if let secret = database.credentialsSecret {
-            variables.append(.secret("PGUSER", secret: secret, key: "username"))
-            variables.append(.secret("PGPASSWORD", secret: secret, key: "password"))
         }
 
         if let s3 = policy.spec.storage.s3 {
@@ -184,19 +221,6 @@ public struct CronJobBuilder: Sendable {
             variables.append(option(.passphraseFile, "\(Self.secretsRoot)/encryption/\(passphrase.key ?? "passphrase")"))
         }
 
-        if let retention = environment.retention {
-            let keep = retention.keep
-            if let within = keep.within { variables.append(option(.keepWithin, within.description)) }
-            for (rule, value) in [(WorkerOption.keepLast, keep.last), (.keepHourly, keep.hourly), (.keepDaily, keep.daily),
-                                  (.keepWeekly, keep.weekly), (.keepMonthly, keep.monthly), (.keepYearly, keep.yearly)] {
-                if let value { variables.append(option(rule, "\(value)")) }
-            }
-            variables.append(option(.minAge, retention.minAge.description))
-            variables.append(option(.timeZone, retention.timeZone))
-            if !environment.tiers.isEmpty {
-                variables.append(option(.tier, environment.tiers.map(\.description).joined(separator: ",")))
-            }
-        }
         return (variables, mounts, volumes)
     }
 }

@@ -8,12 +8,13 @@ import KubeRuntime
 import Logging
 import Workloads
 
-/// The controller: keeps each BackupPolicy's CronJobs and status, one leader at a time.
+/// The controller: keeps each BackupPolicy's CronJobs and status, and runs each BackupRestore
+/// as one Job, one leader at a time.
 @main
 struct BackstopController: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backstop-controller",
-        abstract: "Reconcile BackupPolicies into CronJobs and status.",
+        abstract: "Reconcile BackupPolicies into CronJobs and status, and BackupRestores into restore Jobs.",
         discussion: """
             Example (in a Deployment, with the ServiceAccount's token):
               backstop-controller --worker-image ghcr.io/backstop/backstop:0.1.0 --namespace shop --namespace billing
@@ -75,10 +76,14 @@ struct BackstopController: AsyncParsableCommand {
 
         let scopes: [String?] = watched.isEmpty ? [nil] : watched.map { Optional($0) }
         let capabilities = await ServerCapabilities.discover(client: client, logger: logger)
-        let controllers = scopes.map { namespace in
+        let policyControllers = scopes.map { namespace in
             PolicyReconciler.controller(client: client, namespace: namespace, workerImage: image, workers: workers,
                                         logger: logger, metrics: metrics, capabilities: capabilities)
         }
+        let restoreControllers = scopes.map { namespace in
+            RestoreReconciler.controller(client: client, namespace: namespace, workerImage: image, logger: logger, metrics: metrics)
+        }
+        let controllers: [any RunnableController] = policyControllers + restoreControllers
         let elector: LeaderElector? = electing
             ? LeaderElector(client: client, namespace: environment["POD_NAMESPACE"] ?? connection.namespace, name: "backstop-controller",
                             identity: environment["HOSTNAME"] ?? "backstop-controller-\(getpid())", logger: logger)

@@ -65,6 +65,38 @@ struct PolicyManifestTests {
         }
     }
 
+    @Test("the BackupRestore CRD installs, its examples apply and decode, and schema violations are refused naming the field")
+    func restoreCRDAndExamples() async throws {
+        let server = try TestAPIServer(token: "unused", allowAnonymous: true)
+        defer { server.stop() }
+        let crd = try String(contentsOfFile: Self.root + "/k8s/crds/backuprestore.yaml", encoding: .utf8)
+        let examples = try String(contentsOfFile: Self.root + "/k8s/examples/restore.yaml", encoding: .utf8)
+        var result = try await apply(server, crd)
+        #expect(result.status == 0, "\(result.output)")
+        _ = try await KubectlTests().kubectl(server, ["create", "namespace", "shop"])
+        result = try await apply(server, examples)
+        #expect(result.status == 0 && result.output.contains("backuprestore.backstop.dev/orders-rollback created"), "\(result.output)")
+        for name in ["orders-check", "orders-to-staging", "orders-rollback"] {
+            let stored = try #require(server.object(.backupRestores, namespace: "shop", name: name))
+            #expect(throws: Never.self) { try JSONDecoder().decode(BackupRestore.self, from: stored.encoded()) }
+        }
+        result = try await KubectlTests().kubectl(server, ["get", "br", "-n", "shop"])
+        #expect(result.output.contains("POLICY") && result.output.contains("PHASE") && result.output.contains("orders-rollback"), "\(result.output)")
+
+        let broken: [(String, String, String)] = [
+            ("mode: Replace", "mode: Overwrite", "spec.mode"),
+            ("backup: 20261201T020000Z-3f9a", "backup: yesterday", "spec.backup"),
+            ("activeDeadlineSeconds: 7200", "activeDeadlineSeconds: 0", "spec.activeDeadlineSeconds"),
+            ("  environment: production\n---", "  environment: production\n  target: {database: {port: 0}}\n---", "spec.target.database.port"),
+        ]
+        for (index, (original, replacement, field)) in broken.enumerated() {
+            #expect(examples.contains(original), "case \(index) edits a line the examples have")
+            let edited = examples.replacingOccurrences(of: original, with: replacement).replacingOccurrences(of: "name: orders-", with: "name: broken\(index)-")
+            result = try await apply(server, edited)
+            #expect(result.status != 0 && result.output.contains(field), "case \(index): \(result.output)")
+        }
+    }
+
     @Test("backstop render's CronJobs apply to the API server as they are")
     func renderApplies() async throws {
         let binary = Self.root + "/.build/debug/backstop"
@@ -92,13 +124,14 @@ struct PolicyManifestTests {
         }
     }
 
-    @Test("kubectl kustomize k8s renders the base: CRD, namespace, least-privilege RBAC, the Deployment")
+    @Test("kubectl kustomize k8s renders the base: both CRDs, namespace, least-privilege RBAC, the Deployment")
     func kustomizeRenders() async throws {
         let base = Self.root + "/k8s"
         let (status, output) = try await Self.run(["kubectl", "kustomize", base])
         #expect(status == 0, "\(output)")
         let kinds = output.split(separator: "\n").filter { $0.hasPrefix("kind: ") }.map { String($0.dropFirst(6)) }.sorted()
-        #expect(kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "ServiceAccount"])
+        #expect(kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "ServiceAccount"])
+        #expect(output.contains("name: backuppolicies.backstop.dev") && output.contains("name: backuprestores.backstop.dev"))
         let rbac = try String(contentsOfFile: base + "/rbac.yaml", encoding: .utf8)
         #expect(!rbac.contains("secrets"), "the controller gets no access to Secrets")
     }

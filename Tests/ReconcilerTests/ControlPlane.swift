@@ -18,11 +18,12 @@ enum ControlPlane {
         "ClusterRole": .clusterRoles, "ClusterRoleBinding": .clusterRoleBindings,
     ]
 
-    /// Applies the CRD and the RBAC (namespaced objects into `backstop-system`, as the
+    /// Applies the CRDs and the RBAC (namespaced objects into `backstop-system`, as the
     /// kustomization puts them).
     static func install(on server: TestAPIServer, crd: JSONValue? = nil) async throws {
         let admin = try KubeClient(connection: server.connection(namespace: namespace))
         _ = try await admin.create(.customResourceDefinitions, try crd ?? PolicyReconcilerTests.manifest("k8s/crds/backuppolicy.yaml"))
+        _ = try await admin.create(.customResourceDefinitions, try PolicyReconcilerTests.manifest("k8s/crds/backuprestore.yaml"))
         let text = try String(contentsOfFile: PolicyReconcilerTests.root + "/k8s/rbac.yaml", encoding: .utf8)
         for document in try YAMLNode.parseDocuments(text, source: "k8s/rbac.yaml") {
             let object = try YAMLDecoder().decode(JSONValue.self, from: document, source: "k8s/rbac.yaml")
