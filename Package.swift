@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "KubeObjects", "KubeTestServer", "BlockingCalls", "TestSupport", "YAML", "BackstopAPI", "HTTP"], exclude: ["Recordings"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "ReconcilerTests", dependencies: [
-            "Reconcilers", "KubeRuntime", "KubeClient", "KubeObjects", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport", "Sockets",
+            "Reconcilers", "KubeRuntime", "KubeClient", "KubeObjects", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport", "Sockets", "Postgres",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [

@@ -61,6 +61,8 @@ final class ObjectStore: @unchecked Sendable {
     private var latency: Duration = .zero
     private var bookmarkInterval: Duration = .seconds(1)
     private var jobRunner: JobRunner?
+    /// Pod logs (`namespace/name` → text) from the Job runner, for the `log` subresource.
+    private var podLogs: [String: String] = [:]
 
     init(version: KubernetesVersion) {
         self.version = version
@@ -126,7 +128,8 @@ final class ObjectStore: @unchecked Sendable {
         }
         let name = rest.count > 1 ? rest[1] : nil
         let subresource = rest.count > 2 ? rest[2] : nil
-        if let subresource, subresource != "status" || !resource.hasStatus {
+        let podLog = resource.type == .pods && subresource == "log"
+        if let subresource, !podLog, subresource != "status" || !resource.hasStatus {
             return TestAPIServer.status(404, "NotFound", "no subresource \(subresource) on \(resource.type)")
         }
         let watching = request.query["watch"] == "true" || request.query["watch"] == "1"
@@ -149,6 +152,16 @@ final class ObjectStore: @unchecked Sendable {
                                   clusterRoleBindings: of(.clusterRoleBindings))
             }
             guard authorizer.allows(user, attributes) else { return TestAPIServer.json(403, Authorizer.refusal(user, attributes)) }
+        }
+        if podLog, let namespace, let name {
+            guard request.method == "GET" else { return TestAPIServer.status(405, "MethodNotAllowed", "pods/log is read-only") }
+            // What the runner's process wrote; the real kubelet streams it, here it is whole.
+            guard let log = locked({ podLogs["\(namespace)/\(name)"] }) else {
+                return locked({ objects[Key(resource: Self.resourceID(.pods), namespace: namespace, name: name)] }) == nil
+                    ? TestAPIServer.status(404, "NotFound", "pods \"\(name)\" not found")
+                    : .full(status: 200, contentType: "text/plain", body: [])
+            }
+            return .full(status: 200, contentType: "text/plain", body: Array(log.utf8))
         }
         let contentType = request.headers["content-type"] ?? ""
         let body = request.body.isEmpty ? nil : RequestBody.decode(request.body, contentType: contentType)
@@ -635,8 +648,20 @@ final class ObjectStore: @unchecked Sendable {
             else if let secretName = variable[path: "valueFrom.secretKeyRef.name"]?.string,
                     let secretKey = variable[path: "valueFrom.secretKeyRef.key"]?.string {
                 environment[name] = secretValue(namespace: namespace, name: secretName, key: secretKey)
+            } else if variable[path: "valueFrom.fieldRef.fieldPath"]?.string == "metadata.namespace" {
+                environment[name] = namespace
             }
         }
+        // Secret volumes as the kubelet mounts them: every key a file (or only the listed items).
+        var secretFiles: [String: [String: String]] = [:]
+        let volumes = job[path: "spec.template.spec.volumes"]?.array ?? []
+        for mount in container["volumeMounts"]?.array ?? [] {
+            guard let volumeName = mount["name"]?.string, let mountPath = mount["mountPath"]?.string,
+                  let volume = volumes.first(where: { $0["name"]?.string == volumeName }),
+                  let secretName = volume[path: "secret.secretName"]?.string else { continue }
+            secretFiles[mountPath] = secretData(namespace: namespace, name: secretName)
+        }
+        let fallBackToLogs = container["terminationMessagePolicy"]?.string == "FallbackToLogsOnError"
         let jobStarted = Self.now()
         var failed = 0
         for attempt in 1... {
@@ -658,11 +683,18 @@ final class ObjectStore: @unchecked Sendable {
                 status["startTime"] = .string(jobStarted)
                 status["active"] = .number(1)
             }
-            let result = await runner.run(JobRun(namespace: namespace, jobName: jobName, podName: podName, attempt: attempt,
+            var result = await runner.run(JobRun(namespace: namespace, jobName: jobName, podName: podName, attempt: attempt,
                                                  command: (container["command"]?.array ?? []).compactMap(\.string),
-                                                 args: (container["args"]?.array ?? []).compactMap(\.string), environment: environment))
+                                                 args: (container["args"]?.array ?? []).compactMap(\.string), environment: environment,
+                                                 secretFiles: secretFiles))
             let finished = Self.now()
             let succeeded = result.exitCode == 0
+            locked { podLogs["\(namespace)/\(podName)"] = result.log }
+            if !succeeded, fallBackToLogs, result.terminationMessage.isEmpty {
+                // The kubelet's fallback: the log's last 80 lines, at most 2048 bytes.
+                let tail = result.log.split(separator: "\n", omittingEmptySubsequences: false).suffix(80).joined(separator: "\n")
+                result.terminationMessage = String(decoding: Array(tail.utf8).suffix(2048), as: UTF8.self)
+            }
             pod["status"] = .object([
                 "phase": .string(succeeded ? "Succeeded" : "Failed"), "startTime": .string(started),
                 "containerStatuses": .array([.object([
@@ -703,6 +735,19 @@ final class ObjectStore: @unchecked Sendable {
             object["metadata"]?["resourceVersion"] = .string("\(resourceVersion)")
             objects[key] = object
             record("MODIFIED", key, object)
+        }
+    }
+
+    /// A Secret's keys and decoded values; empty when there is no such Secret.
+    private func secretData(namespace: String, name: String) -> [String: String] {
+        locked {
+            guard let secret = objects[Key(resource: Self.resourceID(.secrets), namespace: namespace, name: name)] else { return [:] }
+            var files: [String: String] = [:]
+            for (key, value) in secret["data"]?.object ?? [:] {
+                files[key] = value.string.flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+            }
+            for (key, value) in secret["stringData"]?.object ?? [:] { files[key] = value.string }
+            return files
         }
     }
 

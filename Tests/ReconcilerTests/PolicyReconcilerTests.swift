@@ -33,8 +33,8 @@ struct PolicyReconcilerTests {
 
     /// A failing look (the test server may be injecting faults into every client) counts as
     /// "not yet".
-    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(20)
+    static func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if (try? await condition()) == true { return true }
             try await Task.sleep(for: .milliseconds(25))

@@ -1,0 +1,128 @@
+import BackstopAPI
+import Foundation
+import HTTP
+import KubeClient
+import KubeObjects
+import KubeRuntime
+import KubeTestServer
+import Postgres
+import Reconcilers
+import TestSupport
+import Testing
+
+/// The product as a cluster runs it: the controller on the test API server, the real worker
+/// binary as the Jobs' pods (the test server's `.worker` runner: env, Secrets as env and as
+/// files, logs), the real PostgreSQL and `file://` storage.
+@Suite("The product end to end: controller, worker and PostgreSQL", .serialized,
+       .enabled(if: ProcessInfo.processInfo.environment["BACKSTOP_SKIP_INTEGRATION"] != "1"))
+struct ProductEndToEndTests {
+    let test = PolicyReconcilerTests()
+    static let worker = PolicyReconcilerTests.root + "/.build/debug/backstop"
+
+    func psql(_ database: String, _ sql: String) async throws -> String {
+        let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?
+            .compactMap(Int.init).max().map { "/usr/lib/postgresql/\($0)/bin" } ?? "/usr/bin"
+        let result = try await ToolProcess.run("\(bin)/psql", ["-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql])
+        try #require(result.status == 0, "psql: \(result.errors)")
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("run-now backs up through the worker, a BackupRestore restores it with matching row counts, kubectl logs shows the worker's output")
+    func backupAndRestore() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let port = try #require(environment["PGPORT"], "no PostgreSQL: run hack/test.sh, or set BACKSTOP_SKIP_INTEGRATION=1 to skip integration tests on purpose")
+        try #require(FileManager.default.isExecutableFile(atPath: Self.worker), "build the backstop binary first (hack/test.sh does)")
+        let source = "t_product_\(UInt32.random(in: 0...UInt32.max))"
+        let restored = BackupRestore.defaultDatabaseName(source: source, restore: "orders-check")
+        let maintenance = try ConnectionSettings("dbname=postgres")
+        try await PostgresConnection.with(maintenance) { try await $0.createDatabase(source) }
+        let storage = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-product-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: storage) }
+        do {
+            try await run(source: source, restored: restored, port: port, storage: storage)
+        } catch {
+            try? await PostgresConnection.with(maintenance) { server in
+                try await server.dropDatabase(source)
+                try await server.dropDatabase(restored)
+            }
+            throw error
+        }
+        try await PostgresConnection.with(maintenance) { server in
+            try await server.dropDatabase(source)
+            try await server.dropDatabase(restored)
+        }
+    }
+
+    func run(source: String, restored: String, port: String, storage: String) async throws {
+        let sample = PolicyReconcilerTests.root + "/hack/sample-db.sql"
+        _ = try await psql(source, "\\i \(sample)")
+
+        // Anonymous requests act as the administrator: kubectl sends no token over plain http.
+        let server = try TestAPIServer(token: "unused", allowAnonymous: true)
+        defer { server.stop() }
+        try await ControlPlane.install(on: server)
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        server.setJobRunner(.worker(binary: Self.worker))
+        let environment = ProcessInfo.processInfo.environment
+        let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        for (name, data) in [("orders-db", ["username": environment["PGUSER"] ?? "postgres", "password": environment["PGPASSWORD"] ?? ""]),
+                             ("backup-key", ["key": key])] {
+            let secret: JSONValue = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": .string(name), "namespace": "shop"],
+                                     "stringData": .object(data.mapValues { .string($0) })]
+            let _: JSONValue = try await client.create(.secrets, namespace: "shop", secret)
+        }
+        let policy: JSONValue = [
+            "apiVersion": "backstop.dev/v1alpha1", "kind": "BackupPolicy", "metadata": ["name": "orders", "namespace": "shop"],
+            "spec": [
+                "database": ["host": "127.0.0.1", "port": .number(Double(port) ?? 5432), "name": .string(source), "sslMode": "disable",
+                             "credentialsSecret": "orders-db"],
+                "encryption": ["keySecret": ["name": "backup-key", "key": "key"]],
+                "storage": ["file": ["path": .string(storage)]],
+                "environments": [["name": "production", "retention": ["keep": ["last": 3]]]],
+            ],
+        ]
+        _ = try await client.create(.backupPolicies, namespace: "shop", policy)
+
+        let controllerClient = try ControlPlane.controllerClient(server)
+        let backoff = Backoff(base: .milliseconds(10), cap: .milliseconds(200))
+        let controllers: [any RunnableController] = [
+            PolicyReconciler.controller(client: controllerClient, namespace: nil, workerImage: "backstop:test", logger: PolicyReconcilerTests.logger, backoff: backoff),
+            RestoreReconciler.controller(client: controllerClient, namespace: nil, workerImage: "backstop:test", logger: PolicyReconcilerTests.logger, backoff: backoff),
+        ]
+        let running = controllers.map { controller in Task { await controller.run() } }
+        defer { for task in running { task.cancel() } }
+
+        #expect(try await test.eventually { try await test.cronJobs(client)["orders-production"] != nil })
+        _ = try await client.patch(.backupPolicies, name: "orders", .merge(["metadata": ["annotations": ["backstop.dev/run-now": "first"]]]),
+                                   as: GenericObject.self)
+        func production() async throws -> BackupPolicy.EnvironmentStatus? {
+            try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.environments?.first { $0.name == "production" }
+        }
+        let backedUp = try await PolicyReconcilerTests.eventually(timeout: .seconds(60)) {
+            let environment = try await production()
+            return environment?.lastSuccessfulBackup != nil || environment?.lastFailure != nil
+        }
+        #expect(backedUp)
+        let status = try #require(try await production())
+        #expect(status.lastFailure == nil, "\(status.lastFailure?.message ?? "")")
+        let backupID = try #require(status.lastSuccessfulBackup?.id)
+
+        let restore: JSONValue = ["apiVersion": "backstop.dev/v1alpha1", "kind": "BackupRestore", "metadata": ["name": "orders-check", "namespace": "shop"],
+                                  "spec": ["policy": "orders", "environment": "production"]]
+        _ = try await client.create(.backupRestores, namespace: "shop", restore)
+        func restoreStatus() async throws -> BackupRestore.Status? { try await client.get(.backupRestores, name: "orders-check", as: BackupRestore.self).status }
+        #expect(try await PolicyReconcilerTests.eventually(timeout: .seconds(60)) { try await restoreStatus()?.phase?.isFinished == true })
+        let result = try #require(try await restoreStatus())
+        #expect(result.phase == .succeeded, "\(result.message ?? "")")
+        #expect(result.backupID == backupID && result.tablesChecked == 3 && result.targetDatabase == restored)
+        for table in ["shop.customers", "shop.orders", "audit.events"] {
+            #expect(try await psql(restored, "SELECT count(*) FROM \(table)") == psql(source, "SELECT count(*) FROM \(table)"), "\(table)")
+        }
+
+        // kubectl logs job/orders-check-restore: the worker's own lines, its summary last.
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-cache-\(server.port)").path
+        let logs = try await ToolProcess.run("kubectl", ["--server", server.url, "--cache-dir", cache, "logs", "-n", "shop", "job/orders-check-restore"],
+                                             mergingErrors: true)
+        #expect(logs.status == 0 && logs.output.contains("restored \(backupID) into \(restored)"), "\(logs.output)")
+    }
+}
