@@ -203,23 +203,35 @@ final class ObjectStore: @unchecked Sendable {
 
     /// Turns a list or object answer into a `meta.k8s.io/v1` Table: Name, the CRD's printer
     /// columns, Age.
+    /// The Table form of a get or list, as apiextensions' table convertor builds it: Name, then
+    /// the declared printer columns only (a kind that declares none gets Age, the server's
+    /// default column), `date` cells as ages (`5m`), a missing value as null.
     private func table(_ resource: Resource, _ answer: LoopbackHTTPServer.Response) -> LoopbackHTTPServer.Response {
         guard case let .full(200, _, body) = answer, let value = try? JSONValue.decode(Data(body)) else { return answer }
         let objects = value["items"]?.array ?? [value]
         var columns: [JSONValue] = [.object(["name": .string("Name"), "type": .string("string"), "format": .string("name"),
                                              "description": .string("Name of the object"), "priority": .number(0)])]
-        var paths: [String] = []
-        for column in resource.printerColumns {
+        let declared = resource.printerColumns.isEmpty
+            ? [.object(["name": .string("Age"), "type": .string("date"), "jsonPath": .string(".metadata.creationTimestamp")])]
+            : resource.printerColumns
+        var paths: [(path: String, type: String)] = []
+        for column in declared {
             guard let name = column["name"]?.string, let path = column["jsonPath"]?.string else { continue }
-            columns.append(.object(["name": .string(name), "type": column["type"] ?? .string("string"), "format": .string(""),
+            let type = column["type"]?.string ?? "string"
+            columns.append(.object(["name": .string(name), "type": .string(type), "format": column["format"] ?? .string(""),
                                     "description": column["description"] ?? .string(""), "priority": column["priority"] ?? .number(0)]))
-            paths.append(path)
+            paths.append((path, type))
         }
-        columns.append(.object(["name": .string("Age"), "type": .string("date"), "format": .string(""), "description": .string(""), "priority": .number(0)]))
         let rows: [JSONValue] = objects.map { object in
             var cells: [JSONValue] = [object[path: "metadata.name"] ?? .string("")]
-            for path in paths { cells.append(Self.evaluate(path, in: object) ?? .null) }
-            cells.append(.string(Self.age(object[path: "metadata.creationTimestamp"]?.string)))
+            for (path, type) in paths {
+                let found = Self.evaluate(path, in: object)
+                if type == "date", let text = found?.string {
+                    cells.append(.string(KubeTime.parse(text) == nil ? "<invalid>" : Self.age(text)))
+                } else {
+                    cells.append(found ?? .null)
+                }
+            }
             return .object(["cells": .array(cells), "object": .object([
                 "kind": .string("PartialObjectMetadata"), "apiVersion": .string("meta.k8s.io/v1"), "metadata": object["metadata"] ?? .object([:]),
             ])])

@@ -67,7 +67,7 @@ struct ServerFidelityTests {
         _ = try await app.listAll(.cronJobs, namespace: "billing", as: GenericObject.self)
     }
 
-    @Test("printer columns: a [*] path shows its first value, filters pick the element, a missing value is empty")
+    @Test("printer columns: a [*] path shows its first value, filters pick the element, a missing value is empty, dates are ages, no Age is added to declared columns")
     func printerColumns() async throws {
         let server = try TestAPIServer()
         defer { server.stop() }
@@ -83,6 +83,7 @@ struct ServerFidelityTests {
                                        ["name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"],
                                        ["name": "Second", "type": "string", "jsonPath": ".spec.parts[1].name"],
                                        ["name": "Missing", "type": "string", "jsonPath": ".spec.nothing"],
+                                       ["name": "Made", "type": "date", "jsonPath": ".metadata.creationTimestamp"],
                                    ]]]],
         ])
         let _: JSONValue = try await admin.create(Self.widgets, [
@@ -96,5 +97,8 @@ struct ServerFidelityTests {
         let table = try JSONValue.decode(Data(response.body))
         let cells = try #require(table["rows"]?[arrayIndex: 0]?["cells"]?.array)
         #expect(cells.prefix(5) == ["w", "a", "True", "b", .null], "\(cells)")
+        #expect(cells.count == 6 && cells[5].string?.hasSuffix("s") == true, "the date as an age, and no column beyond the declared ones: \(cells)")
+        let names = table["columnDefinitions"]?.array?.compactMap { $0["name"]?.string }
+        #expect(names == ["Name", "Parts", "Ready", "Second", "Missing", "Made"])
     }
 }
