@@ -29,6 +29,11 @@ public struct BackupLocation: Equatable, Sendable {
     public var prunesPrefix: String { environmentPrefix + "prunes/" }
     /// Read leases of running restores (and drills): each names the backup it reads.
     public var readsPrefix: String { environmentPrefix + "reads/" }
+    /// Restore drills' results, `drills/<time>-<run>.json`: readable without the cluster.
+    public var drillsPrefix: String { environmentPrefix + "drills/" }
+    public func drillRecordKey(_ record: DrillRecord) -> String {
+        drillsPrefix + record.startedAt.description.filter { $0 != "-" && $0 != ":" } + "-" + record.runID + ".json"
+    }
     public func pruneRecordKey(_ record: PruneRecord) -> String {
         prunesPrefix + record.prunedAt.description.filter { $0 != "-" && $0 != ":" } + "-" + record.runID + ".json"
     }

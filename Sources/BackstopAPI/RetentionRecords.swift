@@ -59,3 +59,43 @@ extension RetentionPolicy {
         return parts.joined(separator: " ")
     }
 }
+
+/// `drills/<time>-<run>.json`: one restore drill — the backup restored into a scratch database,
+/// its schema and row counts compared with the backup, the database dropped — and how long the
+/// restore took, the RTO evidence `backstop doctor` and the controller read.
+public struct DrillRecord: Codable, Equatable, Sendable {
+    public enum Outcome: String, Codable, Sendable {
+        case succeeded = "Succeeded"
+        case failed = "Failed"
+    }
+
+    public var backupID: BackupID
+    public var startedAt: UTCTimestamp
+    public var completedAt: UTCTimestamp
+    /// Tells apart two drills in the same second.
+    public var runID: String
+    /// Seconds the restore itself took (pg_restore and the row counts), the measured RTO.
+    public var restoreSeconds: Double?
+    public var outcome: Outcome
+    /// What was proven, or why it failed.
+    public var message: String
+    public var tablesChecked: Int?
+    /// Whether the restored schema equals the archive's (owners and privileges ignored); nil
+    /// when it was not compared.
+    public var schemaMatches: Bool?
+    public var toolVersion: String
+
+    public init(backupID: BackupID, startedAt: UTCTimestamp, completedAt: UTCTimestamp, runID: String, restoreSeconds: Double?,
+                outcome: Outcome, message: String, tablesChecked: Int?, schemaMatches: Bool?, toolVersion: String) {
+        self.backupID = backupID
+        self.startedAt = startedAt
+        self.completedAt = completedAt
+        self.runID = runID
+        self.restoreSeconds = restoreSeconds
+        self.outcome = outcome
+        self.message = message
+        self.tablesChecked = tablesChecked
+        self.schemaMatches = schemaMatches
+        self.toolVersion = toolVersion
+    }
+}

@@ -13,6 +13,8 @@ public enum WorkerOption: String, CaseIterable, Sendable {
     case encryptionKeyFile = "encryption-key-file"
     case passphraseFile = "passphrase-file"
     case target
+    /// `backstop drill`: the server on which the drill creates (and drops) its own database.
+    case scratch
     case output
     case reportPath = "report-path"
     case pgBin = "pg-bin"

@@ -42,6 +42,8 @@ public struct WorkerReport: Codable, Equatable, Sendable {
     public var verified: Bool?
     /// A restore's: tables whose row counts were compared with the manifest.
     public var tablesChecked: Int?
+    /// A drill's: seconds the restore itself took (the measured RTO).
+    public var restoreSeconds: Double?
     /// Why it failed, one line; or a short note on success.
     public var message: String?
     /// The prune after a backup (`backup --keep-*`), when one ran.

@@ -54,7 +54,7 @@ public final class ChildProcess: Sendable {
     /// The last bytes of stderr kept for error messages.
     static let stderrTail = 16 * 1024
     /// The most stdout `.collect` keeps (its tail).
-    static let collectLimit = 4 * 1024 * 1024
+    public static let collectLimit = 4 * 1024 * 1024
 
     /// Starts `executable` with `arguments`; `environment` is added to the worker's own.
     public init(executable: String, arguments: [String], environment: [String: String] = [:],
