@@ -76,7 +76,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeObjects", "KubeRuntime", "KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop", dependencies: [
-            "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls", "Workloads", "YAML",
+            "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls", "Workloads", "YAML", "KubeObjects",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),

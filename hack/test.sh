@@ -43,7 +43,8 @@ for suite in "End to end against PostgreSQL" "S3Storage against moto" "Watcher, 
              "Planning a BackupPolicy's reconcile" "backstop-controller processes" "Invalid BackupPolicies through kubectl and the controller" \
              "JSON parsing, writing and encoding" "BackupPolicy CRD and example" \
              "Restoring in place of a database, and reading under a lease" "BackupRestore reconciler against the test API server" \
-             "Restore Job builder" "The product end to end: controller, worker and PostgreSQL" "Restore drills against PostgreSQL"; do
+             "Restore Job builder" "The product end to end: controller, worker and PostgreSQL" "Restore drills against PostgreSQL" \
+             "backstop doctor against PostgreSQL and storage"; do
     if ! grep -q "Suite \"$suite\" passed" "$log"; then
         echo "hack/test.sh: the suite \"$suite\" did not run" >&2
         exit 1

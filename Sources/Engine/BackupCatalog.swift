@@ -327,6 +327,22 @@ public struct BackupCatalog: Sendable {
         return pruned
     }
 
+    /// The drill records, oldest first (their keys begin with the time). A record that cannot
+    /// be read is skipped with a warning: it proves nothing either way.
+    public func drills() async throws(EngineError) -> [DrillRecord] {
+        let objects: [ObjectInfo]
+        do { objects = try await context.storage.list(prefix: context.location.drillsPrefix) }
+        catch { throw EngineError.wrapping(error, context: "cannot list the drill records") }
+        var records: [DrillRecord] = []
+        for object in objects.sorted(by: { $0.key < $1.key }) where object.key.hasSuffix(".json") {
+            do { records.append(try JSONDecoder().decode(DrillRecord.self, from: Data(try await context.storage.get(object.key)))) }
+            catch let error as StorageError where error.kind == .notFound { continue }
+            catch let error as StorageError { throw EngineError.wrapping(error, context: "cannot read the drill record \(object.key)") }
+            catch { context.logger.warning("the drill record \(object.key) cannot be read (\(EngineError.describeDecoding(error, document: object.key))); skipped") }
+        }
+        return records
+    }
+
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]

@@ -163,6 +163,52 @@ struct CommandLineTests {
         #expect(unresolved.status == 1 && unresolved.errorLine.contains("--s3-path-style"), "\(unresolved.errors)")
     }
 
+    @Test("drill, doctor and restore --replace from the command line: doctor -f reads what kubectl prints, one line per check, exit 1 on a ✗")
+    func drillDoctorReplace() async throws {
+        try TestEnvironment.requireServer()
+        let scratch = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try await TestEnvironment.withDatabase("cli_doctor") { source in
+            try await TestEnvironment.loadSample(into: source)
+            let port = ProcessInfo.processInfo.environment["PGPORT"] ?? "5432"
+            let policy = """
+                apiVersion: backstop.dev/v1alpha1
+                kind: BackupPolicy
+                metadata: {name: orders, namespace: shop, uid: 5d6f, resourceVersion: "42"}
+                spec:
+                  database: {host: 127.0.0.1, port: \(port), name: \(source), sslMode: disable, credentialsSecret: orders-db}
+                  storage: {file: {path: \(scratch)/backups}}
+                  environments:
+                  - name: production
+                    objectives: {rpo: 24h, rto: 1h}
+                status: {conditions: []}
+                """
+            var doctor = try await Self.backstop(["doctor", "-f", "-"], input: policy)
+            #expect(doctor.status == 1 && doctor.output.contains("✗ No backups in file://\(scratch)/backups/shop/orders/production/"), "\(doctor.output)\(doctor.errors)")
+            #expect(doctor.output.contains("  └─ run `backstop backup`") && doctor.output.hasSuffix("1 issue found.\n"), "\(doctor.output)")
+
+            let scope = ["BACKSTOP_STORAGE": "file://\(scratch)/backups", "BACKSTOP_NAMESPACE": "shop", "BACKSTOP_POLICY": "orders", "BACKSTOP_ENVIRONMENT": "production"]
+            #expect(try await Self.backstop(["backup", "--database", "dbname=\(source)"], scope).status == 0)
+            let drill = try await Self.backstop(["drill", "--scratch", "dbname=postgres"], scope)
+            #expect(drill.status == 0 && (drill.report["restoreSeconds"] as? Double ?? 0) > 0 && drill.report["command"] as? String == "drill", "\(drill.errors)")
+            doctor = try await Self.backstop(["doctor", "-f", "-", "-o", "json"], input: policy)
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(doctor.output.utf8)) as? [String: Any])
+            let checks = document["checks"] as? [[String: Any]] ?? []
+            #expect(doctor.status == 0 && document["healthy"] as? Bool == true, "\(doctor.output)")
+            #expect(checks.first { $0["name"] as? String == "drill" }?["status"] as? String == "ok")
+            #expect(checks.first { $0["name"] as? String == "postgres" }?["status"] as? String == "ok", "the policy's database is checked")
+            let missing = try await Self.backstop(["drill"], scope)
+            #expect(missing.status == 64 && missing.errorLine.contains("missing --scratch"), "\(missing.errors)")
+
+            let unconfirmed = try await Self.backstop(["restore", "--target", "dbname=\(source)", "--replace"], scope)
+            #expect(unconfirmed.status == 64 && unconfirmed.errorLine.contains("--confirm \(source)"), "\(unconfirmed.errors)")
+            let both = try await Self.backstop(["restore", "--target", "dbname=\(source)", "--replace", "--clean", "--yes"], scope)
+            #expect(both.status == 64 && both.errorLine.contains("choose one"), "\(both.errors)")
+            let replaced = try await Self.backstop(["restore", "--target", "dbname=\(source)", "--replace", "--confirm", source], scope)
+            #expect(replaced.status == 0 && (replaced.report["message"] as? String)?.hasPrefix("replaced \(source) with the restored copy") == true, "\(replaced.errors)")
+        }
+    }
+
     @Test("wrong key and wrong passphrase are told apart; a missing owner role suggests --no-owner")
     func keysAndRoles() async throws {
         try TestEnvironment.requireServer()
