@@ -38,6 +38,10 @@ CASES = {
         [{}, {"keySecret": {"name": "k"}}, {"passphraseSecret": {"name": "p"}}],
         [{"keySecret": {"name": "k"}, "passphraseSecret": {"name": "p"}}],
     ),
+    "backuppolicies.spec.environments[].drill.scratch": (
+        [{}, {"database": {"host": "scratch-db"}}, {"image": "postgres:17"}],
+        [{"database": {"host": "scratch-db"}, "image": "postgres:17"}],
+    ),
     "backuprestores.spec": (
         [{"policy": "orders", "environment": "production"},
          {"policy": "orders", "environment": "production", "mode": "NewDatabase"},

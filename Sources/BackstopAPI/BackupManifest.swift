@@ -65,6 +65,10 @@ public struct BackupManifest: Codable, Equatable, Sendable {
         public var serverVersionNumber: Int
         public var pgDumpVersion: String
 
+        /// 17 for 170002; 9 for 90624 (9.6: before 10, a major had two parts, and the
+        /// `postgres` images are tagged by the first).
+        public var serverMajorVersion: Int { serverVersionNumber / 10_000 }
+
         public init(name: String, serverVersion: String, serverVersionNumber: Int, pgDumpVersion: String) {
             self.name = name
             self.serverVersion = serverVersion

@@ -17,6 +17,20 @@ extension BackupPolicy {
         public var retention: RetentionPolicy?
         public var tiers: [StorageTier]
         public var rpo: FixedDuration?
+        public var rto: FixedDuration?
+        public var drill: ResolvedDrill?
+    }
+
+    public struct ResolvedDrill: Sendable, Equatable {
+        public enum Scratch: Sendable, Equatable {
+            /// A named server, every connection default applied.
+            case server(Database)
+            /// A sidecar of this image, or `postgres:<the backup's major version>`.
+            case sidecar(image: String?)
+        }
+        public var schedule: String
+        public var suspend: Bool
+        public var scratch: Scratch
     }
 
     /// The policy's environments with defaults applied, after `validate()` passed.
@@ -36,7 +50,13 @@ extension BackupPolicy {
                     try Self.retentionPolicy(retention, timeZone: spec.timeZone ?? "Etc/UTC", field: field + ".retention")
                 },
                 tiers: try Self.storageTiers(environment.retention?.tiers ?? [], field: field + ".retention.tiers"),
-                rpo: try environment.objectives?.rpo.map { rpo throws(BackstopAPIError) in try FixedDuration(parsing: rpo, field: field + ".objectives.rpo") }))
+                rpo: try environment.objectives?.rpo.map { rpo throws(BackstopAPIError) in try FixedDuration(parsing: rpo, field: field + ".objectives.rpo") },
+                rto: try environment.objectives?.rto.map { rto throws(BackstopAPIError) in try FixedDuration(parsing: rto, field: field + ".objectives.rto") },
+                drill: environment.drill.map { drill in
+                    ResolvedDrill(schedule: drill.schedule, suspend: drill.suspend ?? environment.suspend ?? spec.suspend ?? false,
+                                  scratch: drill.scratch?.database.map { .server(Database(port: 5432, name: "postgres", sslMode: "require").overridden(by: $0)) }
+                                    ?? .sidecar(image: drill.scratch?.image))
+                }))
         }
         return resolved
     }
@@ -86,6 +106,7 @@ extension BackupPolicy {
             }
             if let rpo = environment.objectives?.rpo { _ = try FixedDuration(parsing: rpo, field: field + ".objectives.rpo") }
             if let rto = environment.objectives?.rto { _ = try FixedDuration(parsing: rto, field: field + ".objectives.rto") }
+            if let drill = environment.drill { try Self.checkDrill(drill, field: field + ".drill") }
         }
     }
 
@@ -129,6 +150,19 @@ extension BackupPolicy {
         }
         if let mode = database.sslMode, !sslModes.contains(mode) {
             throw BackstopAPIError(field: field + ".sslMode", problem: "\"\(mode)\" is not a libpq sslmode", fix: "use one of \(sslModes.joined(separator: ", "))")
+        }
+    }
+
+    static func checkDrill(_ drill: Drill, field: String) throws(BackstopAPIError) {
+        try checkSchedule(drill.schedule, field: field + ".schedule")
+        guard let scratch = drill.scratch else { return }
+        if scratch.database != nil && scratch.image != nil {
+            throw BackstopAPIError(field: field + ".scratch", problem: "both database and image are set",
+                                   fix: "name a scratch server (database) or a sidecar image, not both")
+        }
+        if let database = scratch.database {
+            let resolved = Database(port: 5432, name: "postgres", sslMode: "require").overridden(by: database)
+            try checkDatabase(resolved, field: field + ".scratch.database")
         }
     }
 

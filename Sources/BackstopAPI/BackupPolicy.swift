@@ -96,6 +96,33 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var rto: String?
     }
 
+    /// Restore drills on a schedule: the newest backup restored into a scratch database,
+    /// checked, dropped, the restore timed against the RTO.
+    public struct Drill: Codable, Sendable, Equatable {
+        public struct Scratch: Codable, Sendable, Equatable {
+            /// A server the drill may create and drop its own database on. Without it, a
+            /// PostgreSQL of the backup's major version runs beside the worker (a native
+            /// sidecar, Kubernetes 1.29 or later), on an emptyDir, reachable on localhost only.
+            public var database: Database?
+            /// The sidecar's image instead of `postgres:<major>`.
+            public var image: String?
+
+            public init(database: Database? = nil, image: String? = nil) {
+                self.database = database
+                self.image = image
+            }
+        }
+        public var schedule: String
+        public var suspend: Bool?
+        public var scratch: Scratch?
+
+        public init(schedule: String, suspend: Bool? = nil, scratch: Scratch? = nil) {
+            self.schedule = schedule
+            self.suspend = suspend
+            self.scratch = scratch
+        }
+    }
+
     public struct Environment: Codable, Sendable, Equatable {
         public var name: String
         public var schedule: String?
@@ -103,6 +130,7 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var database: Database?
         public var retention: Retention?
         public var objectives: Objectives?
+        public var drill: Drill?
     }
 
     /// How the worker's pods run: what clusters need of every workload (pull secrets, nodes,
@@ -184,8 +212,29 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
                 self.message = message
             }
         }
+        /// The last restore drill's outcome (its worker's report).
+        public struct DrillResult: Codable, Sendable, Hashable {
+            public var backupID: String?
+            public var time: KubeTimestamp
+            /// Seconds the restore took: the measured RTO.
+            public var restoreSeconds: Double?
+            public var outcome: DrillRecord.Outcome
+            public var message: String
+
+            public init(backupID: String?, time: KubeTimestamp, restoreSeconds: Double?, outcome: DrillRecord.Outcome, message: String) {
+                self.backupID = backupID
+                self.time = time
+                self.restoreSeconds = restoreSeconds
+                self.outcome = outcome
+                self.message = message
+            }
+        }
         public var name: String
         public var cronJob: String?
+        public var drillCronJob: String?
+        /// The major version of the server the last backup dumped (the drill sidecar's image).
+        public var serverMajorVersion: Int?
+        public var lastDrill: DrillResult?
         public var lastScheduleTime: KubeTimestamp?
         public var lastSuccessfulBackup: Success?
         public var lastFailure: Failure?

@@ -11,6 +11,10 @@ extension Condition.ConditionType {
     public static let retentionApplied: Self = "RetentionApplied"
     /// The API server honours the policy's time zone in its CronJobs.
     public static let scheduleTimeZone: Self = "ScheduleTimeZone"
+    /// The last restore drill of every environment with drills succeeded.
+    public static let restoreVerified: Self = "RestoreVerified"
+    /// Every drilled restore took no longer than its environment's RTO.
+    public static let rtoMet: Self = "RTOMet"
 }
 
 extension Condition.Reason {
@@ -26,4 +30,8 @@ extension Condition.Reason {
     public static let pruneFailed: Self = "PruneFailed"
     public static let supported: Self = "Supported"
     public static let unsupported: Self = "Unsupported"
+    public static let drillSucceeded: Self = "DrillSucceeded"
+    public static let drillFailed: Self = "DrillFailed"
+    public static let noDrillYet: Self = "NoDrillYet"
+    public static let rtoBreached: Self = "RTOBreached"
 }

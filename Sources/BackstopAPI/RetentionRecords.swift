@@ -85,6 +85,13 @@ public struct DrillRecord: Codable, Equatable, Sendable {
     public var schemaMatches: Bool?
     public var toolVersion: String
 
+    /// `2.5`, `0.125`, `12`: a restore time as a decimal, to the millisecond.
+    public static func seconds(_ value: Double) -> String {
+        var text = String(Double((value * 1000).rounded()) / 1000)
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return text
+    }
+
     public init(backupID: BackupID, startedAt: UTCTimestamp, completedAt: UTCTimestamp, runID: String, restoreSeconds: Double?,
                 outcome: Outcome, message: String, tablesChecked: Int?, schemaMatches: Bool?, toolVersion: String) {
         self.backupID = backupID

@@ -44,6 +44,8 @@ public struct WorkerReport: Codable, Equatable, Sendable {
     public var tablesChecked: Int?
     /// A drill's: seconds the restore itself took (the measured RTO).
     public var restoreSeconds: Double?
+    /// A backup's: the major version of the server dumped (what a drill's scratch server runs).
+    public var serverMajorVersion: Int?
     /// Why it failed, one line; or a short note on success.
     public var message: String?
     /// The prune after a backup (`backup --keep-*`), when one ran.

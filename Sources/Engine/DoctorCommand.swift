@@ -165,11 +165,11 @@ public struct DoctorCommand: Sendable {
         }
         let seconds = last.restoreSeconds ?? 0
         if let rto = options.rto, seconds > Double(rto.seconds) {
-            return Check("drill", .fail, "Last restore drill took \(DrillCommand.seconds(seconds)) s, over the RTO of \(rto)",
+            return Check("drill", .fail, "Last restore drill took \(DrillRecord.seconds(seconds)) s, over the RTO of \(rto)",
                          hint: "a restore would take longer than allowed: faster storage or compute for restores, or a physical backup")
         }
         let objective = options.rto.map { " (RTO \($0))" } ?? "; no RTO given"
-        return Check("drill", .ok, "Last restore drill \(Self.age(age)) ago: \(last.backupID) restored in \(DrillCommand.seconds(seconds)) s\(objective)")
+        return Check("drill", .ok, "Last restore drill \(Self.age(age)) ago: \(last.backupID) restored in \(DrillRecord.seconds(seconds)) s\(objective)")
     }
 
     func chain(_ catalog: BackupCatalog) async -> Check {

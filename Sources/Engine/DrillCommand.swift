@@ -65,7 +65,7 @@ public struct DrillCommand: Sendable {
         await drop(database)
 
         let message = failure.map { "drill of \(id) failed: \($0.message)" }
-            ?? "restored \(id) in \(Self.seconds(restoreSeconds ?? 0)) s; schema and row counts of \(tablesChecked ?? 0) tables match the backup"
+            ?? "restored \(id) in \(DrillRecord.seconds(restoreSeconds ?? 0)) s; schema and row counts of \(tablesChecked ?? 0) tables match the backup"
         let record = DrillRecord(
             backupID: id, startedAt: UTCTimestamp(secondsSince1970: Int64(started)), completedAt: context.timestamp, runID: runID,
             restoreSeconds: restoreSeconds, outcome: failure == nil ? .succeeded : .failed, message: message,
@@ -78,11 +78,6 @@ public struct DrillCommand: Sendable {
         if let failure { throw EngineError(failure.kind, message, underlying: failure) }
         context.logger.info("\(message)")
         return record
-    }
-
-    /// `2.5`, `0.125`: the restore time as a decimal, to the millisecond.
-    static func seconds(_ value: Double) -> String {
-        String(format: "%.3f", value).replacingOccurrences(of: #"\.?0+$"#, with: "", options: .regularExpression)
     }
 
     /// Lines of schema found on one side only: the archive's DDL (`pg_restore --schema-only`

@@ -32,6 +32,14 @@ public final class Metrics: Sendable {
         /// The same for failed prunes.
         var lastRetentionFailureTime: KubeTimestamp?
         var retentionFailures = 0
+        /// The last drill's restore time, and when a drill last proved a restore.
+        var drillSeconds: Double?
+        var lastVerifiedRestore: Double?
+        var lastDrillFailureTime: KubeTimestamp?
+        var drillFailures = 0
+        /// The objectives, so alert rules can compare without knowing the policies.
+        var rpoObjective: Int64?
+        var rtoObjective: Int64?
     }
     private let state = Mutex(State())
 
@@ -74,6 +82,18 @@ public final class Metrics: Sendable {
                     gauges.retentionFailures += 1
                     gauges.lastRetentionFailureTime = retention.time
                 }
+                if let drill = environment.lastDrill {
+                    if drill.outcome == .succeeded {
+                        gauges.drillSeconds = drill.restoreSeconds
+                        gauges.lastVerifiedRestore = drill.time.date.timeIntervalSince1970
+                    } else if drill.time != gauges.lastDrillFailureTime {
+                        gauges.drillFailures += 1
+                        gauges.lastDrillFailureTime = drill.time
+                    }
+                }
+                let objectives = policy.spec.environments.first { $0.name == environment.name }?.objectives
+                gauges.rpoObjective = objectives?.rpo.flatMap { try? FixedDuration(parsing: $0, field: "rpo").seconds }
+                gauges.rtoObjective = objectives?.rto.flatMap { try? FixedDuration(parsing: $0, field: "rto").seconds }
                 state.environments[key] = gauges
             }
         }
@@ -109,6 +129,11 @@ public final class Metrics: Sendable {
                 ("backstop_backup_failures_total", "counter", "Failed backups seen by this controller."),
                 ("backstop_retention_failures_total", "counter", "Failed prunes after a backup seen by this controller."),
                 ("backstop_rpo_met", "gauge", "1 when the last success is within the environment's RPO."),
+                ("backstop_restore_drill_seconds", "gauge", "Seconds the last successful restore drill took to restore."),
+                ("backstop_last_verified_restore_timestamp_seconds", "gauge", "Time of the last restore drill that succeeded."),
+                ("backstop_drill_failures_total", "counter", "Failed restore drills seen by this controller."),
+                ("backstop_rpo_objective_seconds", "gauge", "The environment's recovery point objective."),
+                ("backstop_rto_objective_seconds", "gauge", "The environment's recovery time objective."),
             ]
             for (name, type, help) in families {
                 lines.append("# HELP \(name) \(help)")
@@ -123,6 +148,11 @@ public final class Metrics: Sendable {
                     case "backstop_backup_bytes": value = gauges.bytes.map(Double.init)
                     case "backstop_backup_failures_total": value = Double(gauges.failures)
                     case "backstop_retention_failures_total": value = Double(gauges.retentionFailures)
+                    case "backstop_restore_drill_seconds": value = gauges.drillSeconds
+                    case "backstop_last_verified_restore_timestamp_seconds": value = gauges.lastVerifiedRestore
+                    case "backstop_drill_failures_total": value = Double(gauges.drillFailures)
+                    case "backstop_rpo_objective_seconds": value = gauges.rpoObjective.map(Double.init)
+                    case "backstop_rto_objective_seconds": value = gauges.rtoObjective.map(Double.init)
                     default: value = gauges.rpoMet.map { $0 ? 1 : 0 }
                     }
                     if let value { lines.append("\(name)\(labels) \(Self.format(value))") }

@@ -199,14 +199,18 @@ public struct ObservedJob: KubeObject, JSONValueDecodable {
     }
 
     var environment: String? { metadata.labels?[CronJobBuilder.environmentLabel] }
+    /// A restore drill's Job, not a backup's.
+    var isDrill: Bool { metadata.labels?[CronJobBuilder.taskLabel] == CronJobBuilder.drillTask }
 }
 
 extension ObjectMeta {
     /// Only what a reconcile of owned objects reads: name, namespace, version, Backstop's
-    /// policy, environment and restore labels (the caches' index), the controller reference. Kept for
+    /// policy, environment, task and restore labels (the caches' index and the Jobs' kind), the controller reference. Kept for
     /// thousands of objects, so no other labels, annotations, times or managedFields.
     func trimmedForCache() -> ObjectMeta {
-        let kept = labels?.filter { [CronJobBuilder.policyLabel, CronJobBuilder.environmentLabel, CronJobBuilder.restoreLabel].contains($0.key) }
+        let kept = labels?.filter {
+            [CronJobBuilder.policyLabel, CronJobBuilder.environmentLabel, CronJobBuilder.taskLabel, CronJobBuilder.restoreLabel].contains($0.key)
+        }
         var trimmed = ObjectMeta(name: name, namespace: namespace, labels: kept)
         trimmed.resourceVersion = resourceVersion
         trimmed.ownerReferences = ownerReferences?.filter { $0.controller == true }

@@ -12,8 +12,10 @@ public struct PolicyObservation: Sendable {
     public var policy: BackupPolicy
     public var cronJobs: [ObservedCronJob]
     public var jobs: [ObservedJob]
-    /// Environment → the newest finished run not yet in the status.
+    /// Environment → the newest finished backup run not yet in the status.
     public var runs: [String: FinishedRun]
+    /// Environment → the newest finished restore drill not yet in the status.
+    public var drills: [String: FinishedRun]
     public var server: ServerCapabilities.Snapshot
     public var now: Date
     /// CronJob name → the hash of Backstop's applied fields an earlier pass confirmed for the
@@ -21,11 +23,12 @@ public struct PolicyObservation: Sendable {
     public var acceptedFieldHashes: [String: UInt64]
 
     public init(policy: BackupPolicy, cronJobs: [ObservedCronJob], jobs: [ObservedJob], runs: [String: FinishedRun] = [:],
-                server: ServerCapabilities.Snapshot, now: Date, acceptedFieldHashes: [String: UInt64] = [:]) {
+                drills: [String: FinishedRun] = [:], server: ServerCapabilities.Snapshot, now: Date, acceptedFieldHashes: [String: UInt64] = [:]) {
         self.policy = policy
         self.cronJobs = cronJobs
         self.jobs = jobs
         self.runs = runs
+        self.drills = drills
         self.server = server
         self.now = now
         self.acceptedFieldHashes = acceptedFieldHashes
@@ -144,10 +147,10 @@ public struct PolicyPlan: Sendable {
               value != policy.status?.lastHandledRunNow else { return nil }
         let only = policy.metadata.annotations?[CronJobBuilder.runNowEnvironmentAnnotation]
         var plan = RunNow(value: value, jobs: [], skipped: [])
-        for cronJob in desired {
+        for cronJob in desired where cronJob.metadata.labels?[CronJobBuilder.taskLabel] == nil {
             let environment = cronJob.metadata.labels?[CronJobBuilder.environmentLabel] ?? ""
             if let only, only != environment { continue }
-            if observation.jobs.contains(where: { $0.environment == environment && $0.outcome == nil }) {
+            if observation.jobs.contains(where: { $0.environment == environment && !$0.isDrill && $0.outcome == nil }) {
                 plan.skipped.append(environment)
             } else {
                 plan.jobs.append(CronJobBuilder.runNowJob(from: cronJob, value: value))
@@ -249,12 +252,17 @@ extension PolicyPlan {
         // Environments: their CronJobs, and the results of their runs.
         var environments = status.environments ?? []
         if let plan {
-            for cronJob in plan.desired {
+            let drillCronJobs = Dictionary(plan.desired.filter { $0.metadata.labels?[CronJobBuilder.taskLabel] == CronJobBuilder.drillTask }
+                .map { ($0.metadata.labels?[CronJobBuilder.environmentLabel] ?? "", $0.metadata.name) }, uniquingKeysWith: { first, _ in first })
+            for cronJob in plan.desired where cronJob.metadata.labels?[CronJobBuilder.taskLabel] == nil {
                 let name = cronJob.metadata.labels?[CronJobBuilder.environmentLabel] ?? ""
                 if let index = environments.firstIndex(where: { $0.name == name }) {
                     environments[index].cronJob = cronJob.metadata.name
                 } else {
                     environments.append(.init(name: name, cronJob: cronJob.metadata.name))
+                }
+                if let index = environments.firstIndex(where: { $0.name == name }) {
+                    environments[index].drillCronJob = drillCronJobs[name]
                 }
             }
             // Environments that left the policy keep no status; the others keep their history.
@@ -262,12 +270,17 @@ extension PolicyPlan {
             environments.removeAll { !names.contains($0.name) }
         }
         for index in environments.indices {
-            guard let run = observation.runs[environments[index].name] else { continue }
-            statusEvents += record(run, in: &environments[index])
+            if let run = observation.runs[environments[index].name] {
+                statusEvents += record(run, in: &environments[index])
+            }
+            if let drill = observation.drills[environments[index].name] {
+                statusEvents += recordDrill(drill, in: &environments[index])
+            }
         }
 
         // RPO: a clock, not an event; look again when the next one would be breached.
-        let objectives = (try? policy.resolvedEnvironments()).map { Dictionary($0.map { ($0.name, $0.rpo) }, uniquingKeysWith: { first, _ in first }) } ?? [:]
+        let resolved = Dictionary(((try? policy.resolvedEnvironments()) ?? []).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let objectives = resolved.mapValues(\.rpo)
         var nextCheck: Duration = .seconds(300)
         var breached: [String] = []
         var judged = 0
@@ -306,6 +319,10 @@ extension PolicyPlan {
         } else if environments.contains(where: { $0.lastSuccessfulBackup != nil }) {
             set(.lastBackupSucceeded, true, .backupSucceeded, "the last backup of every environment that ran succeeded")
         }
+
+        statusEvents += drillConditions(environments, resolved: resolved, before: policy.status?.environments ?? [], set: set, remove: { type in
+            conditions.removeAll { $0.type == type }
+        })
 
         let pruneFailures = environments.filter { $0.lastRetention?.outcome == .failed }
         if !pruneFailures.isEmpty {
@@ -352,6 +369,7 @@ extension PolicyPlan {
             if environment.lastSuccessfulBackup.map({ run.time > $0.time }) ?? true {
                 environment.lastSuccessfulBackup = .init(id: run.report?.backupID?.rawValue ?? "", time: run.time, bytes: run.report?.storedBytes,
                                                          durationSeconds: run.report?.durationSeconds)
+                environment.serverMajorVersion = run.report?.serverMajorVersion ?? environment.serverMajorVersion
                 events.append(PlannedEvent(.normal, "BackupSucceeded", "\(name): backup \(run.report?.backupID?.rawValue ?? "") succeeded"))
             }
             if let prune = run.report?.prune, environment.lastRetention.map({ run.time > $0.time }) ?? true {
@@ -363,6 +381,60 @@ extension PolicyPlan {
         } else if environment.lastFailure.map({ run.time > $0.time }) ?? true {
             environment.lastFailure = .init(time: run.time, reason: .backupFailed, message: run.message)
             events.append(PlannedEvent(.warning, "BackupFailed", "\(name): \(run.message)"))
+        }
+        return events
+    }
+
+    /// Folds a finished drill into an environment's status, only forward in time.
+    static func recordDrill(_ run: FinishedRun, in environment: inout BackupPolicy.EnvironmentStatus) -> [PlannedEvent] {
+        if let known = environment.lastDrill?.time, run.time <= known { return [] }
+        let backupID = run.report?.backupID?.rawValue
+        environment.lastDrill = .init(backupID: backupID, time: run.time, restoreSeconds: run.report?.restoreSeconds,
+                                      outcome: run.succeeded ? .succeeded : .failed, message: run.message)
+        return run.succeeded
+            ? [PlannedEvent(.normal, "DrillSucceeded", "\(environment.name): \(run.message)")]
+            : [PlannedEvent(.warning, "DrillFailed", "\(environment.name): \(run.message)")]
+    }
+
+    /// `RestoreVerified` (the last drill of every environment with drills succeeded) and
+    /// `RTOMet` (each one's restore time within its RTO); both absent while no environment
+    /// asks for them. Returns the Events of a breach that is new.
+    static func drillConditions(_ environments: [BackupPolicy.EnvironmentStatus], resolved: [String: BackupPolicy.ResolvedEnvironment],
+                                before: [BackupPolicy.EnvironmentStatus],
+                                set: (Condition.ConditionType, Bool, Condition.Reason, String) -> Void,
+                                remove: (Condition.ConditionType) -> Void) -> [PlannedEvent] {
+        let drilled = environments.filter { resolved[$0.name]?.drill != nil }
+        let failed = drilled.filter { $0.lastDrill?.outcome == .failed }
+        let untried = drilled.filter { $0.lastDrill == nil }
+        if drilled.isEmpty {
+            remove(.restoreVerified)
+        } else if !failed.isEmpty {
+            set(.restoreVerified, false, .drillFailed, failed.map { "\($0.name): \($0.lastDrill?.message ?? "")" }.joined(separator: "; "))
+        } else if !untried.isEmpty {
+            set(.restoreVerified, false, .noDrillYet, "no restore drill has run yet in \(untried.map(\.name).joined(separator: ", "))")
+        } else {
+            set(.restoreVerified, true, .drillSucceeded, "the last restore drill of every environment with drills succeeded")
+        }
+
+        var events: [PlannedEvent] = []
+        var breached: [String] = []
+        var judged = 0
+        for environment in environments {
+            guard let rto = resolved[environment.name]?.rto, let drill = environment.lastDrill, drill.outcome == .succeeded,
+                  let seconds = drill.restoreSeconds else { continue }
+            judged += 1
+            guard seconds > Double(rto.seconds) else { continue }
+            breached.append("\(environment.name) restored in \(DrillRecord.seconds(seconds)) s, over its RTO of \(rto)")
+            let previous = before.first { $0.name == environment.name }?.lastDrill
+            if previous != drill {
+                events.append(PlannedEvent(.warning, "RTOBreached", "\(environment.name): the restore drill took \(DrillRecord.seconds(seconds)) s, over the RTO of \(rto)"))
+            }
+        }
+        if judged == 0 {
+            remove(.rtoMet)
+        } else {
+            set(.rtoMet, breached.isEmpty, breached.isEmpty ? .withinObjective : .rtoBreached,
+                breached.isEmpty ? "every measured restore was within its RTO" : breached.joined(separator: "; "))
         }
         return events
     }

@@ -81,9 +81,9 @@ public struct PolicyReconciler: Sendable {
         let namespace = policy.metadata.namespace ?? client.connection.namespace
         let cronJobs = owned.cronJobs.objects(inGroup: key)
         let jobs = owned.jobs.objects(inGroup: key)
+        let finished = try await finishedRuns(of: jobs, namespace: namespace, status: policy.status)
         var observation = PolicyObservation(
-            policy: policy, cronJobs: cronJobs, jobs: jobs,
-            runs: try await finishedRuns(of: jobs, namespace: namespace, status: policy.status),
+            policy: policy, cronJobs: cronJobs, jobs: jobs, runs: finished.backups, drills: finished.drills,
             server: capabilities.snapshot, now: now(), acceptedFieldHashes: memo.acceptedFieldHashes(for: cronJobs))
 
         var plan: PolicyPlan?
@@ -225,25 +225,35 @@ public struct PolicyReconciler: Sendable {
     // MARK: Observe
 
     /// The newest finished run of each environment that the status does not record yet, from
-    /// the policy's Jobs (as cached) and their pods: read only for such a run, so a converged
-    /// policy costs no request.
-    func finishedRuns(of jobs: [ObservedJob], namespace: String, status: BackupPolicy.Status?) async throws(KubeAPIError) -> [String: FinishedRun] {
+    /// the policy's Jobs (as cached) and their pods, backups and drills apart: read only for
+    /// such a run, so a converged policy costs no request.
+    func finishedRuns(of jobs: [ObservedJob], namespace: String, status: BackupPolicy.Status?) async throws(KubeAPIError)
+        -> (backups: [String: FinishedRun], drills: [String: FinishedRun]) {
         var newest: [String: ObservedJob] = [:]
+        var newestDrills: [String: ObservedJob] = [:]
         for job in jobs {
             guard let environment = job.environment, job.outcome != nil, let finished = job.finishedAt else { continue }
-            if let known = newest[environment]?.finishedAt, known >= finished { continue }
-            newest[environment] = job
+            if job.isDrill {
+                if let known = newestDrills[environment]?.finishedAt, known >= finished { continue }
+                newestDrills[environment] = job
+            } else {
+                if let known = newest[environment]?.finishedAt, known >= finished { continue }
+                newest[environment] = job
+            }
         }
-        var runs: [String: FinishedRun] = [:]
-        for (environment, job) in newest {
-            guard let finished = job.finishedAt, let outcome = job.outcome else { continue }
-            let recorded = status?.environments?.first { $0.name == environment }
-            let known = [recorded?.lastSuccessfulBackup?.time, recorded?.lastFailure?.time].compactMap { $0 }.max()
-            if let known, finished <= known { continue }
-            let pods = try await client.listAll(.pods, namespace: namespace, labelSelector: "job-name=\(job.metadata.name)", as: ObservedPod.self).items
-            runs[environment] = Self.run(of: job, environment: environment, outcome: outcome, finished: finished, pods: pods)
+        func read(_ jobs: [String: ObservedJob], known: (BackupPolicy.EnvironmentStatus?) -> KubeTimestamp?) async throws(KubeAPIError) -> [String: FinishedRun] {
+            var runs: [String: FinishedRun] = [:]
+            for (environment, job) in jobs {
+                guard let finished = job.finishedAt, let outcome = job.outcome else { continue }
+                if let recorded = known(status?.environments?.first { $0.name == environment }), finished <= recorded { continue }
+                let pods = try await client.listAll(.pods, namespace: namespace, labelSelector: "job-name=\(job.metadata.name)", as: ObservedPod.self).items
+                runs[environment] = Self.run(of: job, environment: environment, outcome: outcome, finished: finished, pods: pods)
+            }
+            return runs
         }
-        return runs
+        let backups = try await read(newest) { [$0?.lastSuccessfulBackup?.time, $0?.lastFailure?.time].compactMap { $0 }.max() }
+        let drills = try await read(newestDrills) { $0?.lastDrill?.time }
+        return (backups, drills)
     }
 
     /// A Job's result: its condition says whether it succeeded; the report is the succeeded

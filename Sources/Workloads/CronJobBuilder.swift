@@ -50,8 +50,21 @@ public struct CronJobBuilder: Sendable {
 
     /// The same, each with its apply configuration.
     public func build(for policy: BackupPolicy, cronJobTimeZone: Bool = true) throws(BackstopAPIError) -> [Built] {
-        try policy.resolvedEnvironments().map { environment in
-            var built = cronJob(policy, environment)
+        var cronJobs: [CronJob] = []
+        var owners: [String: String] = [:]
+        for (index, environment) in try policy.resolvedEnvironments().enumerated() {
+            for cronJob in [cronJob(policy, environment), drillCronJob(policy, environment)].compactMap({ $0 }) {
+                // `a` with a drill and `a-drill` would both want the CronJob <policy>-a-drill.
+                if let other = owners.updateValue(environment.name, forKey: cronJob.metadata.name) {
+                    throw BackstopAPIError(field: "spec.environments[\(index)].name",
+                                           problem: "environment \(environment.name) and environment \(other) would both have the CronJob \(cronJob.metadata.name)",
+                                           fix: "rename one of them (a name ending in -drill collides with another environment's drill)")
+                }
+                cronJobs.append(cronJob)
+            }
+        }
+        return cronJobs.map { cronJob in
+            var built = cronJob
             if !cronJobTimeZone { built.spec.timeZone = nil }
             var configuration = built.jsonValue
             // The hash of everything else (keys sorted), stable across processes.

@@ -74,6 +74,9 @@ public struct PodSpec: Codable, Sendable, Hashable {
     public var tolerations: [JSONValue]?
     public var affinity: JSONValue?
     public var priorityClassName: String?
+    /// Run before the containers; one with `restartPolicy: Always` is a native sidecar
+    /// (Kubernetes 1.29+): it keeps running beside them and stops after them.
+    public var initContainers: [Container]?
     public var containers: [Container]
     public var volumes: [Volume]
 }
@@ -90,6 +93,13 @@ public struct Container: Codable, Sendable, Hashable {
         public var requests: [String: String]?
         public var limits: [String: String]?
     }
+    /// A command run in the container; ready (or started) when it exits 0.
+    public struct Probe: Codable, Sendable, Hashable {
+        public struct Exec: Codable, Sendable, Hashable { public var command: [String] }
+        public var exec: Exec
+        public var periodSeconds: Int
+        public var failureThreshold: Int
+    }
     public var name: String
     public var image: String
     public var args: [String]
@@ -98,6 +108,9 @@ public struct Container: Codable, Sendable, Hashable {
     public var securityContext: SecurityContext
     public var terminationMessagePolicy: String
     public var volumeMounts: [VolumeMount]
+    /// `Always` on an init container makes it a native sidecar.
+    public var restartPolicy: String? = nil
+    public var startupProbe: Probe? = nil
 }
 
 public struct EnvVar: Codable, Sendable, Hashable {
@@ -191,7 +204,7 @@ extension PodSpec: JSONValueEncodable {
             "restartPolicy": restartPolicy.jsonValue, "securityContext": securityContext.jsonValue,
             "imagePullSecrets": imagePullSecrets?.jsonValue, "nodeSelector": nodeSelector?.jsonValue,
             "tolerations": tolerations?.jsonValue, "affinity": affinity, "priorityClassName": priorityClassName?.jsonValue,
-            "containers": containers.jsonValue, "volumes": volumes.jsonValue,
+            "initContainers": initContainers?.jsonValue, "containers": containers.jsonValue, "volumes": volumes.jsonValue,
         ])
     }
 }
@@ -221,6 +234,11 @@ extension Container: JSONValueEncodable {
                 "capabilities": .fields(["drop": securityContext.capabilities.drop.jsonValue]),
             ]),
             "terminationMessagePolicy": terminationMessagePolicy.jsonValue, "volumeMounts": volumeMounts.jsonValue,
+            "restartPolicy": restartPolicy?.jsonValue,
+            "startupProbe": startupProbe.map { probe in
+                .fields(["exec": .fields(["command": probe.exec.command.jsonValue]), "periodSeconds": probe.periodSeconds.jsonValue,
+                         "failureThreshold": probe.failureThreshold.jsonValue])
+            },
         ])
     }
 }

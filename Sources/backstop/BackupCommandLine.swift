@@ -71,6 +71,7 @@ struct BackupCommandLine: AsyncParsableCommand {
             report.verified = result.verification.succeeded
             report.message = "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))"
             report.prune = outcome.prune
+            report.serverMajorVersion = result.manifest.database.serverMajorVersion
         }
     }
 

@@ -176,4 +176,52 @@ struct PolicyPlanTests {
         let again = PolicyPlan.status(Self.observation(policy, runs: late), plan: plan, invalid: nil, outcome: ApplyOutcome())
         #expect(again.status.environments?.first { $0.name == "production" }?.lastFailure == nil)
     }
+
+    @Test("drills: their CronJobs are planned beside the backups', run-now starts backups only, a drill's result sets lastDrill, RestoreVerified and RTOMet")
+    func drills() throws {
+        let text = try String(contentsOfFile: PolicyReconcilerTests.root + "/k8s/examples/backuppolicy-drills.yaml", encoding: .utf8)
+        var policy = try YAMLDecoder().decode(BackupPolicy.self, from: text, source: "drills")
+        policy.metadata.uid = Self.uid
+        policy.metadata.generation = 1
+        policy.metadata.annotations = [CronJobBuilder.runNowAnnotation: "now"]
+        let plan = try PolicyPlan.make(Self.observation(policy), workerImage: "w")
+        #expect(plan.desired.map(\.metadata.name) == ["billing-production", "billing-production-drill", "billing-staging", "billing-staging-drill"])
+        #expect(plan.runNow?.jobs.map(\.metadata.labels?[CronJobBuilder.taskLabel]) == [nil, nil], "run-now backs up; it does not drill")
+
+        var update = PolicyPlan.status(Self.observation(policy), plan: plan, invalid: nil, outcome: ApplyOutcome())
+        #expect(update.status.environments?.map(\.drillCronJob) == ["billing-production-drill", "billing-staging-drill"])
+        #expect(update.status.environments?.map(\.cronJob) == ["billing-production", "billing-staging"])
+        #expect(update.status.conditions?[.restoreVerified]?.reason == .noDrillYet && update.status.conditions?[.rtoMet] == nil)
+
+        func drill(_ environment: String, seconds: Double, succeeded: Bool, at offset: TimeInterval) -> FinishedRun {
+            let report = WorkerReport(command: "drill", outcome: succeeded ? .succeeded : .failed, backupID: try? BackupID("20261118T010000Z-0a0b"),
+                                      startedAt: UTCTimestamp(secondsSince1970: 1_795_000_000), completedAt: UTCTimestamp(secondsSince1970: 1_795_000_100),
+                                      durationSeconds: seconds + 1, message: succeeded ? "restored in \(seconds) s" : "row counts differ")
+            var withTime = report
+            withTime.restoreSeconds = seconds
+            return FinishedRun(environment: environment, jobName: "\(environment)-drill-1", time: KubeTimestamp(Self.now.addingTimeInterval(offset)),
+                               succeeded: succeeded, report: withTime, message: withTime.message ?? "")
+        }
+        policy.status = update.status
+        var observation = Self.observation(policy)
+        observation.drills = ["production": drill("production", seconds: 2_400, succeeded: true, at: -60),
+                              "staging": drill("staging", seconds: 12.5, succeeded: true, at: -30)]
+        update = PolicyPlan.status(observation, plan: plan, invalid: nil, outcome: ApplyOutcome())
+        let production = try #require(update.status.environments?.first { $0.name == "production" })
+        #expect(production.lastDrill?.restoreSeconds == 2_400 && production.lastDrill?.outcome == .succeeded && production.lastDrill?.backupID == "20261118T010000Z-0a0b")
+        #expect(update.status.conditions?[.restoreVerified]?.status == .true)
+        let rto = try #require(update.status.conditions?[.rtoMet])
+        #expect(rto.status == .false && rto.reason == .rtoBreached && rto.message == "production restored in 2400 s, over its RTO of 30m", "\(rto.message)")
+        #expect(update.statusEvents.map(\.reason).sorted() == ["DrillSucceeded", "DrillSucceeded", "RTOBreached"])
+
+        // The same results again: no new Event; a failed drill turns RestoreVerified false.
+        policy.status = update.status
+        observation = Self.observation(policy)
+        observation.drills = ["production": drill("production", seconds: 2_400, succeeded: true, at: -60)]
+        #expect(PolicyPlan.status(observation, plan: plan, invalid: nil, outcome: ApplyOutcome()).statusEvents.isEmpty)
+        observation.drills = ["staging": drill("staging", seconds: 3, succeeded: false, at: 0)]
+        update = PolicyPlan.status(observation, plan: plan, invalid: nil, outcome: ApplyOutcome())
+        #expect(update.status.conditions?[.restoreVerified]?.status == .false && update.status.conditions?[.restoreVerified]?.message == "staging: row counts differ")
+        #expect(update.statusEvents.map(\.reason) == ["DrillFailed"])
+    }
 }

@@ -27,7 +27,7 @@ struct ProductEndToEndTests {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test("run-now backs up through the worker, a BackupRestore restores it with matching row counts, kubectl logs shows the worker's output")
+    @Test("run-now backs up through the worker, the drill proves it restores, a BackupRestore restores it with matching row counts, kubectl logs shows the worker's output")
     func backupAndRestore() async throws {
         let environment = ProcessInfo.processInfo.environment
         let port = try #require(environment["PGPORT"], "no PostgreSQL: run hack/test.sh, or set BACKSTOP_SKIP_INTEGRATION=1 to skip integration tests on purpose")
@@ -78,7 +78,9 @@ struct ProductEndToEndTests {
                              "credentialsSecret": "orders-db"],
                 "encryption": ["keySecret": ["name": "backup-key", "key": "key"]],
                 "storage": ["file": ["path": .string(storage)]],
-                "environments": [["name": "production", "retention": ["keep": ["last": 3]]]],
+                "environments": [["name": "production", "retention": ["keep": ["last": 3]], "objectives": ["rto": "1h"],
+                                  "drill": ["schedule": "0 5 * * 0", "scratch": ["database": [
+                                      "host": "127.0.0.1", "port": .number(Double(port) ?? 5432), "sslMode": "disable", "credentialsSecret": "orders-db"]]]]],
             ],
         ]
         _ = try await client.create(.backupPolicies, namespace: "shop", policy)
@@ -106,6 +108,17 @@ struct ProductEndToEndTests {
         let status = try #require(try await production())
         #expect(status.lastFailure == nil, "\(status.lastFailure?.message ?? "")")
         let backupID = try #require(status.lastSuccessfulBackup?.id)
+
+        // The weekly drill, now: restored into a scratch database of its own, checked, dropped.
+        #expect(try await test.eventually { try await test.cronJobs(client)["orders-production-drill"] != nil })
+        _ = try server.triggerCronJob(namespace: "shop", name: "orders-production-drill")
+        #expect(try await PolicyReconcilerTests.eventually(timeout: .seconds(60)) { try await production()?.lastDrill != nil })
+        let drill = try #require(try await production()?.lastDrill)
+        #expect(drill.outcome == .succeeded && drill.backupID == backupID && (drill.restoreSeconds ?? 0) > 0, "\(drill.message)")
+        let conditions = try await client.get(.backupPolicies, name: "orders", as: BackupPolicy.self).status?.conditions
+        #expect(conditions?[.restoreVerified]?.status == .true && conditions?[.rtoMet]?.status == .true)
+        let records = try FileManager.default.contentsOfDirectory(atPath: storage + "/shop/orders/production/drills")
+        #expect(records.count == 1 && records[0].hasSuffix(".json"), "the drill's record beside the backups, for doctor")
 
         let restore: JSONValue = ["apiVersion": "backstop.dev/v1alpha1", "kind": "BackupRestore", "metadata": ["name": "orders-check", "namespace": "shop"],
                                   "spec": ["policy": "orders", "environment": "production"]]

@@ -114,8 +114,12 @@ struct CronJobBuilderTests {
             "tolerations": [["key": "dedicated", "operator": "Exists"]], "affinity": ["podAntiAffinity": [:]], "priorityClassName": "backups",
             "labels": ["team": "payments"], "annotations": ["sidecar.istio.io/inject": "false"], "activeDeadlineSeconds": 3600, "backoffLimit": 2,
         ]).encoded())
+        let drillsPath = Self.root + "/k8s/examples/backuppolicy-drills.yaml"
+        var drills = try YAMLDecoder().decode(BackupPolicy.self, from: try String(contentsOfFile: drillsPath, encoding: .utf8), source: drillsPath)
+        drills.metadata.uid = "00000000-0000-4000-8000-000000000201"
         let built = try CronJobBuilder(settings: .init(workerImage: "w")).build(for: policy)
-        #expect(built.count > 1)
+            + CronJobBuilder(settings: .init(workerImage: "w")).build(for: drills)
+        #expect(built.count > 1 && built.contains { $0.cronJob.spec.jobTemplate.spec.template.spec.initContainers != nil })
         func viaJSONEncoder(_ value: some Encodable) throws -> JSONValue { try JSONValue.decode(try JSONEncoder().encode(value)) }
         for item in built {
             let expected = try viaJSONEncoder(item.cronJob)

@@ -58,4 +58,46 @@ struct RestoreJobBuilderTests {
         #expect(long.utf8.count <= 63 && long != BackupRestore.defaultDatabaseName(source: String(repeating: "s", count: 40), restore: String(repeating: "r", count: 41)))
         #expect(CronJobBuilder.restoreJobName(String(repeating: "x", count: 63)).count <= 63)
     }
+
+    /// Set BACKSTOP_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change.
+    @Test("drill CronJobs match the golden files: the sidecar form (postgres of the backup's major, restricted, localhost only) and a named scratch server")
+    func drillGolden() throws {
+        let path = "k8s/examples/backuppolicy-drills.yaml"
+        let text = try String(contentsOfFile: CronJobBuilderTests.root + "/" + path, encoding: .utf8)
+        var policy = try YAMLDecoder().decode(BackupPolicy.self, from: text, source: path)
+        policy.metadata.uid = "00000000-0000-4000-8000-000000000201"
+        var status = BackupPolicy.Status()
+        var production = BackupPolicy.EnvironmentStatus(name: "production")
+        production.serverMajorVersion = 16
+        status.environments = [production]
+        policy.status = status
+        let builder = CronJobBuilder(settings: .init(workerImage: "ghcr.io/backstop/backstop:0.1.0"))
+        let cronJobs = try builder.cronJobs(for: policy)
+        #expect(cronJobs.map(\.metadata.name) == ["billing-production", "billing-production-drill", "billing-staging", "billing-staging-drill"])
+        for cronJob in cronJobs where cronJob.metadata.name.hasSuffix("-drill") {
+            let actual = try CronJobBuilderTests.encoded(cronJob)
+            let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(cronJob.metadata.name).json").path
+            if ProcessInfo.processInfo.environment["BACKSTOP_UPDATE_GOLDEN"] == "1" {
+                try actual.write(toFile: golden, atomically: true, encoding: .utf8)
+            }
+            #expect(actual == (try String(contentsOfFile: golden, encoding: .utf8)), "\(cronJob.metadata.name) differs from Golden/\(cronJob.metadata.name).json")
+            #expect(cronJob.metadata.labels?[CronJobBuilder.taskLabel] == "drill" && cronJob.spec.jobTemplate.spec.backoffLimit == 0)
+        }
+        let sidecar = try #require(cronJobs[1].spec.jobTemplate.spec.template.spec.initContainers?.first)
+        #expect(sidecar.image == "postgres:16" && sidecar.restartPolicy == "Always" && sidecar.securityContext.readOnlyRootFilesystem)
+        #expect(cronJobs[1].spec.jobTemplate.spec.template.spec.containers[0].env.first { $0.name == "BACKSTOP_SCRATCH" }?.value?.contains("host=127.0.0.1") == true)
+        let named = cronJobs[3].spec.jobTemplate.spec.template.spec
+        #expect(named.initContainers == nil)
+        #expect(named.containers[0].env.first { $0.name == "BACKSTOP_SCRATCH" }?.value == "host=drills.databases.svc port=5432 dbname=postgres sslmode=require")
+        #expect(named.containers[0].env.first { $0.name == "PGUSER" }?.valueFrom?.secretKeyRef?.name == "drill-scratch")
+        #expect(named.containers[0].env.first { $0.name == "BACKSTOP_DATABASE" } == nil, "a drill never connects to the source")
+
+        // `x` with a drill and an environment called `x-drill` would share a CronJob name.
+        var colliding = policy
+        colliding.spec.environments[1].name = "production-drill"
+        #expect(throws: BackstopAPIError.self) { try builder.cronJobs(for: colliding) }
+        do { _ = try builder.cronJobs(for: colliding) } catch {
+            #expect(error.field == "spec.environments[1].name" && error.problem.contains("billing-production-drill"), "\(error)")
+        }
+    }
 }
