@@ -3,7 +3,8 @@
 # to a local folder (file://), listed, verified, restored into a new database, row counts
 # compared; then the same through S3 (a throwaway moto server). Then the product itself: the
 # controller on the test Kubernetes API server, whose Jobs run the local worker binary — a
-# BackupPolicy, a backup on demand, its status and logs, and a BackupRestore. The backups
+# BackupPolicy, a backup on demand, its status and logs, a restore drill, backstop doctor,
+# and a BackupRestore. The backups
 # live under ./demo; the servers' files in a temporary folder, and the servers stop at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -136,7 +137,11 @@ spec:
   environments:
   - name: production
     retention: {keep: {last: 7}}
-    objectives: {rpo: 24h}
+    objectives: {rpo: 24h, rto: 1h}
+    # Weekly restore drills into a scratch database on the demo server.
+    drill:
+      schedule: "0 5 * * 0"
+      scratch: {database: {host: 127.0.0.1, port: $PGPORT, sslMode: disable, credentialsSecret: shop-db}}
 POLICY
 wait_for() {  # wait_for DESCRIPTION COMMAND…: until the command succeeds, at most a minute
     local what=$1; shift
@@ -159,6 +164,16 @@ if [ -z "$(kubectl get bp shop -o jsonpath='{.status.environments[0].lastSuccess
     echo "the backup failed: $(kubectl get bp shop -o jsonpath='{.status.environments[0].lastFailure.message}')" >&2
     exit 1
 fi
+
+echo "== the weekly restore drill, now: kubectl create job --from=cronjob/shop-production-drill"
+kubectl create job shop-drill-demo --from=cronjob/shop-production-drill --dry-run=client -o yaml | kubectl apply --validate=false -f -
+drilled() { [ -n "$(kubectl get bp shop -o jsonpath='{.status.environments[0].lastDrill.outcome}')" ]; }
+wait_for "the drill" drilled
+kubectl logs job/shop-drill-demo
+echo "lastDrill: $(kubectl get bp shop -o jsonpath='{.status.environments[0].lastDrill}')"
+kubectl get bp shop -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.message}){"\n"}{end}'
+echo "== kubectl get bp shop -o yaml | backstop doctor -f - (what the policy says, checked against the storage)"
+kubectl get bp shop -o yaml | "$backstop" doctor -f - --encryption-key-file "$demo/backup.key"
 
 echo "== kubectl apply -f restore.yaml (a BackupRestore of the newest production backup)"
 kubectl apply --validate=false -f - <<RESTORE
