@@ -33,5 +33,6 @@ extension Condition.Reason {
     public static let drillSucceeded: Self = "DrillSucceeded"
     public static let drillFailed: Self = "DrillFailed"
     public static let noDrillYet: Self = "NoDrillYet"
+    public static let sidecarUnsupported: Self = "SidecarUnsupported"
     public static let rtoBreached: Self = "RTOBreached"
 }

@@ -94,7 +94,12 @@ public struct PolicyPlan: Sendable {
     public static func make(_ observation: PolicyObservation, workerImage: String) throws(BackstopAPIError) -> PolicyPlan {
         let policy = observation.policy
         let builder = CronJobBuilder(settings: .init(workerImage: workerImage))
-        let built = try builder.build(for: policy, cronJobTimeZone: observation.server.cronJobTimeZone)
+        var built = try builder.build(for: policy, cronJobTimeZone: observation.server.cronJobTimeZone)
+        // A drill with a sidecar scratch server cannot run before native sidecars: no CronJob
+        // (the status says why) rather than pods that never start their drill.
+        if !observation.server.nativeSidecars {
+            built.removeAll { $0.cronJob.spec.jobTemplate.spec.template.spec.initContainers != nil }
+        }
         let desired = built.map(\.cronJob)
         var observed = Dictionary(observation.cronJobs.map { ($0.metadata.name, $0) }, uniquingKeysWith: { first, _ in first })
         var plan = PolicyPlan(desired: desired, apply: [], delete: [], conflicts: [], runNow: nil)
@@ -320,7 +325,7 @@ extension PolicyPlan {
             set(.lastBackupSucceeded, true, .backupSucceeded, "the last backup of every environment that ran succeeded")
         }
 
-        statusEvents += drillConditions(environments, resolved: resolved, before: policy.status?.environments ?? [], set: set, remove: { type in
+        statusEvents += drillConditions(environments, resolved: resolved, before: policy.status?.environments ?? [], server: observation.server, set: set, remove: { type in
             conditions.removeAll { $0.type == type }
         })
 
@@ -400,14 +405,21 @@ extension PolicyPlan {
     /// `RTOMet` (each one's restore time within its RTO); both absent while no environment
     /// asks for them. Returns the Events of a breach that is new.
     static func drillConditions(_ environments: [BackupPolicy.EnvironmentStatus], resolved: [String: BackupPolicy.ResolvedEnvironment],
-                                before: [BackupPolicy.EnvironmentStatus],
+                                before: [BackupPolicy.EnvironmentStatus], server: ServerCapabilities.Snapshot,
                                 set: (Condition.ConditionType, Bool, Condition.Reason, String) -> Void,
                                 remove: (Condition.ConditionType) -> Void) -> [PlannedEvent] {
         let drilled = environments.filter { resolved[$0.name]?.drill != nil }
         let failed = drilled.filter { $0.lastDrill?.outcome == .failed }
         let untried = drilled.filter { $0.lastDrill == nil }
+        let unrunnable = server.nativeSidecars ? [] : drilled.filter { environment in
+            if case .sidecar = resolved[environment.name]?.drill?.scratch { true } else { false }
+        }
         if drilled.isEmpty {
             remove(.restoreVerified)
+        } else if !unrunnable.isEmpty {
+            set(.restoreVerified, false, .sidecarUnsupported,
+                "the API server (\(server.version ?? "before 1.29")) runs no native sidecars, so the drills of \(unrunnable.map(\.name).joined(separator: ", ")) "
+                    + "cannot start their scratch PostgreSQL: set drill.scratch.database to a server for drills (Kubernetes 1.29 and later run the sidecar)")
         } else if !failed.isEmpty {
             set(.restoreVerified, false, .drillFailed, failed.map { "\($0.name): \($0.lastDrill?.message ?? "")" }.joined(separator: "; "))
         } else if !untried.isEmpty {

@@ -12,10 +12,15 @@ public final class ServerCapabilities: Sendable {
         public var version: String?
         /// CronJob `spec.timeZone` (Kubernetes 1.25 and later).
         public var cronJobTimeZone: Bool
+        /// Native sidecars, init containers with `restartPolicy: Always` (on by default from
+        /// Kubernetes 1.29): earlier servers drop the field, and such an init container would
+        /// run forever before the drill.
+        public var nativeSidecars: Bool
 
-        public init(version: String?, cronJobTimeZone: Bool) {
+        public init(version: String?, cronJobTimeZone: Bool, nativeSidecars: Bool = true) {
             self.version = version
             self.cronJobTimeZone = cronJobTimeZone
+            self.nativeSidecars = nativeSidecars
         }
     }
 
@@ -33,8 +38,9 @@ public final class ServerCapabilities: Sendable {
         do {
             let version = try await client.serverVersion()
             let minor = version.minorNumber ?? Int.max
-            let snapshot = Snapshot(version: version.gitVersion, cronJobTimeZone: version.major != "1" || minor >= 25)
-            logger.info("API server \(version.gitVersion): CronJob time zones \(snapshot.cronJobTimeZone ? "served" : "not served")")
+            let snapshot = Snapshot(version: version.gitVersion, cronJobTimeZone: version.major != "1" || minor >= 25,
+                                    nativeSidecars: version.major != "1" || minor >= 29)
+            logger.info("API server \(version.gitVersion): CronJob time zones \(snapshot.cronJobTimeZone ? "served" : "not served"), native sidecars \(snapshot.nativeSidecars ? "served" : "not served")")
             return ServerCapabilities(snapshot)
         } catch {
             logger.warning("cannot read the API server's version (\(error)); assuming a current server")

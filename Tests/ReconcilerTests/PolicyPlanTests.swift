@@ -223,5 +223,13 @@ struct PolicyPlanTests {
         update = PolicyPlan.status(observation, plan: plan, invalid: nil, outcome: ApplyOutcome())
         #expect(update.status.conditions?[.restoreVerified]?.status == .false && update.status.conditions?[.restoreVerified]?.message == "staging: row counts differ")
         #expect(update.statusEvents.map(\.reason) == ["DrillFailed"])
+
+        // Before native sidecars (1.29): no sidecar drill CronJob, and the status says why.
+        let v128 = ServerCapabilities.Snapshot(version: "v1.28.4", cronJobTimeZone: true, nativeSidecars: false)
+        let old = try PolicyPlan.make(Self.observation(policy, server: v128), workerImage: "w")
+        #expect(old.desired.map(\.metadata.name) == ["billing-production", "billing-staging", "billing-staging-drill"])
+        let refused = PolicyPlan.status(Self.observation(policy, server: v128), plan: old, invalid: nil, outcome: ApplyOutcome())
+            .status.conditions?[.restoreVerified]
+        #expect(refused?.status == .false && refused?.reason == .sidecarUnsupported && refused?.message.contains("drills of production cannot start") == true)
     }
 }
