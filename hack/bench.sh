@@ -120,13 +120,16 @@ kill "$kube_server"
 # Built as the Dockerfile ships it (Swift runtime linked in statically), in a build folder of
 # its own so the dynamic release build above is not redone.
 swift build -c release --static-swift-stdlib --scratch-path .build-static --product backstop-controller 2>&1 | tail -n 1
-python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' k8s/crds/backuppolicy.yaml > "$work/crd.json"
+for crd in backuppolicy backuprestore; do
+    python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' "k8s/crds/$crd.yaml" > "$work/$crd.json"
+done
 : > "$work/kube-server"
 "$bin_path/kube-test-server" bench-token > "$work/kube-server" &
 kube_server=$!
 for _ in $(seq 50); do [ -s "$work/kube-server" ] && break; sleep 0.1; done
 read -r kube_url kube_token < "$work/kube-server"
-"$bin_path/kube-bench" "$kube_url" "$kube_token" controller 1000 "$(swift build -c release --scratch-path .build-static --show-bin-path)/backstop-controller" "$work/crd.json"
+"$bin_path/kube-bench" "$kube_url" "$kube_token" controller 1000 "$(swift build -c release --scratch-path .build-static --show-bin-path)/backstop-controller" \
+    "$work/backuppolicy.json" "$work/backuprestore.json"
 kill "$kube_server"
 echo
 echo "ratio: wall time / the dump alone. stored_at: seconds until the dump was stored (the manifest's"

@@ -3,15 +3,18 @@ import KubeClient
 import KubeObjects
 import KubeTestServer
 
-/// `kube-bench URL TOKEN controller N BINARY`: N BackupPolicies of three environments each,
+/// `kube-bench URL TOKEN controller N BINARY CRD.json…`: the CRDs, N BackupPolicies of three environments each,
 /// then the controller binary started cold; time until all 3·N CronJobs exist, the
 /// controller's peak RSS and the CPU seconds it used (the rest of the machine's time went to
 /// the test API server, which defaults, tracks field managers and serves the watches).
 enum ControllerBench {
-    static func run(url: String, token: String, policies: Int, binary: String, crd: String) async throws {
+    static func run(url: String, token: String, policies: Int, binary: String, crds: [String]) async throws {
         let client = try KubeClient(connection: KubeConnection(server: url, namespace: "bench", token: .fixed(token)))
-        let definition = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: crd)))
-        _ = try? await client.create(.customResourceDefinitions, definition)
+        // Every CRD the controller watches, as a cluster has them.
+        for crd in crds {
+            let definition = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: crd)))
+            _ = try? await client.create(.customResourceDefinitions, definition)
+        }
         for index in 0..<policies {
             let environments: [JSONValue] = ["production", "staging", "development"].map { name in
                 .object(["name": .string(name), "retention": .object(["keep": .object(["within": .string("30d")])])])

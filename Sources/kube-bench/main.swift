@@ -6,16 +6,16 @@ import KubeRuntime
 // List+watch into the informer store, against a running API server (hack/bench.sh starts
 // kube-test-server): time until the store is synced, and store memory per object.
 //   kube-bench URL TOKEN [count]
-//   kube-bench URL TOKEN controller N BACKSTOP_CONTROLLER CRD.json   (cold start of the controller)
+//   kube-bench URL TOKEN controller N BACKSTOP_CONTROLLER CRD.json…   (cold start of the controller)
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard arguments.count >= 2 else {
     FileHandle.standardError.write(Data("usage: kube-bench URL TOKEN [count]\n".utf8))
     exit(64)
 }
 if arguments.count >= 6, arguments[2] == "controller" {
-    // kube-bench URL TOKEN controller N BINARY CRD.json
+    // kube-bench URL TOKEN controller N BINARY CRD.json…
     try await ControllerBench.run(url: arguments[0], token: arguments[1], policies: Int(arguments[3]) ?? 1_000,
-                                  binary: arguments[4], crd: arguments[5])
+                                  binary: arguments[4], crds: Array(arguments[5...]))
     exit(0)
 }
 let count = arguments.count > 2 ? Int(arguments[2]) ?? 3_000 : 3_000
