@@ -13,6 +13,13 @@ public struct FNV1a: Sendable {
         for byte in bytes { combine(byte) }
     }
 
+    /// An array's bytes, read in place (the generic path costs an iterator call per byte).
+    public mutating func combine(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { buffer in
+            for byte in buffer { combine(byte) }
+        }
+    }
+
     /// A string's UTF-8 bytes, read from its contiguous storage: the generic sequence path
     /// costs an iterator call per byte, and field-set hashes run over every managed field.
     public mutating func combine(_ text: String) {

@@ -81,6 +81,9 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
     /// Compact JSON text, keys sorted (fast: see `JSONWriter`).
     public func encoded() -> Data { Data(JSONWriter.write(self)) }
 
+    /// The same bytes as `encoded()`, without the copy into `Data` (for hashing).
+    public func encodedBytes() -> [UInt8] { JSONWriter.write(self) }
+
     /// The RFC 7386 merge patch that turns `old` into `new` (objects by key, `null` for a
     /// removed key, anything else whole); nil when they are equal.
     public static func mergePatch(from old: JSONValue, to new: JSONValue) -> JSONValue? {

@@ -68,7 +68,9 @@ public struct CronJobBuilder: Sendable {
             if !cronJobTimeZone { built.spec.timeZone = nil }
             var configuration = built.jsonValue
             // The hash of everything else (keys sorted), stable across processes.
-            let hash = String(stableHash(String(decoding: configuration.encoded(), as: UTF8.self)).prefix(16))
+            var fnv = FNV1a()
+            fnv.combine(configuration.encodedBytes())
+            let hash = fnv.hex
             built.metadata.annotations = [Self.specHashAnnotation: hash]
             configuration["metadata"]?["annotations"] = [Self.specHashAnnotation: .string(hash)]
             return Built(cronJob: built, configuration: configuration)
