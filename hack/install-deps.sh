@@ -2,8 +2,9 @@
 # Installs what building and testing need, only where it is missing (Debian 12).
 set -euo pipefail
 
+# prometheus: promtool checks and unit-tests the alert rules.
 packages=(libcurl4-openssl-dev libpq-dev libssl-dev libyaml-dev libzstd-dev zlib1g-dev
-          postgresql-15 postgresql-client-15 pkg-config openssl python3 curl)
+          postgresql-15 postgresql-client-15 pkg-config openssl python3 curl prometheus)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -30,10 +31,12 @@ fi
 # The S3 test server, botocore (the SigV4 oracle), the aws CLI (interop tests), cel-python
 # (evaluates the CRDs' CEL rules) and cel-expr-python with protobuf (type-checks them as the
 # API server does), from PyPI.
-# cryptography: hack/restic-oracle.py wraps restic's key with it.
-python_packages=('moto[server]' boto3 awscli cel-python cel-expr-python protobuf pyyaml cryptography)
+# cryptography: hack/restic-oracle.py wraps restic's key with it. helm-python-sdk (Helm v4 as a
+# library), kubernetes-validate and jsonschema: hack/chart-check.py.
+python_packages=('moto[server]' boto3 awscli cel-python cel-expr-python protobuf pyyaml cryptography
+                 helm-python-sdk kubernetes-validate jsonschema)
 if ! command -v moto_server >/dev/null || ! command -v aws >/dev/null \
-    || ! python3 -c 'import botocore, boto3, celpy, yaml, cryptography, google.protobuf; from cel_expr_python import cel' 2>/dev/null; then
+    || ! python3 -c 'import botocore, boto3, celpy, yaml, cryptography, google.protobuf, helm_python, kubernetes_validate, jsonschema; from cel_expr_python import cel' 2>/dev/null; then
     echo "installing: ${python_packages[*]} (pip)" >&2
     python3 -m pip --version >/dev/null 2>&1 || apt_get install -y -qq python3-pip >/dev/null
     python3 -m pip install -q "${python_packages[@]}" 2>/dev/null \

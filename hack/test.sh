@@ -52,4 +52,10 @@ for suite in "End to end against PostgreSQL" "S3Storage against moto" "Watcher, 
 done
 # Backstop's retention rules against restic's own (restic 0.18 from Debian 13's archive).
 python3 hack/restic-oracle.py --check
+# The alert rules with Prometheus' own tools: they load, and each fires (and does not) as meant.
+promtool check rules k8s/monitoring/backstop-alerts.yaml
+promtool test rules hack/alerts-test.yaml
+# The Helm chart and the kustomize base with real Helm, the Kubernetes schemas, the CRDs and
+# kubectl against the test API server.
+python3 hack/chart-check.py "$(swift build --show-bin-path)/kube-test-server"
 echo "hack/test.sh: all tests passed"

@@ -75,6 +75,16 @@ struct ControllerProcessTests {
         #expect(value("backstop_reconcile_duration_seconds_count") == value("backstop_reconcile_total"))
         #expect(await holder() == "a", "the second process waits")
 
+        // Every metric the alert rules and the dashboard use is one the controller exports
+        // (`up` is Prometheus' own).
+        let exported = Set(metrics.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.compactMap { $0.split(separator: " ").dropFirst(2).first.map(String.init) })
+        for file in ["k8s/monitoring/backstop-alerts.yaml", "charts/backstop/dashboards/backstop.json"] {
+            let text = try String(contentsOfFile: PolicyReconcilerTests.root + "/" + file, encoding: .utf8)
+            let used = Set(text.matches(of: /backstop_[a-z_]+/).map { String($0.output) })
+                .map { name in ["_bucket", "_sum", "_count"].reduce(name) { $0.hasSuffix($1) && !exported.contains($0) ? String($0.dropLast($1.count)) : $0 } }
+            #expect(!used.isEmpty && used.allSatisfy(exported.contains), "\(file) uses metrics the controller does not export: \(used.filter { !exported.contains($0) }.sorted())")
+        }
+
         // SIGTERM: a releases the lease; b takes over long before the 15 s lease would expire.
         let stopped = ContinuousClock.now
         processes["a"]?.terminate()

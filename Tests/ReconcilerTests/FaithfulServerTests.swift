@@ -126,7 +126,7 @@ struct FaithfulServerTests {
 
         // Read from /version up front, the same result without a refused request.
         let discovered = await ServerCapabilities.discover(client: try ControlPlane.controllerClient(server), logger: PolicyReconcilerTests.logger)
-        #expect(discovered.snapshot == ServerCapabilities.Snapshot(version: "v1.24.0", cronJobTimeZone: false))
+        #expect(discovered.snapshot == ServerCapabilities.Snapshot(version: "v1.24.0", cronJobTimeZone: false, nativeSidecars: false))
     }
 
     @Test("an apply the server refuses shows on the policy (Ready=False, ApplyFailed, the API's words) and is not retried hot")
