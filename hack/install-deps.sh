@@ -2,9 +2,10 @@
 # Installs what building and testing need, only where it is missing (Debian 12).
 set -euo pipefail
 
-# prometheus: promtool checks and unit-tests the alert rules.
+# prometheus: promtool checks and unit-tests the alert rules. debootstrap: hack/image-check.sh
+# builds Debian 13 roots for the image's runtime stage and a PostgreSQL 17 server.
 packages=(libcurl4-openssl-dev libpq-dev libssl-dev libyaml-dev libzstd-dev zlib1g-dev
-          postgresql-15 postgresql-client-15 pkg-config openssl python3 curl prometheus)
+          postgresql-15 postgresql-client-15 pkg-config openssl python3 curl prometheus debootstrap)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
