@@ -29,6 +29,11 @@ public struct BackupLocation: Equatable, Sendable {
     public var prunesPrefix: String { environmentPrefix + "prunes/" }
     /// Read leases of running restores (and drills): each names the backup it reads.
     public var readsPrefix: String { environmentPrefix + "reads/" }
+    /// The WAL archive: `wal/<timeline>/<file>` (segments, `.history`, `.backup` and
+    /// `.partial` files), each with its record `<file>.json` beside it.
+    public var walPrefix: String { environmentPrefix + "wal/" }
+    public func walObjectKey(_ file: WALFileName) -> String { walPrefix + file.timeline + "/" + file.rawValue }
+    public func walRecordKey(_ file: WALFileName) -> String { walObjectKey(file) + ".json" }
     /// Restore drills' results, `drills/<time>-<run>.json`: readable without the cluster.
     public var drillsPrefix: String { environmentPrefix + "drills/" }
     public func drillRecordKey(_ record: DrillRecord) -> String {

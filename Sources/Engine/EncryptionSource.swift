@@ -58,30 +58,36 @@ public enum EncryptionSource: Sendable, Equatable {
 
     /// The key of an existing backup, checked against the manifest's fingerprint.
     func key(for manifest: BackupManifest) throws(EngineError) -> EncryptionKey? {
-        guard let encryption = manifest.encryption else { return nil }
+        try key(for: manifest.encryption, of: "backup \(manifest.id)")
+    }
+
+    /// The key of anything encrypted as `encryption` records (a backup, a WAL segment), checked
+    /// against its fingerprint; `what` names it in messages.
+    func key(for encryption: BackupManifest.EncryptionInfo?, of what: String) throws(EngineError) -> EncryptionKey? {
+        guard let encryption else { return nil }
         let key: EncryptionKey
         switch self {
         case .none:
-            throw EngineError(.encryption, "backup \(manifest.id) is encrypted (\(encryption.kdf == nil ? "key file" : "passphrase")); pass \(encryption.kdf == nil ? "--encryption-key-file" : "--passphrase-file")")
+            throw EngineError(.encryption, "\(what) is encrypted (\(encryption.kdf == nil ? "key file" : "passphrase")); pass \(encryption.kdf == nil ? "--encryption-key-file" : "--passphrase-file")")
         case .keyFile(let path, let option):
             guard encryption.kdf == nil else {
-                throw EngineError(.encryption, "backup \(manifest.id) was encrypted with a passphrase; pass --passphrase-file instead of \(option)")
+                throw EngineError(.encryption, "\(what) was encrypted with a passphrase; pass --passphrase-file instead of \(option)")
             }
             let contents = try read(path, option: option)
             do { key = try EncryptionKey(keyFileContents: contents, source: "\(option) \(path)") }
             catch { throw EngineError(.invalidOption, error.message, underlying: error) }
             guard key.fingerprint == encryption.keyFingerprint else {
-                throw EngineError(.encryption, "wrong key for backup \(manifest.id): \(option) \(path) has fingerprint \(key.fingerprint), the backup was encrypted with \(encryption.keyFingerprint); pass the key used at backup time")
+                throw EngineError(.encryption, "wrong key for \(what): \(option) \(path) has fingerprint \(key.fingerprint), it was encrypted with \(encryption.keyFingerprint); pass the key used at backup time")
             }
         case .passphraseFile(let path, let option):
             guard let kdf = encryption.kdf else {
-                throw EngineError(.encryption, "backup \(manifest.id) was encrypted with a key file; pass --encryption-key-file instead of \(option)")
+                throw EngineError(.encryption, "\(what) was encrypted with a key file; pass --encryption-key-file instead of \(option)")
             }
             let passphrase = try read(path, option: option)
             do { key = try EncryptionKey(passphrase: passphrase, derivation: kdf) }
             catch { throw EngineError(.invalidOption, "\(option) \(path): \(error.message)", underlying: error) }
             guard key.fingerprint == encryption.keyFingerprint else {
-                throw EngineError(.encryption, "wrong passphrase for backup \(manifest.id): the one in \(option) \(path) is not the passphrase it was encrypted with; pass the passphrase used at backup time")
+                throw EngineError(.encryption, "wrong passphrase for \(what): the one in \(option) \(path) is not the passphrase it was encrypted with; pass the passphrase used at backup time")
             }
         }
         return key

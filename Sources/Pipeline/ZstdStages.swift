@@ -69,21 +69,36 @@ public final class ZstdDecompressor: StreamStage {
 
     public func process(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
         var source = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
-        // A full output buffer means zstd may hold more: call again even with the input used up.
-        var outputFilled = true
-        while source.pos < source.size || outputFilled {
-            outputFilled = try decompress(&source, output: output)
-        }
+        try drain(&source, output: output)
     }
 
     public func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        if frameIncomplete {
+            // Whatever zstd still holds of a frame whose input all arrived.
+            var none = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+            try drain(&none, output: output)
+        }
         if frameIncomplete {
             throw PipelineError(.truncated, "the zstd stream ends inside a frame: the backup is truncated")
         }
     }
 
-    /// One decompression call; returns whether it filled the output buffer.
-    private func decompress(_ source: inout ZSTD_inBuffer, output: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+    /// Calls zstd until it has taken all of `source` and has nothing more to give: zstd takes
+    /// input into its own buffers faster than it decodes it, so a used-up input with a frame
+    /// still open is not the end while calls make progress (a few hundred bytes of zeros
+    /// decode into many output buffers).
+    private func drain(_ source: inout ZSTD_inBuffer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        while true {
+            let consumed = source.pos
+            let (produced, filled) = try decompress(&source, output: output)
+            let progressed = produced > 0 || source.pos > consumed
+            // A call after a frame's end would start reading the next frame's header.
+            guard source.pos < source.size || (frameIncomplete && (filled || progressed)) else { return }
+        }
+    }
+
+    /// One decompression call; returns how much it wrote and whether that filled the buffer.
+    private func decompress(_ source: inout ZSTD_inBuffer, output: (UnsafeRawBufferPointer) throws -> Void) throws -> (Int, Bool) {
         try buffer.withUnsafeMutableBytes { space in
             var target = ZSTD_outBuffer(dst: space.baseAddress, size: space.count, pos: 0)
             let hint = ZSTD_decompressStream(context, &target, &source)
@@ -92,7 +107,7 @@ public final class ZstdDecompressor: StreamStage {
             }
             frameIncomplete = hint != 0
             if target.pos > 0 { try output(UnsafeRawBufferPointer(rebasing: space[0..<target.pos])) }
-            return target.pos == target.size
+            return (target.pos, target.pos == target.size)
         }
     }
 }

@@ -22,6 +22,7 @@ struct Backstop: AsyncParsableCommand {
             """,
         version: WorkerContext.toolVersion,
         subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self, DrillCommandLine.self, DoctorCommandLine.self,
+                      WALPushCommandLine.self, WALFetchCommandLine.self,
                       PruneCommandLine.self, HoldCommandLine.self, ReleaseCommandLine.self, RenderCommandLine.self,
                       CompletionCommandLine.self])
 
@@ -39,7 +40,13 @@ struct Backstop: AsyncParsableCommand {
             }
             Foundation.exit(0)
         } catch {
-            Foundation.exit(report(error, arguments: arguments))
+            let code = report(error, arguments: arguments)
+            // restore_command's statuses are PostgreSQL's: 1 is "not in the archive" (recovery
+            // ends there), so every other failure, a usage error too, must stop recovery.
+            if arguments.first == WALFetchCommandLine.configuration.commandName, code != 0, code != 1 {
+                Foundation.exit(WALFetchCommandLine.failureExitCode)
+            }
+            Foundation.exit(code)
         }
     }
 

@@ -76,17 +76,7 @@ struct BackupCommandLine: AsyncParsableCommand {
     }
 
     private func backupOptions() throws(CommandLineError) -> BackupCommand.Options {
-        let algorithmGiven = WorkerOption.compression.resolved(compression.compression)
-        guard let algorithm = CompressionAlgorithm(rawValue: algorithmGiven?.value ?? "zstd") else {
-            throw .usage("\(algorithmGiven?.shown ?? "--compression"): unknown compression; use zstd, gzip or none")
-        }
-        var resolvedLevel: Int?
-        if let given = WorkerOption.level.resolved(compression.level) {
-            guard let parsed = Int(given.value), algorithm.levels.contains(parsed) else {
-                throw .usage("\(given.shown): \(algorithm.rawValue) takes levels \(algorithm.levels.lowerBound)-\(algorithm.levels.upperBound); pick one, or leave it out for the default")
-            }
-            resolvedLevel = parsed
-        }
+        let (algorithm, resolvedLevel) = try compression.resolved()
         let settings = try database.settings()
         let source = try encryption.source()
         do { return try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel, encryption: source) }
@@ -103,4 +93,17 @@ struct CompressionOptions: ParsableArguments {
     @Option(name: .customLong(WorkerOption.level.flag),
             help: "Compression level (env \(WorkerOption.level.environmentVariable); default zstd 1, gzip 6; zstd 3-19 trade speed for size).")
     var level: String?
+
+    /// The algorithm and the level asked for (nil: the algorithm's default), checked.
+    func resolved() throws(CommandLineError) -> (CompressionAlgorithm, Int?) {
+        let algorithmGiven = WorkerOption.compression.resolved(compression)
+        guard let algorithm = CompressionAlgorithm(rawValue: algorithmGiven?.value ?? "zstd") else {
+            throw .usage("\(algorithmGiven?.shown ?? "--compression"): unknown compression; use zstd, gzip or none")
+        }
+        guard let given = WorkerOption.level.resolved(level) else { return (algorithm, nil) }
+        guard let parsed = Int(given.value), algorithm.levels.contains(parsed) else {
+            throw .usage("\(given.shown): \(algorithm.rawValue) takes levels \(algorithm.levels.lowerBound)-\(algorithm.levels.upperBound); pick one, or leave it out for the default")
+        }
+        return (algorithm, parsed)
+    }
 }

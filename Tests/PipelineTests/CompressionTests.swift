@@ -23,6 +23,20 @@ struct CompressionTests {
         #expect(try run([Compression.decompressor(algorithm)], try run([Compression.compressor(algorithm, level: algorithm.defaultLevel)], [])) == [])
     }
 
+    /// A few hundred bytes that expand to many output buffers (a WAL segment of zeros): the
+    /// decoder must drain everything it holds, in one call or across several.
+    @Test("highly compressible input round-trips, fed whole or in small pieces", arguments: CompressionAlgorithm.allCases)
+    func expandingInput(_ algorithm: CompressionAlgorithm) throws {
+        let zeros = [UInt8](repeating: 0, count: 4 << 20)
+        let compressed = try run([Compression.compressor(algorithm, level: algorithm.defaultLevel)], zeros)
+        #expect(try run([Compression.decompressor(algorithm)], compressed) == zeros)
+        var pieces: [UInt8] = []
+        let decoder = StagePipeline([try Compression.decompressor(algorithm)]) { pieces.append(contentsOf: $0) }
+        for start in stride(from: 0, to: compressed.count, by: 7) { try decoder.process(Array(compressed[start..<min(start + 7, compressed.count)])) }
+        try decoder.finish()
+        #expect(pieces == zeros)
+    }
+
     @Test("truncated input is an error", arguments: [CompressionAlgorithm.zstd, .gzip])
     func truncated(_ algorithm: CompressionAlgorithm) throws {
         let compressed = try run([Compression.compressor(algorithm, level: 1)], Self.sample)

@@ -1,0 +1,201 @@
+public import BackstopAPI
+internal import BlockingCalls
+internal import Foundation
+#if canImport(Glibc)
+internal import Glibc
+#endif
+internal import Logging
+internal import Pipeline
+internal import Storage
+
+/// `backstop wal-push` and `wal-fetch`: PostgreSQL's `archive_command` and `restore_command`.
+/// A file is compressed, encrypted and hashed into `<environment>/wal/<timeline>/<file>`, then
+/// its record `<file>.json` (plaintext size and SHA-256) is created if absent: the record is
+/// the commit point, and an archived file is never overwritten. A segment is at most a few
+/// tens of MiB, so it is transformed in memory, off the cooperative pool.
+public struct WALArchiveCommand: Sendable {
+    public struct Options: Sendable {
+        public var compression: CompressionAlgorithm
+        public var level: Int?
+        public var encryption: EncryptionSource
+
+        public init(compression: CompressionAlgorithm = .zstd, level: Int? = nil, encryption: EncryptionSource) {
+            self.compression = compression
+            self.level = level
+            self.encryption = encryption
+        }
+    }
+
+    public enum PushOutcome: Sendable, Equatable {
+        case archived(WALRecord)
+        /// The same file (by its plaintext) was archived before: PostgreSQL may push again
+        /// after a crash between our success and its bookkeeping.
+        case alreadyArchived
+    }
+
+    public enum FetchOutcome: Sendable, Equatable {
+        case restored(bytes: Int64)
+        /// Not in the archive: PostgreSQL's sign that recovery has reached the archive's end.
+        case notArchived
+    }
+
+    let context: WorkerContext
+    let options: Options
+
+    public init(context: WorkerContext, options: Options) {
+        self.context = context
+        self.options = options
+    }
+
+    // MARK: Push
+
+    /// Archives the file at `path` (`%p`, relative to the data directory PostgreSQL runs the
+    /// command in).
+    public func push(_ path: String) async throws(EngineError) -> PushOutcome {
+        let name = try Self.fileName((path as NSString).lastPathComponent)
+        let plaintext: [UInt8]
+        do {
+            plaintext = try await runBlocking(name: "wal-read") { () throws -> [UInt8] in
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw EngineError(.notFound, "cannot read \(path): no such file, or no permission (archive_command runs as the server's user)")
+                }
+                return [UInt8](data)
+            }
+        } catch {
+            throw EngineError.wrapping(error)
+        }
+        let plaintextSHA256 = sha256Hex(plaintext)
+        if let existing = try await record(of: name) {
+            return try same(existing, plaintextSHA256: plaintextSHA256, size: plaintext.count, name: name)
+        }
+
+        let key = try options.encryption.keyForNewBackup()
+        let level = options.level ?? options.compression.defaultLevel
+        let compression = options.compression
+        let stored: [UInt8]
+        do {
+            stored = try await runBlocking(name: "wal-encode") { () throws -> [UInt8] in
+                var stages: [any StreamStage] = [try Compression.compressor(compression, level: level)]
+                if let key { stages.append(try ChunkEncryptor(key: key, backupID: BackupIDBytes(name.rawValue))) }
+                return try Self.transform(plaintext, through: stages, expectedSize: plaintext.count / 2)
+            }
+        } catch {
+            throw EngineError.wrapping(error, context: "encoding \(name)")
+        }
+        let entry = WALRecord(
+            fileName: name.rawValue, plaintextSize: Int64(plaintext.count), plaintextSHA256: plaintextSHA256,
+            storedSize: Int64(stored.count), storedSHA256: sha256Hex(stored),
+            compression: .init(algorithm: compression, level: level),
+            encryption: key.map { .init(algorithm: ChunkedEncryption.algorithmName, chunkSize: ChunkedEncryption.defaultChunkSize,
+                                        keyFingerprint: $0.fingerprint, kdf: $0.derivation) },
+            archivedAt: context.timestamp, toolVersion: WorkerContext.toolVersion)
+        let recordBytes: [UInt8]
+        do { recordBytes = [UInt8](try BackupCatalog.encoder.encode(entry)) }
+        catch { throw EngineError(.storage, "cannot encode the record of \(name): \(error)") }
+        do {
+            // The file first, its record last: a push cut short leaves no record, and the
+            // next push writes the file again.
+            try await context.storage.put(context.location.walObjectKey(name), bytes: stored)
+            if try await context.storage.putIfAbsent(context.location.walRecordKey(name), bytes: recordBytes) {
+                context.logger.info("archived \(name): \(plaintext.count) bytes, \(stored.count) stored")
+                return .archived(entry)
+            }
+        } catch {
+            throw EngineError.wrapping(error, context: "archiving \(name)")
+        }
+        // Another push of the same name committed first (two servers, or a retried call).
+        guard let winner = try await record(of: name) else {
+            throw EngineError(.storage, "the record of \(name) changed while it was written; PostgreSQL will push it again")
+        }
+        return try same(winner, plaintextSHA256: plaintextSHA256, size: plaintext.count, name: name)
+    }
+
+    private func same(_ record: WALRecord, plaintextSHA256: String, size: Int, name: WALFileName) throws(EngineError) -> PushOutcome {
+        guard record.plaintextSHA256 == plaintextSHA256, record.plaintextSize == Int64(size) else {
+            throw EngineError(.conflict, "a different \(name) is already archived in \(context.storage.displayName)/\(context.location.environmentPrefix) (archived \(record.archivedAt), \(record.plaintextSize) bytes, SHA-256 \(record.plaintextSHA256.prefix(12))…); it is never overwritten: check that no other server archives into this environment, or give this one its own --environment")
+        }
+        context.logger.info("\(name) is archived already, with the same contents")
+        return .alreadyArchived
+    }
+
+    // MARK: Fetch
+
+    /// Restores the archived `file` (`%f`) to `path` (`%p`): checked against its record
+    /// (stored and plaintext SHA-256, size), written beside `path` and renamed into place.
+    public func fetch(_ file: String, to path: String) async throws(EngineError) -> FetchOutcome {
+        let name = try Self.fileName(file)
+        guard let record = try await record(of: name) else { return .notArchived }
+        let key = try options.encryption.key(for: record.encryption, of: "archived \(name)")
+        let stored: [UInt8]
+        do { stored = try await context.storage.get(context.location.walObjectKey(name)) }
+        catch { throw EngineError.wrapping(error, context: "fetching \(name), whose record exists") }
+        guard Int64(stored.count) == record.storedSize, sha256Hex(stored) == record.storedSHA256 else {
+            throw EngineError(.integrity, "archived \(name) does not match its record (\(stored.count) bytes stored, \(record.storedSize) recorded, or another SHA-256): it was changed or damaged in storage; recovery cannot use it")
+        }
+        do {
+            let bytes = try await runBlocking(name: "wal-decode") { () throws -> Int64 in
+                var stages: [any StreamStage] = []
+                if let key { stages.append(ChunkDecryptor(key: key, backupID: BackupIDBytes(name.rawValue))) }
+                stages.append(try Compression.decompressor(record.compression.algorithm))
+                let plaintext = try Self.transform(stored, through: stages, expectedSize: Int(record.plaintextSize))
+                guard Int64(plaintext.count) == record.plaintextSize, sha256Hex(plaintext) == record.plaintextSHA256 else {
+                    throw EngineError(.integrity, "archived \(name) decodes to other bytes than were archived; recovery cannot use it")
+                }
+                // Beside the target, then renamed: PostgreSQL never sees half a segment.
+                let temporary = path + ".backstop-partial"
+                guard FileManager.default.createFile(atPath: temporary, contents: Data(plaintext)) else {
+                    throw EngineError(.storage, "cannot write \(temporary) (restore_command runs as the server's user, in the data directory)")
+                }
+                guard rename(temporary, path) == 0 else {
+                    let reason = String(cString: strerror(errno))
+                    unlink(temporary)
+                    throw EngineError(.storage, "cannot move \(name) into \(path): \(reason)")
+                }
+                return Int64(plaintext.count)
+            }
+            context.logger.info("restored \(name) from the archive")
+            return .restored(bytes: bytes)
+        } catch {
+            throw EngineError.wrapping(error, context: "restoring \(name)")
+        }
+    }
+
+    // MARK: Records
+
+    private func record(of name: WALFileName) async throws(EngineError) -> WALRecord? {
+        let bytes: [UInt8]
+        do { bytes = try await context.storage.get(context.location.walRecordKey(name)) }
+        catch where error.kind == .notFound { return nil }
+        catch { throw EngineError.wrapping(error, context: "reading the record of \(name)") }
+        do { return try JSONDecoder().decode(WALRecord.self, from: Data(bytes)) }
+        catch { throw EngineError(.integrity, "the record of archived \(name) cannot be read (\(EngineError.describeDecoding(error, document: "\(name).json"))); the archive is damaged there") }
+    }
+
+    /// `bytes` through `stages`, fed in the 1 MiB pieces the stages are built for (as a
+    /// backup streams them).
+    static func transform(_ bytes: [UInt8], through stages: [any StreamStage], expectedSize: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(expectedSize)
+        let pipeline = StagePipeline(stages) { out.append(contentsOf: $0) }
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let end = min(offset + (1 << 20), buffer.count)
+                try pipeline.process(UnsafeRawBufferPointer(rebasing: buffer[offset..<end]))
+                offset = end
+            }
+        }
+        try pipeline.finish()
+        return out
+    }
+
+    static func fileName(_ text: String) throws(EngineError) -> WALFileName {
+        do { return try WALFileName(text) } catch { throw EngineError(.invalidOption, error.description, underlying: error) }
+    }
+}
+
+func sha256Hex(_ bytes: [UInt8]) -> String {
+    let hasher = SHA256Hasher()
+    hasher.update(bytes)
+    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+}

@@ -1,0 +1,115 @@
+import BackstopAPI
+import Engine
+import Foundation
+import Storage
+import TestSupport
+import Testing
+
+@Suite("The WAL archive: wal-push and wal-fetch", .serialized)
+struct WALArchiveTests {
+    static let segment = "000000010000000000000003"
+
+    /// A segment-sized file of WAL-like bytes (mostly repetitive, some random).
+    func writeSegment(_ folder: String, name: String = segment, seed: UInt8 = 1) throws -> String {
+        var bytes = [UInt8](repeating: seed, count: 16 << 20)
+        for index in stride(from: 0, to: bytes.count, by: 8_192) { bytes[index] = UInt8.random(in: 0...255) }
+        let path = folder + "/" + name
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func archive(_ context: WorkerContext, key: String?) -> WALArchiveCommand {
+        WALArchiveCommand(context: context, options: .init(encryption: key.map { .keyFile($0) } ?? .none))
+    }
+
+    @Test("push stores a segment with its record; the same push again succeeds; another file under that name is refused and nothing is overwritten",
+          arguments: [false, true])
+    func pushIsIdempotent(_ encrypted: Bool) async throws {
+        let (context, root) = try TestEnvironment.makeContext(environment: "wal")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let folder = try CommandLineTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let key = encrypted ? try TestEnvironment.keyFile() : nil
+        let path = try writeSegment(folder)
+
+        let first = try await archive(context, key: key).push(path)
+        guard case .archived(let record) = first else { Issue.record("not archived: \(first)"); return }
+        #expect(record.plaintextSize == 16 << 20 && record.storedSize < record.plaintextSize / 4, "compressed: \(record.storedSize)")
+        #expect((record.encryption != nil) == encrypted)
+        let name = try WALFileName(Self.segment)
+        let stored = try await context.storage.get(context.location.walObjectKey(name))
+        #expect(context.location.walObjectKey(name).hasSuffix("/wal/00000001/000000010000000000000003"))
+        #expect(try await archive(context, key: key).push(path) == .alreadyArchived)
+
+        // Another server's segment of the same name.
+        _ = try writeSegment(folder, seed: 2)
+        let error = await #expect(throws: EngineError.self) { try await archive(context, key: key).push(path) }
+        #expect(error?.kind == .conflict && error?.message.contains("never overwritten") == true, "\(error?.message ?? "")")
+        #expect(try await context.storage.get(context.location.walObjectKey(name)) == stored, "the archived file is untouched")
+    }
+
+    @Test("fetch restores exactly the pushed bytes; a file not archived is `notArchived`; a changed byte, a wrong key or a bad name fail")
+    func fetch() async throws {
+        let (context, root) = try TestEnvironment.makeContext(environment: "walfetch")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let folder = try CommandLineTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let key = try TestEnvironment.keyFile()
+        let path = try writeSegment(folder)
+        let history = folder + "/00000002.history"
+        try Data("1\t0/3000000\tno recovery target specified\n".utf8).write(to: URL(fileURLWithPath: history))
+        _ = try await archive(context, key: key).push(path)
+        _ = try await archive(context, key: key).push(history)
+
+        let target = folder + "/RECOVERYXLOG"
+        #expect(try await archive(context, key: key).fetch(Self.segment, to: target) == .restored(bytes: 16 << 20))
+        #expect(FileManager.default.contents(atPath: target) == FileManager.default.contents(atPath: path))
+        #expect(try await archive(context, key: key).fetch("00000002.history", to: folder + "/RECOVERYHISTORY") == .restored(bytes: 41))
+        #expect(try await archive(context, key: key).fetch("000000010000000000000004", to: target) == .notArchived)
+        #expect(try await archive(context, key: key).fetch("00000003.history", to: target) == .notArchived)
+
+        let wrongKey = await #expect(throws: EngineError.self) { try await archive(context, key: try TestEnvironment.keyFile()).fetch(Self.segment, to: target) }
+        #expect(wrongKey?.kind == .encryption, "\(wrongKey?.message ?? "")")
+        let badName = await #expect(throws: EngineError.self) { try await archive(context, key: key).fetch("../../etc/passwd", to: target) }
+        #expect(badName?.kind == .invalidOption)
+
+        let name = try WALFileName(Self.segment)
+        var stored = try await context.storage.get(context.location.walObjectKey(name))
+        stored[stored.count / 2] ^= 0x01
+        try await context.storage.put(context.location.walObjectKey(name), bytes: stored)
+        try? FileManager.default.removeItem(atPath: target)
+        let damaged = await #expect(throws: EngineError.self) { try await archive(context, key: key).fetch(Self.segment, to: target) }
+        #expect(damaged?.kind == .integrity && damaged?.message.contains("does not match its record") == true)
+        #expect(!FileManager.default.fileExists(atPath: target), "nothing is put in place")
+    }
+
+    @Test("WAL file names: segments, .history, .backup and .partial files only")
+    func names() {
+        for good in ["000000010000000000000003", "00000002.history", "000000010000000000000003.00000028.backup", "000000010000000000000003.partial"] {
+            #expect((try? WALFileName(good)) != nil, "\(good)")
+        }
+        for bad in ["00000001000000000000000", "000000010000000000000003.x", "0000000a0000000000000003", "../00000002.history", "00000002.history/x", ""] {
+            #expect((try? WALFileName(bad)) == nil, "\(bad)")
+        }
+    }
+
+    @Test("the command line: wal-fetch exits 1 only for a file not in the archive, 255 for anything else (usage errors too); wal-push refuses a conflict")
+    func exitCodes() async throws {
+        let folder = try CommandLineTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let storage = ["BACKSTOP_STORAGE": "file://\(folder)/archive"]
+        let path = try writeSegment(folder)
+        #expect(try await CommandLineTests.backstop(["wal-push", path], storage).status == 0)
+        var run = try await CommandLineTests.backstop(["wal-fetch", Self.segment, folder + "/restored"], storage)
+        #expect(run.status == 0 && FileManager.default.contents(atPath: folder + "/restored") == FileManager.default.contents(atPath: path))
+        run = try await CommandLineTests.backstop(["wal-fetch", "000000010000000000000009", folder + "/restored"], storage)
+        #expect(run.status == 1 && run.errors.isEmpty, "\(run.errors)")
+        run = try await CommandLineTests.backstop(["wal-fetch", Self.segment], storage)
+        #expect(run.status == 255, "a usage error stops recovery: \(run.errors)")
+        run = try await CommandLineTests.backstop(["wal-fetch", Self.segment, folder + "/restored"], [:])
+        #expect(run.status == 255 && run.errorLine.contains("--storage"), "\(run.errors)")
+        _ = try writeSegment(folder, seed: 3)
+        run = try await CommandLineTests.backstop(["wal-push", path], storage)
+        #expect(run.status == 1 && run.errorLine.contains("never overwritten"), "\(run.errors)")
+    }
+}
