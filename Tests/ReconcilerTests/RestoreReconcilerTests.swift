@@ -80,6 +80,13 @@ struct RestoreReconcilerTests {
         let owner = try #require(job.metadata.ownerReferences?.first)
         #expect(owner.kind == "BackupRestore" && owner.name == "orders-check" && owner.controller == true)
 
+        // The Events follow the status writes they belong to.
+        func reasons() async throws -> Set<String> {
+            let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.map(\.fields)
+            return Set(events.filter { $0["involvedObject"]?["kind"]?.string == "BackupRestore" }.compactMap { $0["reason"]?.string })
+        }
+        #expect(try await test.eventually { try await reasons() == ["JobCreated", "RestoreSucceeded"] })
+
         // Passes after the end change nothing and make no second Job.
         let version = server.currentResourceVersion
         var annotated = try await restore(client, "orders-check")
@@ -91,9 +98,6 @@ struct RestoreReconcilerTests {
         #expect(server.currentResourceVersion == version + 1, "only the edit itself was written")
         #expect(metrics.render().contains("backstop_restores_total{outcome=\"succeeded\"} 1"))
 
-        let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.map(\.fields)
-        let reasons = Set(events.filter { $0["involvedObject"]?["kind"]?.string == "BackupRestore" }.compactMap { $0["reason"]?.string })
-        #expect(reasons == ["JobCreated", "RestoreSucceeded"])
     }
 
     @Test("a failed restore: phase Failed, the worker's message, Restored=False, a Warning; the Job is not retried")
@@ -115,9 +119,14 @@ struct RestoreReconcilerTests {
         #expect(status.message == "block 3 of data.dump.zst.enc fails its authentication tag; nothing was restored")
         #expect(status.conditions?[.restored]?.status == .false && status.conditions?[.restored]?.reason == .restoreFailed)
         #expect(attempts.withLock { $0 } == 1, "backoffLimit 0: one pod")
-        let warnings = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.map(\.fields)
-            .filter { $0["type"]?.string == "Warning" && $0["reason"]?.string == "RestoreFailed" }
-        #expect(warnings.count == 1)
+        // The Event follows the status write it belongs to.
+        func warnings() async throws -> Int {
+            try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items.map(\.fields)
+                .filter { $0["type"]?.string == "Warning" && $0["reason"]?.string == "RestoreFailed" }.count
+        }
+        #expect(try await test.eventually { try await warnings() == 1 })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await warnings() == 1, "one Warning, not one per pass")
     }
 
     @Test("refusals: a missing policy or environment and an unconfirmed Replace make no Job and say why; a Job deleted mid-restore is never made again")
