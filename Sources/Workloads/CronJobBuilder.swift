@@ -86,18 +86,9 @@ public struct CronJobBuilder: Sendable {
     }
 
     func cronJob(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment) -> CronJob {
-        let labels = [
-            "app.kubernetes.io/managed-by": Self.managedBy,
-            "app.kubernetes.io/name": Self.backupWorkerName,
-            Self.policyLabel: policy.metadata.name,
-            Self.environmentLabel: environment.name,
-        ]
+        let labels = Self.labels(policy, environment)
         let template = policy.spec.jobTemplate
-        var owner: [OwnerReference]?
-        if let uid = policy.metadata.uid {
-            owner = [OwnerReference(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, name: policy.metadata.name, uid: uid,
-                                    controller: true, blockOwnerDeletion: true)]
-        }
+        let owner = Self.controllerReference(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, metadata: policy.metadata)
         var (variables, mounts, volumes) = worker(policy, environment, database: databaseVariables(environment.database, option: .database))
         variables += retentionVariables(environment)
         return CronJob(
@@ -118,6 +109,18 @@ public struct CronJobBuilder: Sendable {
 
     /// The `app.kubernetes.io/name` of backup Jobs: the policy controller watches only these.
     public static let backupWorkerName = "backstop-worker"
+
+    /// The labels of an environment's CronJobs, their Jobs and pods: how the controller finds them.
+    static func labels(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment) -> [String: String] {
+        ["app.kubernetes.io/managed-by": managedBy, "app.kubernetes.io/name": backupWorkerName,
+         policyLabel: policy.metadata.name, environmentLabel: environment.name]
+    }
+
+    /// The owner reference that makes an object its owner's to control (and to garbage-collect
+    /// with it); none before the owner has a uid (`backstop render` of a file).
+    static func controllerReference(apiVersion: String, kind: String, metadata: ObjectMeta) -> [OwnerReference]? {
+        metadata.uid.map { [OwnerReference(apiVersion: apiVersion, kind: kind, name: metadata.name, uid: $0, controller: true, blockOwnerDeletion: true)] }
+    }
 
     /// The worker's pod as every Backstop Job runs it: restricted security, no API token, the
     /// user's `jobTemplate` settings, one container with the worker's `arguments`.

@@ -19,18 +19,8 @@ extension CronJobBuilder {
 
     func drillCronJob(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment) -> CronJob? {
         guard let drill = environment.drill else { return nil }
-        let labels = [
-            "app.kubernetes.io/managed-by": Self.managedBy,
-            "app.kubernetes.io/name": Self.backupWorkerName,
-            Self.policyLabel: policy.metadata.name,
-            Self.environmentLabel: environment.name,
-            Self.taskLabel: Self.drillTask,
-        ]
-        var owner: [OwnerReference]?
-        if let uid = policy.metadata.uid {
-            owner = [OwnerReference(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, name: policy.metadata.name, uid: uid,
-                                    controller: true, blockOwnerDeletion: true)]
-        }
+        let labels = Self.labels(policy, environment).merging([Self.taskLabel: Self.drillTask]) { _, task in task }
+        let owner = Self.controllerReference(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, metadata: policy.metadata)
         let scratch: [EnvVar]
         switch drill.scratch {
         case .server(let database): scratch = databaseVariables(database, option: .scratch)

@@ -26,11 +26,7 @@ extension CronJobBuilder {
             "app.kubernetes.io/name": Self.restoreWorkerName,
             Self.restoreLabel: restore.metadata.name,
         ]
-        var owner: [OwnerReference]?
-        if let uid = restore.metadata.uid {
-            owner = [OwnerReference(apiVersion: BackupRestore.apiVersion, kind: BackupRestore.kind, name: restore.metadata.name, uid: uid,
-                                    controller: true, blockOwnerDeletion: true)]
-        }
+        let owner = Self.controllerReference(apiVersion: BackupRestore.apiVersion, kind: BackupRestore.kind, metadata: restore.metadata)
         let (variables, mounts, volumes) = worker(policy, resolved.environment,
                                                   database: databaseVariables(resolved.target, option: .target))
         var arguments = ["restore", resolved.backup]
