@@ -161,11 +161,15 @@ public struct BackupRestore: Codable, Sendable, Equatable {
     public static func defaultDatabaseName(source: String, restore: String) -> String {
         let full = "\(source)_restore_\(restore.replacingOccurrences(of: "-", with: "_"))"
         guard full.utf8.count > 63 else { return full }
-        var hash = FNV1a()
-        hash.combine(full)
+        return Self.prefix(full, bytes: 54) + "_" + FNV1a.hex(of: full).prefix(8)
+    }
+
+    /// The longest prefix of `text`, in whole characters, within `bytes` UTF-8 bytes: what
+    /// fits in a PostgreSQL name (63 bytes) beside a suffix.
+    public static func prefix(_ text: String, bytes: Int) -> String {
         var prefix = ""
-        for character in full where prefix.utf8.count + character.utf8.count <= 54 { prefix.append(character) }
-        return prefix + "_" + hash.hex.prefix(8)
+        for character in text where prefix.utf8.count + character.utf8.count <= bytes { prefix.append(character) }
+        return prefix
     }
 }
 

@@ -207,24 +207,20 @@ public struct DoctorCommand: Sendable {
         }
     }
 
-    /// Folders without a manifest and unfinished uploads that no running backup owns.
+    /// Folders without a manifest and unfinished uploads that no running backup owns, of any
+    /// age (prune removes them once idle past its grace).
     func leftovers(_ contents: BackupCatalog.Contents) async -> Check {
-        let running = await EnvironmentLease.backupInProgress(context)
-        var found: [String] = []
+        let found: Leftovers
         do {
             let objects = try await context.storage.list(prefix: context.location.backupsPrefix)
-            var committed = Set(contents.entries.map(\.manifest.id.rawValue) + contents.damaged.map(\.id.rawValue))
-            if let running { committed.insert(running.rawValue) }
-            let folders = Set(objects.map { String($0.key.dropFirst(context.location.backupsPrefix.count).prefix { $0 != "/" }) })
-            found += folders.subtracting(committed).sorted().map { "folder \($0) (no manifest)" }
-            let uploads = try await context.storage.incompleteUploads(prefix: context.location.environmentPrefix)
-            found += uploads.filter { upload in running.map { !upload.key.hasPrefix(context.location.backupPrefix($0)) } ?? true }
-                .map { "unfinished upload of \($0.key.dropFirst(context.location.environmentPrefix.count))" }
+            found = try await Leftovers.find(context, objects: objects, contents: contents, grace: FixedDuration(seconds: 0), now: context.now())
         } catch {
-            return Check("leftovers", .fail, "Cannot look for leftovers: \(error.message)", hint: "check the storage's list permission")
+            return Check("leftovers", .fail, "Cannot look for leftovers: \(EngineError.wrapping(error).message)", hint: "check the storage's list permission")
         }
-        guard found.isEmpty else {
-            return Check("leftovers", .fail, "\(found.count) leftover\(found.count == 1 ? "" : "s") of killed runs: \(found.prefix(3).joined(separator: "; "))",
+        let named = found.orphans.map { "folder \($0) (no manifest)" }
+            + found.unfinishedUploads.map { "unfinished upload of \($0.key.dropFirst(context.location.environmentPrefix.count))" }
+        guard named.isEmpty else {
+            return Check("leftovers", .fail, "\(named.count) leftover\(named.count == 1 ? "" : "s") of killed runs: \(named.prefix(3).joined(separator: "; "))",
                          hint: "`backstop prune` removes them once idle past --orphan-grace (24h); they cost storage, not safety")
         }
         return Check("leftovers", .ok, "No leftovers or unfinished uploads")

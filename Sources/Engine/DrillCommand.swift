@@ -1,6 +1,7 @@
 public import BackstopAPI
 internal import Foundation
 internal import Logging
+internal import Pipeline
 public import Postgres
 internal import Storage
 
@@ -34,9 +35,13 @@ public struct DrillCommand: Sendable {
     /// recording a failed one (a drill that could not start — a wrong option, no backup —
     /// records nothing).
     public func run(_ reference: String) async throws(EngineError) -> DrillRecord {
+        let id = try await BackupCatalog(context: context).resolve(reference)
+        // One lease over both reads of the backup (the restore and the schema's printing).
+        return try await BackupReadLease(context: context).holding(id) { () throws(EngineError) in try await drill(id) }
+    }
+
+    private func drill(_ id: BackupID) async throws(EngineError) -> DrillRecord {
         let started = context.now()
-        let catalog = BackupCatalog(context: context)
-        let id = try await catalog.resolve(reference)
         let runID = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let database = "backstop_drill_\(runID)"
         let target = options.scratch.withDatabase(database)
@@ -47,14 +52,15 @@ public struct DrillCommand: Sendable {
         var schemaMatches: Bool?
         var failure: EngineError?
         do throws(EngineError) {
-            let restored = try await RestoreCommand(context: context, options: .init(
-                target: target, encryption: options.encryption, mode: .newDatabase, noOwner: true)).run(id.rawValue)
+            let restorer = RestoreCommand(context: context, options: .init(target: target, encryption: options.encryption, mode: .newDatabase, noOwner: true))
+            let source = try await restorer.load(id)
+            let restored = try await restorer.restore(source, into: database, started: context.now())
             restoreSeconds = (restored.durationSeconds * 1000).rounded() / 1000
             tablesChecked = restored.tablesCompared
             if !restored.rowCountDifferences.isEmpty {
                 throw EngineError(.restoreFailed, "row counts differ from the backup: \(restored.rowCountDifferences.joined(separator: "; "))")
             }
-            let differences = try await schemaDifferences(id, restoredInto: target)
+            let differences = try await schemaDifferences(source, restoredInto: target)
             schemaMatches = differences.isEmpty
             if !differences.isEmpty {
                 throw EngineError(.restoreFailed, "the restored schema differs from the archive's: \(differences.prefix(5).joined(separator: "; "))")
@@ -82,13 +88,8 @@ public struct DrillCommand: Sendable {
 
     /// Lines of schema found on one side only: the archive's DDL (`pg_restore --schema-only`
     /// from the stored backup) against the restored database's (`pg_dump --schema-only`).
-    private func schemaDifferences(_ id: BackupID, restoredInto target: ConnectionSettings) async throws(EngineError) -> [String] {
-        let catalog = BackupCatalog(context: context)
-        let manifest = try await catalog.load(id).manifest
-        let key = try options.encryption.key(for: manifest)
-        let tools: PostgresTools
-        do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
-        catch { throw EngineError.wrapping(error) }
+    private func schemaDifferences(_ source: RestoreCommand.Source, restoredInto target: ConnectionSettings) async throws(EngineError) -> [String] {
+        let tools = source.tools
         let ignored = ["--schema-only", "--no-owner", "--no-privileges"]
 
         let archiveSchema: String
@@ -96,7 +97,7 @@ public struct DrillCommand: Sendable {
         do {
             printer = try ChildProcess(executable: tools.pgRestore, arguments: ignored + ["--file=-"], standardInput: .pipe, standardOutput: .collect)
         } catch { throw EngineError.wrapping(error) }
-        let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
+        let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: source.manifest, key: source.key)
         do {
             _ = try await stream.run(into: printer.standardInput, consumerMayStopEarly: true, hashPlaintext: false, progress: TransferProgress())
         } catch {

@@ -99,44 +99,10 @@ public struct PruneCommand: Sendable {
             context.logger.warning("backup \(damage.id) is damaged (\(damage.problem)); prune leaves it alone — look at it, then restore from another backup or delete it by hand")
         }
 
-        // Folders of ids that never got a manifest, old enough to be leftovers. A damaged
-        // backup has a manifest: it is not a leftover; nor is a backup still being written
-        // however long it runs (its live lease names it).
-        let running = await EnvironmentLease.backupInProgress(context)
-        var accountedFor = Set(contents.entries.map(\.manifest.id.rawValue) + contents.damaged.map(\.id.rawValue))
-        if let running { accountedFor.insert(running.rawValue) }
-        let folders = Dictionary(grouping: objects) { object in
-            String(object.key.dropFirst(context.location.backupsPrefix.count).prefix { $0 != "/" })
-        }
-        let orphans = folders.keys.filter { folder in
-            guard !accountedFor.contains(folder) else { return false }
-            guard let id = try? BackupID(folder), let seconds = id.secondsSince1970 else { return false }
-            return now - Double(seconds) > Double(options.orphanGrace.seconds)
-        }.sorted()
-        let unfinished = try await unfinishedUploads(now: now).filter { upload in
-            running.map { !upload.key.hasPrefix(context.location.backupPrefix($0)) } ?? true
-        }
+        let leftovers = try await Leftovers.find(context, objects: objects, contents: contents, grace: options.orphanGrace, now: now)
         let moves = tierMoves(entries: contents.entries, keep: Set(decisions.filter(\.keep).map(\.id)), now: now)
-        return Plan(now: now, entries: contents.entries, damaged: contents.damaged, decisions: decisions, folders: folders,
-                    orphans: orphans, unfinishedUploads: unfinished, moves: moves)
-    }
-
-    /// Uploads under the environment that a killed writer left unfinished, idle for longer
-    /// than the grace. An upload under `backups/<id>/` is as old as its backup at least: that
-    /// guards a running backup on services that report a wrong start (moto reports 2010).
-    private func unfinishedUploads(now: Double) async throws(EngineError) -> [IncompleteUpload] {
-        let uploads: [IncompleteUpload]
-        do { uploads = try await context.storage.incompleteUploads(prefix: context.location.environmentPrefix) }
-        catch { throw EngineError.wrapping(error, context: "cannot list the unfinished uploads in \(context.storage.displayName)") }
-        return uploads.filter { upload in
-            var lastActivity = upload.lastActivity.timeIntervalSince1970
-            if upload.key.hasPrefix(context.location.backupsPrefix),
-               let id = try? BackupID(String(upload.key.dropFirst(context.location.backupsPrefix.count).prefix { $0 != "/" })),
-               let started = id.secondsSince1970 {
-                lastActivity = max(lastActivity, Double(started))
-            }
-            return now - lastActivity > Double(options.orphanGrace.seconds)
-        }
+        return Plan(now: now, entries: contents.entries, damaged: contents.damaged, decisions: decisions, folders: leftovers.folders,
+                    orphans: leftovers.orphans, unfinishedUploads: leftovers.unfinishedUploads, moves: moves)
     }
 
     private func apply(_ plan: Plan) async throws(EngineError) -> Result {

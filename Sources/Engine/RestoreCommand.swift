@@ -2,6 +2,7 @@ public import BackstopAPI
 internal import Foundation
 internal import KubeObjects
 internal import Logging
+internal import Pipeline
 public import Postgres
 #if canImport(Glibc)
 internal import Glibc
@@ -87,21 +88,34 @@ public struct RestoreCommand: Sendable {
                 throw EngineError(.invalidOption, "--replace swaps a restored copy in for \(database) and drops the old one; confirm with --confirm \(database)")
             }
         }
-        let catalog = BackupCatalog(context: context)
-        let id = try await catalog.resolve(reference)
+        let id = try await BackupCatalog(context: context).resolve(reference)
         return try await BackupReadLease(context: context).holding(id) { () throws(EngineError) in
-            try await restore(id, into: database, started: started, catalog: catalog)
+            try await restore(try await load(id), into: database, started: started)
         }
     }
 
-    private func restore(_ id: BackupID, into database: String, started: Double, catalog: BackupCatalog) async throws(EngineError) -> Result {
-        let manifest = try await catalog.load(id).manifest
-        let key = try options.encryption.key(for: manifest)
-        let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
-        try await stream.checkSizes()
+    /// A backup ready to restore: checked against its manifest before anything is touched.
+    struct Source: Sendable {
+        let id: BackupID
+        let manifest: BackupManifest
+        let key: EncryptionKey?
         let tools: PostgresTools
-        do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
+    }
+
+    /// The backup's manifest and key (checked against its fingerprint), its objects' sizes
+    /// checked, and the tools to restore it with. The caller holds a read lease on it.
+    func load(_ id: BackupID) async throws(EngineError) -> Source {
+        let manifest = try await BackupCatalog(context: context).load(id).manifest
+        let key = try options.encryption.key(for: manifest)
+        try await PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key).checkSizes()
+        do { return Source(id: id, manifest: manifest, key: key, tools: try await PostgresTools.locate(binDirectory: context.postgresBinDirectory)) }
         catch { throw EngineError.wrapping(error) }
+    }
+
+    /// Restores a loaded backup into `database` as `options.mode` says.
+    func restore(_ source: Source, into database: String, started: Double) async throws(EngineError) -> Result {
+        let (id, manifest, tools) = (source.id, source.manifest, source.tools)
+        let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: source.key)
 
         // `replace` restores beside the target; the other modes into it.
         let replacing = if case .replace = options.mode { true } else { false }
@@ -145,11 +159,7 @@ public struct RestoreCommand: Sendable {
     }
 
     private static func derivedName(_ database: String, _ role: String) -> String {
-        var hash = FNV1a()
-        hash.combine(database)
-        var prefix = ""
-        for character in database where prefix.utf8.count + character.utf8.count <= 40 { prefix.append(character) }
-        return "\(prefix)_\(role)_\(hash.hex.prefix(8))"
+        "\(BackupRestore.prefix(database, bytes: 40))_\(role)_\(FNV1a.hex(of: database).prefix(8))"
     }
 
     /// Creates a replace's temporary database, first dropping one a killed replace left.

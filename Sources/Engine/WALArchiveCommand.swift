@@ -64,7 +64,7 @@ public struct WALArchiveCommand: Sendable {
         } catch {
             throw EngineError.wrapping(error)
         }
-        let plaintextSHA256 = sha256Hex(plaintext)
+        let plaintextSHA256 = SHA256Hasher.hash(plaintext).hexString
         if let existing = try await record(of: name) {
             return try same(existing, plaintextSHA256: plaintextSHA256, size: plaintext.count, name: name)
         }
@@ -84,7 +84,7 @@ public struct WALArchiveCommand: Sendable {
         }
         let entry = WALRecord(
             fileName: name.rawValue, plaintextSize: Int64(plaintext.count), plaintextSHA256: plaintextSHA256,
-            storedSize: Int64(stored.count), storedSHA256: sha256Hex(stored),
+            storedSize: Int64(stored.count), storedSHA256: SHA256Hasher.hash(stored).hexString,
             compression: .init(algorithm: compression, level: level),
             encryption: key.map { .init(algorithm: ChunkedEncryption.algorithmName, chunkSize: ChunkedEncryption.defaultChunkSize,
                                         keyFingerprint: $0.fingerprint, kdf: $0.derivation) },
@@ -129,7 +129,7 @@ public struct WALArchiveCommand: Sendable {
         let stored: [UInt8]
         do { stored = try await context.storage.get(context.location.walObjectKey(name)) }
         catch { throw EngineError.wrapping(error, context: "fetching \(name), whose record exists") }
-        guard Int64(stored.count) == record.storedSize, sha256Hex(stored) == record.storedSHA256 else {
+        guard Int64(stored.count) == record.storedSize, SHA256Hasher.hash(stored).hexString == record.storedSHA256 else {
             throw EngineError(.integrity, "archived \(name) does not match its record (\(stored.count) bytes stored, \(record.storedSize) recorded, or another SHA-256): it was changed or damaged in storage; recovery cannot use it")
         }
         do {
@@ -138,7 +138,7 @@ public struct WALArchiveCommand: Sendable {
                 if let key { stages.append(ChunkDecryptor(key: key, backupID: BackupIDBytes(name.rawValue))) }
                 stages.append(try Compression.decompressor(record.compression.algorithm))
                 let plaintext = try Self.transform(stored, through: stages, expectedSize: Int(record.plaintextSize))
-                guard Int64(plaintext.count) == record.plaintextSize, sha256Hex(plaintext) == record.plaintextSHA256 else {
+                guard Int64(plaintext.count) == record.plaintextSize, SHA256Hasher.hash(plaintext).hexString == record.plaintextSHA256 else {
                     throw EngineError(.integrity, "archived \(name) decodes to other bytes than were archived; recovery cannot use it")
                 }
                 // Beside the target, then renamed: PostgreSQL never sees half a segment.
@@ -192,10 +192,4 @@ public struct WALArchiveCommand: Sendable {
     static func fileName(_ text: String) throws(EngineError) -> WALFileName {
         do { return try WALFileName(text) } catch { throw EngineError(.invalidOption, error.description, underlying: error) }
     }
-}
-
-func sha256Hex(_ bytes: [UInt8]) -> String {
-    let hasher = SHA256Hasher()
-    hasher.update(bytes)
-    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
 }

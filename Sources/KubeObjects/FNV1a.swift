@@ -29,6 +29,20 @@ public struct FNV1a: Sendable {
         }
     }
 
+    /// The sixteen hex digits of a string's hash (names shortened with a hash, spec hashes).
+    public static func hex(of text: String) -> String {
+        var hash = FNV1a()
+        hash.combine(text)
+        return hash.hex
+    }
+
+    /// The same of bytes.
+    public static func hex(of bytes: [UInt8]) -> String {
+        var hash = FNV1a()
+        hash.combine(bytes)
+        return hash.hex
+    }
+
     /// Sixteen hex digits.
     public var hex: String {
         let digits = String(value, radix: 16)

@@ -659,7 +659,7 @@ final class ObjectStore: @unchecked Sendable {
             if let value = variable["value"]?.string { environment[name] = value }
             else if let secretName = variable[path: "valueFrom.secretKeyRef.name"]?.string,
                     let secretKey = variable[path: "valueFrom.secretKeyRef.key"]?.string {
-                environment[name] = secretValue(namespace: namespace, name: secretName, key: secretKey)
+                environment[name] = secretData(namespace: namespace, name: secretName)[secretKey]
             } else if variable[path: "valueFrom.fieldRef.fieldPath"]?.string == "metadata.namespace" {
                 environment[name] = namespace
             }
@@ -750,7 +750,8 @@ final class ObjectStore: @unchecked Sendable {
         }
     }
 
-    /// A Secret's keys and decoded values; empty when there is no such Secret.
+    /// A Secret's keys and decoded values (`stringData` over `data`, as the API server folds
+    /// them); empty when there is no such Secret.
     private func secretData(namespace: String, name: String) -> [String: String] {
         locked {
             guard let secret = objects[Key(resource: Self.resourceID(.secrets), namespace: namespace, name: name)] else { return [:] }
@@ -760,14 +761,6 @@ final class ObjectStore: @unchecked Sendable {
             }
             for (key, value) in secret["stringData"]?.object ?? [:] { files[key] = value.string }
             return files
-        }
-    }
-
-    private func secretValue(namespace: String, name: String, key: String) -> String? {
-        locked {
-            guard let secret = objects[Key(resource: Self.resourceID(.secrets), namespace: namespace, name: name)] else { return nil }
-            if let text = secret[path: "stringData.\(key)"]?.string { return text }
-            return secret[path: "data.\(key)"]?.string.flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
         }
     }
 

@@ -68,9 +68,7 @@ public struct CronJobBuilder: Sendable {
             if !cronJobTimeZone { built.spec.timeZone = nil }
             var configuration = built.jsonValue
             // The hash of everything else (keys sorted), stable across processes.
-            var fnv = FNV1a()
-            fnv.combine(configuration.encodedBytes())
-            let hash = fnv.hex
+            let hash = FNV1a.hex(of: configuration.encodedBytes())
             built.metadata.annotations = [Self.specHashAnnotation: hash]
             configuration["metadata"]?["annotations"] = [Self.specHashAnnotation: .string(hash)]
             return Built(cronJob: built, configuration: configuration)
@@ -82,7 +80,7 @@ public struct CronJobBuilder: Sendable {
     public static func name(policy: String, environment: String) -> String {
         let full = "\(policy)-\(environment)"
         guard full.count > 52 else { return full }
-        return String(full.prefix(43)) + "-" + String(stableHash(full).prefix(8))
+        return String(full.prefix(43)) + "-" + String(FNV1a.hex(of: full).prefix(8))
     }
 
     func cronJob(_ policy: BackupPolicy, _ environment: BackupPolicy.ResolvedEnvironment) -> CronJob {
@@ -243,12 +241,6 @@ public struct CronJobBuilder: Sendable {
     }
 }
 
-/// FNV-1a of `text`, hex: stable across processes and Swift versions.
-func stableHash(_ text: String) -> String {
-    var hash = FNV1a()
-    hash.combine(text)
-    return hash.hex
-}
 
 extension CronJobBuilder {
     public static let runNowAnnotation = "backstop.dev/run-now"
@@ -259,7 +251,7 @@ extension CronJobBuilder {
     public static func runNowJob(from cronJob: CronJob, value: String) -> Job {
         var labels = cronJob.spec.jobTemplate.metadata.labels
         labels["backstop.dev/trigger"] = "run-now"
-        let name = String(cronJob.metadata.name.prefix(43)) + "-now-" + String(stableHash(value).prefix(6))
+        let name = String(cronJob.metadata.name.prefix(43)) + "-now-" + String(FNV1a.hex(of: value).prefix(6))
         return Job(metadata: ObjectMeta(name: name, namespace: cronJob.metadata.namespace, labels: labels,
                                             annotations: [runNowAnnotation: value], ownerReferences: cronJob.metadata.ownerReferences),
                    spec: cronJob.spec.jobTemplate.spec)

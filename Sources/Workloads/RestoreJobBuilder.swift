@@ -16,7 +16,7 @@ extension CronJobBuilder {
     public static func restoreJobName(_ restore: String) -> String {
         let full = "\(restore)-restore"
         guard full.count > 63 else { return full }
-        return String(full.prefix(54)) + "-" + String(stableHash(full).prefix(8))
+        return String(full.prefix(54)) + "-" + String(FNV1a.hex(of: full).prefix(8))
     }
 
     public func restoreJob(for restore: BackupRestore, policy: BackupPolicy) throws(BackstopAPIError) -> Job {
