@@ -83,6 +83,22 @@ struct WALArchiveTests {
         #expect(!FileManager.default.fileExists(atPath: target), "nothing is put in place")
     }
 
+    @Test("through S3 (moto): a push commits with a create-if-absent record, a repeat is recognised, a fetch restores the bytes")
+    func throughS3() async throws {
+        guard TestEnvironment.integrationEnabled else { return }
+        let context = try await TestEnvironment.makeS3Context()
+        let folder = try CommandLineTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let key = try TestEnvironment.keyFile()
+        let path = try writeSegment(folder)
+        guard case .archived = try await archive(context, key: key).push(path) else { Issue.record("not archived"); return }
+        #expect(try await archive(context, key: key).push(path) == .alreadyArchived)
+        #expect(try await archive(context, key: key).fetch(Self.segment, to: folder + "/RECOVERYXLOG") == .restored(bytes: 16 << 20))
+        #expect(FileManager.default.contents(atPath: folder + "/RECOVERYXLOG") == FileManager.default.contents(atPath: path))
+        _ = try writeSegment(folder, seed: 9)
+        await #expect(throws: EngineError.self) { try await archive(context, key: key).push(path) }
+    }
+
     @Test("WAL file names: segments, .history, .backup and .partial files only")
     func names() {
         for good in ["000000010000000000000003", "00000002.history", "000000010000000000000003.00000028.backup", "000000010000000000000003.partial"] {
