@@ -64,6 +64,14 @@ extension BackupManifest {
             }
         }
         try Self.checkSHA256(plaintext.sha256, field: "plaintext.sha256")
+        guard isPhysical == (physical != nil), dump.format == DumpInfo().format || isPhysical else {
+            throw BackstopAPIError(field: "dump.format", problem: "\"\(dump.format)\" with\(physical == nil ? "out" : "") physical details",
+                                   fix: "the manifest is damaged, or written by a newer backstop; restore from another backup")
+        }
+        if let physical, physical.stopLSN < physical.startLSN || physical.walSegmentSize == 0 || physical.walSegmentSize & (physical.walSegmentSize - 1) != 0 {
+            throw BackstopAPIError(field: "physical", problem: "stops before it starts, or has a WAL segment size that is not a power of two",
+                                   fix: "the manifest is damaged; restore from another backup")
+        }
         if let previous = previousManifestSHA256 {
             try Self.checkSHA256(previous, field: "previousManifestSHA256")
         }

@@ -26,6 +26,8 @@ public struct BackupManifest: Codable, Equatable, Sendable {
     /// SHA-256 (hex) of the previous manifest of the same environment, as stored; `nil` for the
     /// first backup. Deleting or editing a manifest breaks the chain visibly.
     public var previousManifestSHA256: String?
+    /// Present exactly for a physical base backup (`dump.format` `basebackup-tar`).
+    public var physical: PhysicalInfo?
 
     public init(
         formatVersion: Int = BackupManifest.currentFormatVersion, id: BackupID, namespace: String,
@@ -33,7 +35,7 @@ public struct BackupManifest: Codable, Equatable, Sendable {
         startedAt: UTCTimestamp, completedAt: UTCTimestamp, durationSeconds: Double,
         dump: DumpInfo, compression: CompressionInfo, encryption: EncryptionInfo?,
         objects: [StoredObject], plaintext: PlaintextInfo, tables: [TableRowCount],
-        previousManifestSHA256: String?
+        previousManifestSHA256: String?, physical: PhysicalInfo? = nil
     ) {
         self.formatVersion = formatVersion
         self.id = id
@@ -52,6 +54,7 @@ public struct BackupManifest: Codable, Equatable, Sendable {
         self.plaintext = plaintext
         self.tables = tables
         self.previousManifestSHA256 = previousManifestSHA256
+        self.physical = physical
     }
 
     /// Stored size of all objects.
@@ -78,7 +81,7 @@ public struct BackupManifest: Codable, Equatable, Sendable {
     }
 
     public struct DumpInfo: Codable, Equatable, Sendable {
-        /// `custom` (pg_dump -Fc); the only format so far.
+        /// `custom` (pg_dump -Fc), or `basebackup-tar` (pg_basebackup -Ft, see `isPhysical`).
         public var format: String
         public init(format: String = "custom") { self.format = format }
     }

@@ -19,6 +19,15 @@ struct PlaintextStream: Sendable {
         let size: Int64
         /// nil when the plaintext was not hashed (see `run`'s `hashPlaintext`).
         let sha256: String?
+        /// What a physical base backup's tar held, when it was read as one.
+        var baseBackup: BaseBackupContents? = nil
+    }
+
+    /// How the plaintext of a physical base backup is read: its tar checked to the end, and
+    /// optionally written out as a data directory.
+    enum BaseBackupReading: Sendable {
+        case check
+        case extract(into: String)
     }
 
     /// The dump object (the only object of format 1).
@@ -34,7 +43,7 @@ struct PlaintextStream: Sendable {
     /// ones it has just hashed itself; `verify` and `restore` hash, for a proof that needs no
     /// trust in the writer.
     func run(into descriptor: Int32?, consumerMayStopEarly: Bool, hashPlaintext: Bool = true,
-             progress: TransferProgress) async throws(EngineError) -> Digest {
+             baseBackup reading: BaseBackupReading? = nil, progress: TransferProgress) async throws(EngineError) -> Digest {
         let storage = storage
         let key = key
         let manifest = manifest
@@ -47,6 +56,13 @@ struct PlaintextStream: Sendable {
                 let digest = hashPlaintext ? BlockHashingStage(blockSize: nil) : nil
                 var decoding: [any StreamStage] = [try Compression.decompressor(manifest.compression.algorithm)]
                 if let digest { decoding.append(digest) }
+                let tar: BaseBackupReader?
+                switch reading {
+                case nil: tar = nil
+                case .check: tar = BaseBackupReader()
+                case .extract(let directory): tar = BaseBackupReader(extractingInto: directory)
+                }
+                if let tar { decoding.append(tar) }
                 let sink = DescriptorSink(descriptor: descriptor, consumerMayStopEarly: consumerMayStopEarly)
                 let decoder = ThreadedPipeline(StagePipeline(decoding) { try sink.write($0) }, name: "decode")
                 let decrypting: [any StreamStage] = key.map { [ChunkDecryptor(key: $0, backupID: BackupIDBytes(manifest.id.rawValue))] } ?? []
@@ -58,7 +74,7 @@ struct PlaintextStream: Sendable {
                     decoder.cancel()
                     throw error
                 }
-                return Digest(size: sink.byteCount, sha256: digest?.sha256)
+                return Digest(size: sink.byteCount, sha256: digest?.sha256, baseBackup: tar?.contents)
             }
         } catch {
             throw EngineError.wrapping(error)

@@ -40,6 +40,9 @@ public struct PruneCommand: Sendable {
         public let unfinishedUploads: [IncompleteUpload]
         /// Kept backups whose data moved (or would move) to another storage class.
         public let tierMoves: [(id: BackupID, storageClass: String)]
+        /// Archived WAL files (and their records) older than every kept base backup: deleted,
+        /// or that would be.
+        public let walFilesDeleted: Int
         public let record: PruneRecord?
         public let dryRun: Bool
     }
@@ -57,7 +60,7 @@ public struct PruneCommand: Sendable {
         if options.dryRun {
             let plan = try await makePlan()
             return Result(decisions: plan.decisions, damaged: plan.damaged, orphans: plan.orphans, unfinishedUploads: plan.unfinishedUploads,
-                          tierMoves: plan.moves.map { ($0.id, $0.storageClass) }, record: nil, dryRun: true)
+                          tierMoves: plan.moves.map { ($0.id, $0.storageClass) }, walFilesDeleted: plan.expiredWAL.files.count, record: nil, dryRun: true)
         }
         // The lease comes before the listing, so the plan is made on what no other prune changes.
         return try await EnvironmentLease(context: context, purpose: .prune).holding { _ throws(EngineError) in
@@ -76,6 +79,8 @@ public struct PruneCommand: Sendable {
         let orphans: [String]
         let unfinishedUploads: [IncompleteUpload]
         let moves: [(id: BackupID, key: String, storageClass: String)]
+        /// Archived WAL files no kept base backup needs: their records, and the files.
+        let expiredWAL: (records: [String], files: [String])
         var doomed: [RetentionPolicy.Decision] { decisions.filter { !$0.keep } }
     }
 
@@ -101,8 +106,40 @@ public struct PruneCommand: Sendable {
 
         let leftovers = try await Leftovers.find(context, objects: objects, contents: contents, grace: options.orphanGrace, now: now)
         let moves = tierMoves(entries: contents.entries, keep: Set(decisions.filter(\.keep).map(\.id)), now: now)
+        let expiredWAL = try await expiredWAL(entries: contents.entries, keep: Set(decisions.filter(\.keep).map(\.id)),
+                                              damaged: !contents.damaged.isEmpty)
         return Plan(now: now, entries: contents.entries, damaged: contents.damaged, decisions: decisions, folders: leftovers.folders,
-                    orphans: leftovers.orphans, unfinishedUploads: leftovers.unfinishedUploads, moves: moves)
+                    orphans: leftovers.orphans, unfinishedUploads: leftovers.unfinishedUploads, moves: moves, expiredWAL: expiredWAL)
+    }
+
+    /// WAL is kept from the first segment of the oldest kept base backup on: recovery from any
+    /// kept base backup needs everything after its start. Older segments, backup history
+    /// files and partial segments of the same or earlier timelines go; timeline history files
+    /// stay (tiny, and recovery reads them to follow timelines). Nothing goes while no base
+    /// backup is kept, or while a damaged manifest might be one.
+    private func expiredWAL(entries: [BackupCatalog.Entry], keep: Set<BackupID>, damaged: Bool) async throws(EngineError) -> (records: [String], files: [String]) {
+        let kept = entries.filter { keep.contains($0.manifest.id) }.compactMap(\.manifest.physical)
+        guard let oldest = kept.min(by: { $0.startLSN < $1.startLSN }) else { return ([], []) }
+        guard !damaged else {
+            context.logger.warning("archived WAL is not pruned while a backup's manifest is damaged: it might be a base backup that needs it")
+            return ([], [])
+        }
+        let firstNeeded = oldest.firstWALSegment
+        let objects: [ObjectInfo]
+        do { objects = try await context.storage.list(prefix: context.location.walPrefix) }
+        catch { throw EngineError.wrapping(error, context: "cannot list the WAL archive") }
+        var records: [String] = []
+        var files: [String] = []
+        for object in objects {
+            let name = (object.key as NSString).lastPathComponent
+            let isRecord = name.hasSuffix(".json")
+            let fileName = isRecord ? String(name.dropLast(5)) : name
+            guard let file = try? WALFileName(fileName), !fileName.hasSuffix(".history"),
+                  file.timeline <= String(firstNeeded.prefix(8)),
+                  fileName.dropFirst(8).prefix(16) < firstNeeded.dropFirst(8).prefix(16) else { continue }
+            if isRecord { records.append(object.key) } else { files.append(object.key) }
+        }
+        return (records, files)
     }
 
     private func apply(_ plan: Plan) async throws(EngineError) -> Result {
@@ -147,8 +184,18 @@ public struct PruneCommand: Sendable {
                 context.logger.info("moved \(move.id) to \(move.storageClass)")
             }
         }
+        if !plan.expiredWAL.records.isEmpty || !plan.expiredWAL.files.isEmpty {
+            // Records first: a prune cut short leaves files without records, which read as not
+            // archived, never records without their files.
+            do {
+                try await context.storage.delete(plan.expiredWAL.records)
+                try await context.storage.delete(plan.expiredWAL.files)
+            } catch { throw EngineError.wrapping(error, context: "deleting archived WAL older than every kept base backup") }
+            context.logger.info("deleted \(plan.expiredWAL.files.count) archived WAL files older than every kept base backup")
+        }
         return Result(decisions: plan.decisions, damaged: plan.damaged, orphans: plan.orphans, unfinishedUploads: plan.unfinishedUploads,
-                      tierMoves: plan.moves.map { ($0.id, $0.storageClass) }, record: doomed.isEmpty ? nil : record, dryRun: false)
+                      tierMoves: plan.moves.map { ($0.id, $0.storageClass) }, walFilesDeleted: plan.expiredWAL.files.count,
+                      record: doomed.isEmpty ? nil : record, dryRun: false)
     }
 
     /// Data objects of kept backups that have aged into a tier they are not in yet. Manifests

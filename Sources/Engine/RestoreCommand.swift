@@ -106,6 +106,9 @@ public struct RestoreCommand: Sendable {
     /// checked, and the tools to restore it with. The caller holds a read lease on it.
     func load(_ id: BackupID) async throws(EngineError) -> Source {
         let manifest = try await BackupCatalog(context: context).load(id).manifest
+        guard !manifest.isPhysical else {
+            throw EngineError(.invalidOption, "\(id) is a physical base backup of the whole cluster, not a database dump: recover it with `backstop restore --physical \(id) --data-dir DIR` (optionally with a --target-*), or pick a logical backup from `backstop list`")
+        }
         let key = try options.encryption.key(for: manifest)
         try await PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key).checkSizes()
         do { return Source(id: id, manifest: manifest, key: key, tools: try await PostgresTools.locate(binDirectory: context.postgresBinDirectory)) }

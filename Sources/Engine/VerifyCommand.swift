@@ -64,6 +64,26 @@ public struct VerifyCommand: Sendable {
             let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
             try await stream.checkSizes()
             checks.append("object sizes")
+            if manifest.isPhysical {
+                let digest = try await stream.run(into: nil, consumerMayStopEarly: false, hashPlaintext: hashPlaintext,
+                                                  baseBackup: .check, progress: TransferProgress())
+                checks.append("block hashes")
+                if key != nil { checks.append("decryption") }
+                checks.append("decompression")
+                try stream.check(digest)
+                checks.append(digest.sha256 == nil ? "plaintext size" : "plaintext hash")
+                let contents = digest.baseBackup ?? BaseBackupContents()
+                try contents.checkComplete("base backup \(manifest.id)")
+                guard let range = contents.walRange, let physical = manifest.physical,
+                      range.start == physical.startLSN, range.end == physical.stopLSN, range.timeline == physical.timeline else {
+                    throw EngineError(.integrity, "the backup_manifest inside \(manifest.id) names another WAL range than its manifest.json: the backup is damaged or mixed up; restore from another backup")
+                }
+                checks.append("tar read to its end")
+                checks.append("backup_label and backup_manifest")
+                return Outcome(record: VerificationRecord(
+                    backupID: manifest.id, verifiedAt: context.timestamp, succeeded: true, checks: checks,
+                    archiveEntries: contents.entryCount, failure: nil, toolVersion: WorkerContext.toolVersion), failure: nil)
+            }
             let lister: ChildProcess
             do {
                 lister = try ChildProcess(executable: tools.pgRestore, arguments: ["--list"],

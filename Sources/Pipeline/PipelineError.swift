@@ -17,6 +17,8 @@ public struct PipelineError: Error, Equatable, CustomStringConvertible, Sendable
         public static let invalidHeader = Kind("invalid header")
         public static let invalidKey = Kind("invalid key")
         public static let crypto = Kind("crypto library")
+        /// A tar stream (a physical base backup) that is malformed or ends early.
+        public static let invalidArchive = Kind("invalid tar archive")
     }
 
     public let kind: Kind

@@ -16,6 +16,49 @@ extension PostgresConnection {
         return ServerVersion(text: row?[0] ?? "?", number: Int(row?[1] ?? "") ?? 0)
     }
 
+    /// What a physical base backup needs to know of the cluster.
+    public struct ClusterSettings: Sendable {
+        /// `archive_mode`: `on`, `always` or `off`.
+        public let archiveMode: String
+        public let archiveCommand: String
+        /// `wal_segment_size` in bytes.
+        public let walSegmentSize: UInt64
+        /// Tablespaces besides pg_default and pg_global.
+        public let extraTablespaces: [String]
+        public let clusterSize: Int64
+    }
+
+    public func clusterSettings() throws(PostgresError) -> ClusterSettings {
+        let row = try query("""
+            SELECT current_setting('archive_mode'), current_setting('archive_command'),
+                   (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'),
+                   (SELECT coalesce(string_agg(spcname, ', ' ORDER BY spcname), '') FROM pg_tablespace
+                    WHERE spcname NOT IN ('pg_default', 'pg_global')),
+                   (SELECT sum(pg_database_size(oid)) FROM pg_database WHERE datallowconn)
+            """).first
+        return ClusterSettings(archiveMode: row?[0] ?? "off", archiveCommand: row?[1] ?? "",
+                               walSegmentSize: UInt64(row?[2] ?? "") ?? 16 << 20,
+                               extraTablespaces: (row?[3] ?? "").split(separator: ", ").map(String.init),
+                               clusterSize: Int64(row?[4] ?? "") ?? 0)
+    }
+
+    /// `pg_stat_archiver`'s counters: whether archive_command keeps up or keeps failing.
+    public struct ArchiverState: Sendable, Equatable {
+        public let failedCount: Int64
+        public let lastFailedWAL: String?
+        /// Whether the last attempt failed (its failure is newer than the last success).
+        public let failing: Bool
+    }
+
+    public func archiverState() throws(PostgresError) -> ArchiverState {
+        let row = try query("""
+            SELECT failed_count, last_failed_wal,
+                   coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)
+            FROM pg_stat_archiver
+            """).first
+        return ArchiverState(failedCount: Int64(row?[0] ?? "") ?? 0, lastFailedWAL: row?[1] ?? nil, failing: row?[2] == "t")
+    }
+
     /// `pg_database_size` of the current database: the estimate for progress and ETA.
     public func databaseSize() throws(PostgresError) -> Int64 {
         Int64(try scalar("SELECT pg_database_size(current_database())") ?? "") ?? 0

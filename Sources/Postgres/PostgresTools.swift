@@ -11,6 +11,17 @@ public struct PostgresTools: Sendable {
     public let version: String
     public let majorVersion: Int
 
+    /// Another PostgreSQL program beside pg_dump (pg_basebackup, pg_ctl, pg_controldata,
+    /// pg_verifybackup): the same release, so versions agree.
+    public func program(_ name: String) throws(PostgresError) -> String {
+        let path = (pgDump as NSString).deletingLastPathComponent + "/" + name
+        guard access(path, X_OK) == 0 else {
+            let package = ["pg_ctl", "pg_controldata"].contains(name) ? "the PostgreSQL server package (postgresql-\(majorVersion))" : "postgresql-client-\(majorVersion)"
+            throw PostgresError(.toolMissing, "\(path) is not installed: install \(package), or point --pg-bin at a folder holding it")
+        }
+        return path
+    }
+
     /// Finds pg_dump and pg_restore in `binDirectory` (`--pg-bin`), else in the newest
     /// `/usr/lib/postgresql/<major>/bin` (Debian's layout, which skips the version-picking
     /// wrapper in /usr/bin), else on `PATH`.

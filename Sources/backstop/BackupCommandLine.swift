@@ -15,6 +15,10 @@ struct BackupCommandLine: AsyncParsableCommand {
                 --storage file:///var/backups --environment production \\
                 --database postgres://backup@localhost:5432/orders \\
                 --encryption-key-file /secrets/backup-key/key --keep-daily 7
+            With --physical, the whole cluster is copied by pg_basebackup (tar, no WAL)
+            and committed once the WAL it needs is in the environment's archive
+            (archive_command = 'backstop wal-push %p'); restore --physical recovers it
+            to a point in time.
             Progress goes to stderr; one JSON report line goes to stdout, last. With
             --keep-* the backup is followed by a prune; a prune that fails is reported
             (in the report's "prune") but does not fail a backup that committed.
@@ -28,6 +32,9 @@ struct BackupCommandLine: AsyncParsableCommand {
     @OptionGroup(title: "Backup") var compression: CompressionOptions
     @OptionGroup(title: "Backup") var report: ReportOptions
     @OptionGroup(title: "Backup") var tools: ToolOptions
+
+    @Flag(help: ArgumentHelp("A physical base backup of the whole cluster (pg_basebackup), for point-in-time recovery with the WAL archive (wal-push); needs archive_mode = on.", valueName: "physical"))
+    var physical = false
 
     @OptionGroup(title: "Retention (a prune after the backup, when any --keep-* is given)")
     var retention: RetentionOptions
@@ -69,7 +76,9 @@ struct BackupCommandLine: AsyncParsableCommand {
             report.storedBytes = result.manifest.storedBytes
             report.dumpBytes = result.manifest.plaintext.size
             report.verified = result.verification.succeeded
-            report.message = "\(result.manifest.tables.count) tables; verified: \(result.verification.checks.joined(separator: ", "))"
+            let contents = result.manifest.physical.map { "base backup, WAL \($0.firstWALSegment)…\($0.lastWALSegment) archived" }
+                ?? "\(result.manifest.tables.count) tables"
+            report.message = "\(contents); verified: \(result.verification.checks.joined(separator: ", "))"
             report.prune = outcome.prune
             report.serverMajorVersion = result.manifest.database.serverMajorVersion
         }
@@ -79,7 +88,7 @@ struct BackupCommandLine: AsyncParsableCommand {
         let (algorithm, resolvedLevel) = try compression.resolved()
         let settings = try database.settings()
         let source = try encryption.source()
-        do { return try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel, encryption: source) }
+        do { return try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel, encryption: source, physical: physical) }
         catch { throw CommandLineError(error) }
     }
 }

@@ -23,6 +23,18 @@ struct RestoreCommandLine: AsyncParsableCommand {
             restores into a temporary database, checks its row counts, then swaps it in
             (sessions connected to the old database are ended at the swap) and drops the
             old one; a failed restore leaves orders as it was.
+
+            Point-in-time recovery of a physical base backup (backup --physical) with the
+            WAL archive (wal-push):
+              backstop restore --physical --data-dir /var/lib/postgresql/17/restored \
+                --target-time 2026-12-01T10:15:00Z --start --run-as postgres ...
+            picks the newest base backup that ends before the target, unpacks it into
+            the empty --data-dir, writes recovery.signal and the recovery settings
+            (restore_command = 'backstop wal-fetch %f %p' with these storage options,
+            recovery_target_*, promote) into postgresql.auto.conf. With --start it
+            starts PostgreSQL (pg_ctl, log in backstop-recovery.log), waits for
+            recovery to end and checks where it stopped: an archive that ends before
+            the target fails the restore, and the server is not promoted.
             """)
 
     @Argument(help: "A backup id from `backstop list`, or latest.")
@@ -34,9 +46,12 @@ struct RestoreCommandLine: AsyncParsableCommand {
     @OptionGroup(title: "Restore") var encryption: EncryptionOptions
     @OptionGroup(title: "Restore") var report: ReportOptions
     @OptionGroup(title: "Restore") var tools: ToolOptions
+    @OptionGroup(title: "Point-in-time recovery (--physical)") var recovery: RecoveryOptions
     @OptionGroup(title: "S3") var s3: S3AccessOptions
 
     func run() async throws {
+        if recovery.physical { return try await recoverPhysical() }
+        try recovery.checkUnused()
         guard let given = WorkerOption.target.resolved(target.target) else {
             throw CommandLineError.usage("missing --target (or \(WorkerOption.target.environmentVariable)); give the database to restore into, e.g. --target postgres://user@host:5432/orders_restored")
         }
@@ -101,5 +116,149 @@ struct TargetOptions: ParsableArguments {
             if confirm != nil { throw .usage("--confirm goes with --replace") }
             return .newDatabase
         }
+    }
+}
+
+extension RestoreCommandLine {
+    /// `--physical`: a base backup and the WAL archive into a data directory.
+    private func recoverPhysical() async throws {
+        let targetGiven = target.target
+        let context = try WorkerSetup.context(storage: storage, s3: s3, scope: scope, tools: tools)
+        let options = try recovery.options(target: targetGiven, encryption: encryption, restoreCommand: try restoreCommand())
+        let run = CommandRun(command: "restore", reportPath: report.reportPath)
+        let reference = backup
+        let result: PhysicalRestoreCommand.Result
+        do {
+            result = try await runInterruptibly { try await PhysicalRestoreCommand(context: context, options: options).run(reference) }
+        } catch {
+            throw run.failed(error)
+        }
+        run.succeeded { report in
+            report.backupID = result.backupID
+            report.dumpBytes = result.restoredBytes
+            if let recoveredTo = result.recoveredTo {
+                report.message = "recovered base backup \(result.backupID) into \(result.dataDirectory): \(recoveredTo); promoted on timeline \(result.timeline.map(String.init) ?? "?")"
+            } else {
+                report.message = "base backup \(result.backupID) unpacked into \(result.dataDirectory) with recovery settings to \(options.target); start PostgreSQL on it to recover"
+            }
+        }
+    }
+
+    /// `restore_command`: this binary's `wal-fetch` with the same storage, scope, key and S3
+    /// options, as absolute paths (PostgreSQL runs it in the data directory). Credentials are
+    /// not written: the server reads them from its environment or --s3-credentials-dir.
+    private func restoreCommand() throws(CommandLineError) -> String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var words = [executable, "wal-fetch", "%f", "%p"]
+        let given: [(WorkerOption, String?)] = [
+            (.storage, storage.storage), (.namespace, scope.namespace), (.policy, scope.policy), (.environment, scope.environment),
+            (.encryptionKeyFile, encryption.encryptionKeyFile), (.passphraseFile, encryption.passphraseFile),
+            (.s3Endpoint, s3.endpoint), (.s3Region, s3.region), (.s3CAFile, s3.caFile), (.s3CredentialsDir, s3.credentialsDirectory),
+        ]
+        let paths: Set<WorkerOption> = [.encryptionKeyFile, .passphraseFile, .s3CAFile, .s3CredentialsDir]
+        for (option, flag) in given {
+            guard let value = option.resolved(flag)?.value else { continue }
+            let absolute = paths.contains(option) && !value.hasPrefix("/") ? FileManager.default.currentDirectoryPath + "/" + value : value
+            if option == .storage, value.hasPrefix("file://"), !value.hasPrefix("file:///") {
+                throw .usage("--storage \(value) is relative: recovery runs wal-fetch in the data directory; give an absolute file:/// path")
+            }
+            words += ["--" + option.flag, absolute]
+        }
+        if try WorkerOption.s3PathStyle.resolvedSwitch(s3.pathStyle) { words.append("--" + WorkerOption.s3PathStyle.flag) }
+        // PostgreSQL hands the command to sh; %f and %p stay unquoted for it to substitute.
+        return words.map { $0 == "%f" || $0 == "%p" ? $0 : "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+    }
+}
+
+/// `--physical` and its recovery target, data directory and server.
+struct RecoveryOptions: ParsableArguments {
+    @Flag(help: "Recover a physical base backup into --data-dir, replaying archived WAL to the target.")
+    var physical = false
+
+    @Option(help: ArgumentHelp("Stop at this time: RFC 3339 with Z or an offset.", valueName: "time"))
+    var targetTime: String?
+
+    @Option(help: ArgumentHelp("Stop at this WAL location, e.g. 0/3000028.", valueName: "lsn"))
+    var targetLsn: String?
+
+    @Option(help: ArgumentHelp("Stop at this restore point (pg_create_restore_point).", valueName: "name"))
+    var targetName: String?
+
+    @Option(help: ArgumentHelp("An empty or new folder for the recovered cluster.", valueName: "directory"))
+    var dataDir: String?
+
+    @Flag(help: "Start PostgreSQL on it, wait for recovery to end and check where it stopped.")
+    var start = false
+
+    @Option(help: ArgumentHelp("With --start as root: the user the server runs as (pg_ctl refuses root); the files are given to it.", valueName: "user"))
+    var runAs: String?
+
+    @Option(help: ArgumentHelp("Give the restored files to this user (name or uid; 999 for the official postgres image).", valueName: "user"))
+    var owner: String?
+
+    @Option(help: ArgumentHelp("Run the recovered server on this port instead of the backed-up one.", valueName: "port"))
+    var port: Int?
+
+    @Option(help: ArgumentHelp("latest: follow every later timeline in the archive (PostgreSQL's default); current: stay on the base backup's; or a timeline number.", valueName: "latest|current|N"))
+    var targetTimeline: String = "latest"
+
+    @Option(help: ArgumentHelp("preserve: the recovered server archives as its source did, on a new timeline (it takes the source's place); off: it does not archive (a copy to look at).", valueName: "preserve|off"))
+    var archiveMode: String = "preserve"
+
+    /// Refuses recovery options without --physical: they would be silently ignored.
+    func checkUnused() throws(CommandLineError) {
+        let values: [(flag: String, value: String?)] = [
+            ("--target-time", targetTime), ("--target-lsn", targetLsn), ("--target-name", targetName), ("--data-dir", dataDir),
+            ("--run-as", runAs), ("--owner", owner), ("--port", port.map(String.init)),
+            ("--archive-mode", archiveMode == "preserve" ? nil : archiveMode),
+            ("--target-timeline", targetTimeline == "latest" ? nil : targetTimeline), ("--start", start ? "" : nil),
+        ]
+        let given = values.filter { $0.value != nil }.map(\.flag)
+        if let first = given.first { throw .usage("\(first) goes with --physical (point-in-time recovery of a base backup)") }
+    }
+
+    func options(target: String?, encryption: EncryptionOptions, restoreCommand: String) throws(CommandLineError) -> PhysicalRestoreCommand.Options {
+        guard let dataDir, !dataDir.isEmpty else {
+            throw .usage("--physical needs --data-dir: an empty or new folder for the recovered cluster")
+        }
+        var targets: [RecoveryTarget] = []
+        do {
+            if let targetTime { targets.append(.time(try RecoveryTime(targetTime))) }
+            if let targetLsn { targets.append(.lsn(try LogSequenceNumber(targetLsn))) }
+        } catch {
+            throw .usage("\(error.field == "LSN" ? "--target-lsn" : error.field): \(error.problem); \(error.fix)")
+        }
+        if let targetName {
+            guard !targetName.isEmpty else { throw .usage("--target-name is empty; name the restore point") }
+            targets.append(.name(targetName))
+        }
+        if let target {
+            guard target == "immediate" else {
+                throw .usage("--target \(target): with --physical, --target takes only immediate (stop once the base backup is consistent); use --target-time, --target-lsn or --target-name for a point")
+            }
+            targets.append(.immediate)
+        }
+        guard targets.count <= 1 else { throw .usage("give one recovery target: --target-time, --target-lsn, --target-name or --target immediate") }
+        if let port, !(1...65535).contains(port) { throw .usage("--port \(port) is not a TCP port") }
+        guard ["latest", "current"].contains(targetTimeline) || UInt32(targetTimeline).map({ $0 > 0 }) == true else {
+            throw .usage("--target-timeline \(targetTimeline): use latest, current or a timeline number such as 2")
+        }
+        guard ["preserve", "off"].contains(archiveMode) else {
+            throw .usage("--archive-mode \(archiveMode): use preserve (the recovered server archives like its source) or off (a copy that does not archive)")
+        }
+        let user = runAs ?? owner
+        if let runAs, let owner, runAs != owner {
+            throw .usage("--run-as \(runAs) and --owner \(owner) differ: the server must own its files; give one")
+        }
+        if start, getuid() == 0, user == nil {
+            throw .usage("--start as root needs --run-as USER (pg_ctl refuses root): the user PostgreSQL runs as, e.g. postgres")
+        }
+        let resolvedOwner: PhysicalRestoreCommand.Owner?
+        do { resolvedOwner = try user.map { (name: String) throws(EngineError) in try PhysicalRestoreCommand.Owner.lookUp(name) } }
+        catch { throw CommandLineError(error) }
+        let absolute = dataDir.hasPrefix("/") ? dataDir : FileManager.default.currentDirectoryPath + "/" + dataDir
+        return PhysicalRestoreCommand.Options(target: targets.first ?? .endOfArchive, dataDirectory: absolute,
+                                              encryption: try encryption.source(), restoreCommand: restoreCommand,
+                                              start: start, owner: resolvedOwner, port: port, keepsArchiving: archiveMode == "preserve", timeline: targetTimeline)
     }
 }

@@ -130,5 +130,6 @@ func pruneSummary(_ result: PruneCommand.Result) -> String {
     if !result.damaged.isEmpty { parts.append("\(result.damaged.count) damaged left alone (\(result.damaged.map(\.id.rawValue).joined(separator: ", ")))") }
     parts.append("\(result.orphans.count) leftover folders")
     if !result.unfinishedUploads.isEmpty { parts.append("\(result.unfinishedUploads.count) unfinished uploads") }
+    if result.walFilesDeleted > 0 { parts.append("\(result.walFilesDeleted) archived WAL files older than every kept base backup") }
     return parts.joined(separator: "; ")
 }

@@ -10,52 +10,6 @@ import Testing
 /// a folder that user can reach: a private clone's build folder may not be.
 @Suite("Continuous archiving against PostgreSQL", .serialized, .enabled(if: TestEnvironment.integrationEnabled))
 struct WALArchivingTests {
-    static let bin = ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
-        .compactMap(Int.init).max().map { "/usr/lib/postgresql/\($0)/bin" } ?? "/usr/bin"
-
-    /// Runs a PostgreSQL tool as the postgres user, from `/` (which it can always enter).
-    @discardableResult
-    func asPostgres(_ tool: String, _ arguments: [String]) async throws -> String {
-        let result = try await ToolProcess.run("/usr/sbin/runuser", ["-u", "postgres", "--", "\(Self.bin)/\(tool)"] + arguments)
-        guard result.status == 0 else { throw TestFailure("\(tool) \(arguments.joined(separator: " ")) failed: \(result.errors)") }
-        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    @discardableResult
-    func sql(_ port: Int, _ statement: String, database: String = "postgres") async throws -> String {
-        try await asPostgres("psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-d", database, "-tA", "-v", "ON_ERROR_STOP=1", "-c", statement])
-    }
-
-    static func freePort() -> Int {
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    /// `pg_ctl start`, through the worker's own child process runner: Foundation's `Process`
-    /// does not see the end of a child that leaves a daemon behind (`waitUntilExit` hangs).
-    func start(_ data: String, log: String) async throws {
-        let starter = try ChildProcess(executable: "/bin/sh", arguments: [
-            "-c", "cd / && exec runuser -u postgres -- '\(Self.bin)/pg_ctl' -D '\(data)' -l '\(log)' -w -t 120 start",
-        ], standardOutput: .null)
-        guard await starter.wait().termination.succeeded else {
-            throw TestFailure("pg_ctl start of \(data) failed: \((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2_000) ?? "")")
-        }
-    }
-
-    func append(_ lines: [String], to file: String) throws {
-        let handle = try #require(FileHandle(forWritingAtPath: file))
-        handle.seekToEndOfFile()
-        handle.write(Data((lines.joined(separator: "\n") + "\n").utf8))
-        try handle.close()
-    }
-
     @Test("archive_command = backstop wal-push archives the segments; a base backup without WAL recovers to a named restore point through restore_command = backstop wal-fetch")
     func archiveAndRecover() async throws {
         try TestEnvironment.requireServer()
@@ -68,55 +22,55 @@ struct WALArchivingTests {
         _ = try await ToolProcess.run("/bin/chown", ["postgres:postgres", root])
 
         let location = "BACKSTOP_STORAGE=file://\(root)/archive BACKSTOP_NAMESPACE=shop BACKSTOP_POLICY=orders BACKSTOP_ENVIRONMENT=wal"
-        let port = Self.freePort()
-        try await asPostgres("initdb", ["-D", root + "/data", "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
-        try append([
+        let port = ClusterTools.freePort()
+        try await ClusterTools.asPostgres("initdb", ["-D", root + "/data", "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
+        try ClusterTools.append([
             "listen_addresses = '127.0.0.1'", "port = \(port)", "unix_socket_directories = '\(root)'", "fsync = off",
             "wal_level = replica", "archive_mode = on",
             "archive_command = 'env \(location) \(root)/bin/backstop wal-push %p'",
         ], to: root + "/data/postgresql.conf")
-        try await start(root + "/data", log: root + "/server.log")
+        try await ClusterTools.start(root + "/data", log: root + "/server.log")
         var running = [root + "/data"]
         defer {
             for data in running {
-                _ = try? Process.run(URL(fileURLWithPath: "/usr/sbin/runuser"), arguments: ["-u", "postgres", "--", "\(Self.bin)/pg_ctl", "-D", data, "-m", "immediate", "stop"]).waitUntilExit()
+                _ = try? Process.run(URL(fileURLWithPath: "/usr/sbin/runuser"), arguments: ["-u", "postgres", "--", "\(ClusterTools.bin)/pg_ctl", "-D", data, "-m", "immediate", "stop"]).waitUntilExit()
             }
         }
 
-        try await sql(port, "CREATE TABLE ledger (id int PRIMARY KEY, note text); INSERT INTO ledger SELECT g, 'before the base backup' FROM generate_series(1, 1000) g")
+        try await ClusterTools.sql(port, "CREATE TABLE ledger (id int PRIMARY KEY, note text); INSERT INTO ledger SELECT g, 'before the base backup' FROM generate_series(1, 1000) g")
         // The base backup carries no WAL: recovery must fetch all of it from the archive.
-        try await asPostgres("pg_basebackup", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-D", root + "/base", "-X", "none", "-c", "fast"])
-        try await sql(port, "INSERT INTO ledger SELECT g, 'after the base backup' FROM generate_series(1001, 2000) g")
-        try await sql(port, "SELECT pg_create_restore_point('before_cleanup')")
-        try await sql(port, "DELETE FROM ledger WHERE id > 500")
-        let last = try await sql(port, "SELECT pg_walfile_name(pg_switch_wal())")
+        try await ClusterTools.asPostgres("pg_basebackup", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-D", root + "/base", "-X", "none", "-c", "fast"])
+        try await ClusterTools.sql(port, "INSERT INTO ledger SELECT g, 'after the base backup' FROM generate_series(1001, 2000) g")
+        try await ClusterTools.sql(port, "SELECT pg_create_restore_point('before_cleanup')")
+        try await ClusterTools.sql(port, "DELETE FROM ledger WHERE id > 500")
+        let last = try await ClusterTools.sql(port, "SELECT pg_walfile_name(pg_switch_wal())")
         let archived = try await Polling.until(timeout: .seconds(30)) {
-            try await sql(port, "SELECT coalesce(last_archived_wal, '') >= '\(last)' FROM pg_stat_archiver") == "t"
+            try await ClusterTools.sql(port, "SELECT coalesce(last_archived_wal, '') >= '\(last)' FROM pg_stat_archiver") == "t"
         }
         #expect(archived, "the archiver reached \(last)")
-        #expect(try await sql(port, "SELECT failed_count FROM pg_stat_archiver") == "0", "no archive_command failed")
+        #expect(try await ClusterTools.sql(port, "SELECT failed_count FROM pg_stat_archiver") == "0", "no archive_command failed")
         let segments = try FileManager.default.contentsOfDirectory(atPath: "\(root)/archive/shop/orders/wal/wal/00000001")
         #expect(segments.contains(last) && segments.contains(last + ".json"), "\(segments.sorted())")
-        try await asPostgres("pg_ctl", ["-D", root + "/data", "-m", "fast", "-w", "stop"])
+        try await ClusterTools.asPostgres("pg_ctl", ["-D", root + "/data", "-m", "fast", "-w", "stop"])
         running.removeAll()
 
         // Recovery of the base backup to the restore point, its WAL fetched by backstop.
-        let recoveredPort = Self.freePort()
-        try append([
+        let recoveredPort = ClusterTools.freePort()
+        try ClusterTools.append([
             "port = \(recoveredPort)", "archive_mode = off",
             "restore_command = 'env \(location) \(root)/bin/backstop wal-fetch %f %p'",
             "recovery_target_name = 'before_cleanup'", "recovery_target_action = 'promote'",
         ], to: root + "/base/postgresql.conf")
         #expect(FileManager.default.createFile(atPath: root + "/base/recovery.signal", contents: nil))
         _ = try await ToolProcess.run("/bin/chown", ["postgres:postgres", root + "/base/recovery.signal"])
-        try await start(root + "/base", log: root + "/recovered.log")
+        try await ClusterTools.start(root + "/base", log: root + "/recovered.log")
         running = [root + "/base"]
         let promoted = try await Polling.until(timeout: .seconds(60)) {
-            try await sql(recoveredPort, "SELECT NOT pg_is_in_recovery()") == "t"
+            try await ClusterTools.sql(recoveredPort, "SELECT NOT pg_is_in_recovery()") == "t"
         }
         let log = (try? String(contentsOfFile: root + "/recovered.log", encoding: .utf8)) ?? ""
         #expect(promoted, "recovery ended: \(log.suffix(2_000))")
-        #expect(try await sql(recoveredPort, "SELECT count(*) FROM ledger") == "2000", "the rows up to the restore point, not the delete after it")
+        #expect(try await ClusterTools.sql(recoveredPort, "SELECT count(*) FROM ledger") == "2000", "the rows up to the restore point, not the delete after it")
         #expect(log.contains("recovery stopping at restore point \"before_cleanup\""), "\(log.suffix(2_000))")
         #expect(log.contains("restored log file \"\(last.prefix(16))"), "the WAL came from the archive")
     }
