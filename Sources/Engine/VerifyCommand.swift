@@ -13,10 +13,14 @@ internal import Glibc
 public struct VerifyCommand: Sendable {
     let context: WorkerContext
     let encryption: EncryptionSource
+    /// `--deep`: a physical base backup is also unpacked under this folder and checked file by
+    /// file against its backup_manifest by pg_verifybackup; `nil` for the usual read-back.
+    let deepScratch: String?
 
-    public init(context: WorkerContext, encryption: EncryptionSource) {
+    public init(context: WorkerContext, encryption: EncryptionSource, deepScratch: String? = nil) {
         self.context = context
         self.encryption = encryption
+        self.deepScratch = deepScratch
     }
 
     /// Verifies `latest` or an id. Throws the first problem after recording it.
@@ -24,6 +28,9 @@ public struct VerifyCommand: Sendable {
         let catalog = BackupCatalog(context: context)
         let id = try await catalog.resolve(reference)
         let manifest = try await catalog.load(id).manifest
+        if deepScratch != nil, !manifest.isPhysical {
+            throw EngineError(.invalidOption, "--deep checks a physical base backup with pg_verifybackup; \(id) is a logical dump, which verify already lists with pg_restore: leave --deep out")
+        }
         let key = try encryption.key(for: manifest)
         return try await verify(manifest, key: key)
     }
@@ -35,7 +42,10 @@ public struct VerifyCommand: Sendable {
         let tools: PostgresTools
         do { tools = try await PostgresTools.locate(binDirectory: context.postgresBinDirectory) }
         catch { throw EngineError.wrapping(error) }
-        let outcome = await check(manifest, key: key, tools: tools)
+        var outcome = await check(manifest, key: key, tools: tools)
+        if outcome.failure == nil, let deepScratch {
+            outcome = await deepCheck(manifest, key: key, tools: tools, scratch: deepScratch, after: outcome.record)
+        }
         guard let failure = outcome.failure else {
             try await catalog.record(outcome.record)
             context.logger.info("\(Self.summary(of: outcome.record))")
@@ -53,6 +63,42 @@ public struct VerifyCommand: Sendable {
     struct Outcome: Sendable {
         let record: VerificationRecord
         let failure: EngineError?
+    }
+
+    /// Unpacks the base backup into a folder of its own under `scratch` and has pg_verifybackup
+    /// check every file against pg_basebackup's backup_manifest (sizes and checksums); the
+    /// WAL is not in the backup, so pg_verifybackup does not look for it. The folder goes
+    /// afterwards, whatever the outcome.
+    private func deepCheck(_ manifest: BackupManifest, key: EncryptionKey?, tools: PostgresTools, scratch: String,
+                           after previous: VerificationRecord) async -> Outcome {
+        var checks = previous.checks
+        let folder = scratch + "/backstop-verify-\(manifest.id)-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        do throws(EngineError) {
+            let verifier: String
+            do { verifier = try tools.program("pg_verifybackup") } catch { throw EngineError.wrapping(error) }
+            guard mkdir(folder, 0o700) == 0 else {
+                throw EngineError(.invalidOption, "cannot create \(folder) for --deep: \(String(cString: strerror(errno))); point --scratch-dir at a writable folder with room for the cluster")
+            }
+            let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
+            let digest = try await stream.run(into: nil, consumerMayStopEarly: false, baseBackup: .extract(into: folder), progress: TransferProgress())
+            try stream.check(digest)
+            let result: ChildProcess.Outcome
+            do { result = try await ChildProcess(executable: verifier, arguments: ["--no-parse-wal", "--quiet", folder], standardOutput: .collect).wait() }
+            catch { throw EngineError.wrapping(error) }
+            guard result.termination.succeeded else {
+                let detail = (result.standardError + result.standardOutput).split(separator: "\n").prefix(3).joined(separator: "; ")
+                throw EngineError(.integrity, "pg_verifybackup finds base backup \(manifest.id) damaged: \(detail); restore from another backup")
+            }
+            checks.append("pg_verifybackup")
+            return Outcome(record: VerificationRecord(
+                backupID: manifest.id, verifiedAt: context.timestamp, succeeded: true, checks: checks,
+                archiveEntries: previous.archiveEntries, failure: nil, toolVersion: WorkerContext.toolVersion), failure: nil)
+        } catch {
+            return Outcome(record: VerificationRecord(
+                backupID: manifest.id, verifiedAt: context.timestamp, succeeded: false, checks: checks,
+                archiveEntries: nil, failure: error.message, toolVersion: WorkerContext.toolVersion), failure: error)
+        }
     }
 
     /// Re-reads the stored objects of `manifest` and proves them against it, recording nothing.

@@ -16,7 +16,9 @@ struct VerifyCommandLine: AsyncParsableCommand {
               backstop verify --chain --storage s3://acme-backups/k8s
             Exits 1 naming the first mismatch (object, block, offset). --chain
             follows the manifests' hash chain instead: it names a damaged or
-            altered manifest and checks the rest.
+            altered manifest and checks the rest. A physical base backup is read
+            as a tar to its end (backup_label and backup_manifest present); --deep
+            also unpacks it under --scratch-dir and runs pg_verifybackup.
             """)
 
     @Argument(help: "A backup id from `backstop list`, or latest.")
@@ -24,6 +26,11 @@ struct VerifyCommandLine: AsyncParsableCommand {
 
     @OptionGroup(title: "Verify") var mode: ChainOption
 
+    @Flag(help: "For a physical base backup: also unpack it into a scratch folder and run pg_verifybackup on it.")
+    var deep = false
+
+    @Option(help: ArgumentHelp("Where --deep unpacks (needs room for the whole cluster; default the temporary folder).", valueName: "directory"))
+    var scratchDir: String?
 
     @OptionGroup(title: "Verify") var storage: StorageOption
     @OptionGroup(title: "Verify") var scope: ScopeOptions
@@ -40,7 +47,8 @@ struct VerifyCommandLine: AsyncParsableCommand {
         let run = CommandRun(command: "verify", reportPath: report.reportPath)
         let reference = backup
         do {
-            let record = try await runInterruptibly { try await VerifyCommand(context: context, encryption: source).run(reference) }
+            let scratch = deep ? (scratchDir ?? FileManager.default.temporaryDirectory.path) : nil
+            let record = try await runInterruptibly { try await VerifyCommand(context: context, encryption: source, deepScratch: scratch).run(reference) }
             run.succeeded { report in
                 report.backupID = record.backupID
                 report.verified = true

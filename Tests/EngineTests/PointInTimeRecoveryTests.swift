@@ -122,6 +122,8 @@ struct PointInTimeRecoveryTests {
         try #require(backup.termination.succeeded, "\(backup.standardError)")
         let report = backup.standardOutput
         #expect(report.contains("\"verified\":true") && report.contains("backup_label and backup_manifest"), "\(report)")
+        let deep = try await rig.backstop(["verify", "latest", "--deep", "--scratch-dir", rig.root] + rig.key)
+        #expect(deep.termination.succeeded && deep.standardOutput.contains("pg_verifybackup"), "\(deep.standardError)")
 
         // Batches of rows with a time, a restore point and an LSN between them.
         _ = try await rig.sql("INSERT INTO ledger SELECT generate_series(101, 200)")
