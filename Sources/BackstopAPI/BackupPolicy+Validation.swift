@@ -19,6 +19,9 @@ extension BackupPolicy {
         public var rpo: FixedDuration?
         public var rto: FixedDuration?
         public var drill: ResolvedDrill?
+        public var method: BackupMethod = .logical
+        /// Whether the cluster archives its WAL into this environment.
+        public var walArchiving = false
     }
 
     public struct ResolvedDrill: Sendable, Equatable {
@@ -56,7 +59,9 @@ extension BackupPolicy {
                     ResolvedDrill(schedule: drill.schedule, suspend: drill.suspend ?? environment.suspend ?? spec.suspend ?? false,
                                   scratch: drill.scratch?.database.map { .server(Database(port: 5432, name: "postgres", sslMode: "require").overridden(by: $0)) }
                                     ?? .sidecar(image: drill.scratch?.image))
-                }))
+                },
+                method: environment.method ?? .logical,
+                walArchiving: environment.walArchiving?.enabled ?? false))
         }
         return resolved
     }
@@ -107,6 +112,16 @@ extension BackupPolicy {
             if let rpo = environment.objectives?.rpo { _ = try FixedDuration(parsing: rpo, field: field + ".objectives.rpo") }
             if let rto = environment.objectives?.rto { _ = try FixedDuration(parsing: rto, field: field + ".objectives.rto") }
             if let drill = environment.drill { try Self.checkDrill(drill, field: field + ".drill") }
+            if environment.method == .physical {
+                guard environment.walArchiving?.enabled == true else {
+                    throw BackstopAPIError(field: field + ".method", problem: "physical backups without WAL archiving cannot be recovered",
+                                           fix: "set walArchiving: {enabled: true} and archive_command = 'backstop wal-push %p' in the PostgreSQL pod (see k8s/examples/postgres-archiving.yaml), or use method: logical")
+                }
+                guard environment.drill == nil else {
+                    throw BackstopAPIError(field: field + ".drill", problem: "restore drills restore logical dumps, and this environment takes physical base backups",
+                                           fix: "remove drill here, or add a logical environment with the drill")
+                }
+            }
         }
     }
 

@@ -131,6 +131,22 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var retention: Retention?
         public var objectives: Objectives?
         public var drill: Drill?
+        /// `logical` (pg_dump of the database; the default) or `physical` (pg_basebackup of the
+        /// cluster, for point-in-time recovery with the WAL archive).
+        public var method: BackupMethod?
+        public var walArchiving: WALArchiving?
+    }
+
+    public enum BackupMethod: String, Codable, Sendable, Equatable, CaseIterable {
+        case logical
+        case physical
+    }
+
+    /// The cluster archives its WAL into this environment (`archive_command = 'backstop
+    /// wal-push %p'`, set up in the PostgreSQL pod); physical backups need it.
+    public struct WALArchiving: Codable, Sendable, Equatable {
+        public var enabled: Bool?
+        public init(enabled: Bool?) { self.enabled = enabled }
     }
 
     /// How the worker's pods run: what clusters need of every workload (pull secrets, nodes,

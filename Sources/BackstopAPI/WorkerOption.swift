@@ -10,6 +10,8 @@ public enum WorkerOption: String, CaseIterable, Sendable {
     case passwordFile = "password-file"
     case compression
     case level
+    /// `backstop backup --physical` (`BACKSTOP_PHYSICAL=true`): a base backup of the cluster.
+    case physical
     case encryptionKeyFile = "encryption-key-file"
     case passphraseFile = "passphrase-file"
     case target

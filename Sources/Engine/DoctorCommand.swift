@@ -112,6 +112,7 @@ public struct DoctorCommand: Sendable {
             return checks
         }
         checks.append(recency(newest.manifest))
+        if let archiving = await archiving(expected: contents.entries.contains { $0.manifest.isPhysical }) { checks.append(archiving) }
         checks.append(verification(newest))
         checks.append(await drill(newest: newest.manifest))
         checks.append(await chain(catalog))
@@ -131,6 +132,39 @@ public struct DoctorCommand: Sendable {
                          hint: "backups are not running or fail: `kubectl get jobs -l backstop.dev/environment=\(context.location.environment)` and `kubectl logs` on the newest; `kubectl describe bp \(context.location.policy)`")
         }
         return Check("rpo", .ok, "\(description) (RPO \(rpo))")
+    }
+
+    /// The WAL archive's newest file against the RPO, as seed 000's doctor says "WAL archiving
+    /// to s3://… — last archive 5 minutes ago"; with a database, whether archive_command is
+    /// failing right now. No line for an environment that neither archives nor has base backups.
+    func archiving(expected: Bool) async -> Check? {
+        let objects: [ObjectInfo]
+        do { objects = try await context.storage.list(prefix: context.location.walPrefix) } catch {
+            return Check("archiving", .fail, "Cannot list the WAL archive: \(error.message)", hint: "check the storage's list permission")
+        }
+        // Keys sort by timeline, then segment: the last segment record is the newest archived.
+        let newest = objects.last { $0.key.hasSuffix(".json") && !$0.key.hasSuffix(".history.json") }
+        guard let newest else {
+            guard expected else { return nil }
+            return Check("archiving", .fail, "Base backups are kept, but no WAL is archived in \(context.storage.displayName)/\(context.location.walPrefix)",
+                         hint: "a base backup cannot be recovered without its WAL: set archive_mode = on and archive_command = 'backstop wal-push %p' with this storage and environment")
+        }
+        let record: WALRecord
+        do { record = try JSONDecoder().decode(WALRecord.self, from: Data(try await context.storage.get(newest.key))) } catch {
+            return Check("archiving", .fail, "The newest WAL record \(newest.key) cannot be read: \(error)", hint: "the archive is damaged there: look at it, and take a new base backup")
+        }
+        if let settings = options.database,
+           let state = try? await PostgresConnection.with(settings, { try await $0.archiverState() }), state.failing {
+            return Check("archiving", .fail, "archive_command is failing (last failed: \(state.lastFailedWAL ?? "?"), \(state.failedCount) failures); last archived \(record.fileName)",
+                         hint: "the server's log says why; WAL piles up in pg_wal until it succeeds, and point-in-time recovery stops at the last archived file")
+        }
+        let age = context.now() - Double(record.archivedAt.secondsSince1970)
+        let description = "WAL archiving to \(context.storage.displayName)/\(context.location.walPrefix) — last archive \(Self.age(age)) ago (\(record.fileName))"
+        if let rpo = options.rpo, age > Double(rpo.seconds) {
+            return Check("archiving", .fail, "\(description): older than the RPO of \(rpo)",
+                         hint: "check pg_stat_archiver on the server; on a quiet server set archive_timeout (e.g. 5min) so a segment is archived at least that often")
+        }
+        return Check("archiving", .ok, description)
     }
 
     func verification(_ entry: BackupCatalog.Entry) -> Check {

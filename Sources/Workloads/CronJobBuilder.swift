@@ -89,6 +89,7 @@ public struct CronJobBuilder: Sendable {
         let owner = Self.controllerReference(apiVersion: BackupPolicy.apiVersion, kind: BackupPolicy.kind, metadata: policy.metadata)
         var (variables, mounts, volumes) = worker(policy, environment, database: databaseVariables(environment.database, option: .database))
         variables += retentionVariables(environment)
+        if environment.method == .physical { variables.append(.plain(WorkerOption.physical.environmentVariable, "true")) }
         return CronJob(
             metadata: ObjectMeta(name: Self.name(policy: policy.metadata.name, environment: environment.name),
                                      namespace: policy.metadata.namespace, labels: labels, ownerReferences: owner),

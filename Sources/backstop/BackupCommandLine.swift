@@ -33,7 +33,8 @@ struct BackupCommandLine: AsyncParsableCommand {
     @OptionGroup(title: "Backup") var report: ReportOptions
     @OptionGroup(title: "Backup") var tools: ToolOptions
 
-    @Flag(help: ArgumentHelp("A physical base backup of the whole cluster (pg_basebackup), for point-in-time recovery with the WAL archive (wal-push); needs archive_mode = on.", valueName: "physical"))
+    @Flag(name: .customLong(WorkerOption.physical.flag),
+          help: "A physical base backup of the whole cluster (pg_basebackup), for point-in-time recovery with the WAL archive (wal-push); needs archive_mode = on and a role with REPLICATION (env \(WorkerOption.physical.environmentVariable)=true).")
     var physical = false
 
     @OptionGroup(title: "Retention (a prune after the backup, when any --keep-* is given)")
@@ -88,7 +89,7 @@ struct BackupCommandLine: AsyncParsableCommand {
         let (algorithm, resolvedLevel) = try compression.resolved()
         let settings = try database.settings()
         let source = try encryption.source()
-        do { return try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel, encryption: source, physical: physical) }
+        do { return try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel, encryption: source, physical: try WorkerOption.physical.resolvedSwitch(physical)) }
         catch { throw CommandLineError(error) }
     }
 }

@@ -97,6 +97,9 @@ struct BackupPolicyTests {
         ("no host", spec { $0["database"] = ["name": "orders", "credentialsSecret": "s"] }, "spec.environments[1].database.host"),
         ("bad port", environment(2) { $0["database"] = ["port": 70000] }, "spec.environments[2].database.port"),
         ("bad sslmode", spec { $0["database"] = ["host": "db", "name": "orders", "credentialsSecret": "s", "sslMode": "maybe"] }, "spec.environments[0].database.sslMode"),
+        ("physical without archiving", environment(0) { $0["method"] = "physical" }, "spec.environments[0].method"),
+        ("physical drill", environment(0) { $0["method"] = "physical"; $0["walArchiving"] = ["enabled": true]; $0["drill"] = ["schedule": "0 5 * * 0"] },
+         "spec.environments[0].drill"),
         ("bad policy name", { @Sendable in $0["metadata"] = ["name": "Orders_DB"] }, "metadata.name"),
     ] as [(String, Edit, String)])
     func invalid(_ name: String, _ edit: Edit, _ field: String) throws {

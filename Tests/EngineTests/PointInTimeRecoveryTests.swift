@@ -136,6 +136,8 @@ struct PointInTimeRecoveryTests {
         let afterFourHundred = try await rig.sql("SELECT pg_current_wal_insert_lsn()")
         _ = try await rig.sql("INSERT INTO ledger SELECT generate_series(401, 500)")
         try await rig.archiveEverything()
+        let doctor = try await rig.backstop(["doctor", "--rpo", "1h", "--database", "postgres://postgres@127.0.0.1:\(rig.port)/postgres"] + rig.key)
+        #expect(doctor.standardOutput.contains("✓ WAL archiving to"), "\(doctor.standardOutput)")
 
         // A time given with an offset stands for the same instant.
         for (name, target, rows) in [

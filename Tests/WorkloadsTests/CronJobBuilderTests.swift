@@ -39,6 +39,16 @@ struct CronJobBuilderTests {
         }
     }
 
+    @Test("a physical environment's backups run with BACKSTOP_PHYSICAL; the others' do not")
+    func physicalMethod() throws {
+        var policy = try Self.example()
+        policy.spec.environments[0].method = .physical
+        policy.spec.environments[0].walArchiving = .init(enabled: true)
+        let cronJobs = try CronJobBuilder(settings: .init(workerImage: "w")).cronJobs(for: policy)
+        let physical = cronJobs.map { $0.spec.jobTemplate.spec.template.spec.containers[0].env.first { $0.name == WorkerOption.physical.environmentVariable }?.value }
+        #expect(physical == ["true", nil, nil])
+    }
+
     @Test("every worker option comes from the one table; Secrets are referenced, never copied")
     func workerEnvironment() throws {
         let cronJob = try CronJobBuilder(settings: .init(workerImage: "w")).cronJobs(for: Self.example())[0]
