@@ -19,16 +19,18 @@
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcurl4-openssl-dev libpq-dev libssl-dev libyaml-dev libzstd-dev zlib1g-dev pkg-config \
+      libcurl4-openssl-dev libpq-dev libssl-dev libyaml-dev libzstd-dev zlib1g-dev pkg-config patchelf \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources Sources
 COPY Tests Tests
+COPY hack/bundle.sh hack/bundle.sh
 RUN swift build -c release --static-swift-stdlib --product backstop \
  && swift build -c release --static-swift-stdlib --product backstop-controller \
- && install -D "$(swift build -c release --show-bin-path)/backstop" /out/backstop \
- && install -D "$(swift build -c release --show-bin-path)/backstop-controller" /out/backstop-controller
+ && install -D "$(swift build -c release --show-bin-path)/backstop" /out/bin/backstop \
+ && install -D "$(swift build -c release --show-bin-path)/backstop-controller" /out/bin/backstop-controller \
+ && hack/bundle.sh /out/bin/backstop /out/bundle
 
 FROM debian:trixie-slim
 ARG VERSION=0.1.0
@@ -42,7 +44,10 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libcurl4t64 libpq5 libssl3t64 libyaml-0-2 libzstd1 zlib1g postgresql-client-17 \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/ /usr/local/bin/
+COPY --from=build /out/bin/ /usr/local/bin/
+# The WAL archiver for PostgreSQL pods (k8s/examples/postgres-archiving.yaml): the worker with
+# the libraries it needs beyond glibc, which an init container copies into the server's pod.
+COPY --from=build /out/bundle/ /opt/backstop-bundle/
 # The numeric user the restricted Pod Security profile and the CronJobs expect.
 USER 65532:65532
 ENTRYPOINT ["backstop"]

@@ -8,7 +8,7 @@
 - every rendered built-in object is valid against the Kubernetes schemas (PyPI
   kubernetes-validate, strict: no unknown fields); the chart's CRDs equal those of
   `kubectl kustomize k8s`; the examples validate against their CRD's openAPIV3Schema
-  (jsonschema); the PrometheusRule's groups are the rules file's, and promtool accepts them;
+  (jsonschema), built-in kinds among them against Kubernetes' own; the PrometheusRule's groups are the rules file's, and promtool accepts them;
 - the rendered chart and the kustomize base apply to the test API server with kubectl.
 
 Usage: hack/chart-check.py KUBE_TEST_SERVER_BINARY
@@ -180,6 +180,11 @@ def check_examples(crds):
     schemas = {crd["spec"]["names"]["kind"]: crd_schema(crd) for crd in crds.values()}
     for path in sorted(glob.glob(os.path.join(ROOT, "k8s", "examples", "*.yaml"))):
         for obj in documents(open(path).read()):
+            where = os.path.relpath(path, ROOT)
+            if obj["kind"] not in schemas:
+                # Built-in kinds beside the resources (a StatefulSet that archives its WAL).
+                check(validate_builtin(obj, where), f"{where}: {obj['kind']} {obj['metadata']['name']} is valid Kubernetes {KUBERNETES}")
+                continue
             try:
                 jsonschema.validate(obj, schemas[obj["kind"]])
                 check(True, f"{os.path.relpath(path, ROOT)}: {obj['kind']} {obj['metadata']['name']} is valid against its CRD")

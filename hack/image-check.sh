@@ -6,6 +6,8 @@
 #  - run in it as uid 65532 on a read-only root: `backstop --version`, `backstop-controller
 #    --help`, and a backup, verify and restore of a PostgreSQL 17 server started from a second
 #    Debian 13 root (the server is not part of the image);
+#  - the WAL archiver bundle (hack/bundle.sh) in the PostgreSQL 17 root, which lacks the card's
+#    libraries: wal-push and wal-fetch as the postgres user;
 #  - this machine's pg_dump 15 against that server: refused before anything is written, naming
 #    both versions and the fix.
 # The roots are cached in $BACKSTOP_IMAGE_CACHE (default /var/cache/backstop-image) and made
@@ -151,4 +153,29 @@ grep -q "PostgreSQL 17" "$work/refused.err" && grep -q "pg_dump is 15" "$work/re
     || { cat "$work/refused.err" >&2; exit 1; }
 [ -z "$(find "$work/old" -type f 2>/dev/null)" ] || { echo "the refused backup wrote files" >&2; exit 1; }
 tail -n 1 "$work/refused.err"
+echo "== the WAL archiver bundle in the PostgreSQL 17 root (no libcurl, no libyaml), as the postgres user"
+hack/bundle.sh "$bin/backstop" "$work/bundle"
+rm -rf "$server/opt/backstop"
+cp -a "$work/bundle" "$server/opt/backstop"
+if chroot "$server" ldd /opt/backstop/bin/backstop | grep 'not found'; then echo "the bundle misses libraries" >&2; exit 1; fi
+for library in libcurl.so.4 libyaml-0.so.2; do
+    if [ -e "$server/usr/lib/x86_64-linux-gnu/$library" ]; then echo "the PostgreSQL root has $library: it proves nothing about the bundle" >&2; exit 1; fi
+done
+install -d -o "$(chroot "$server" id -u postgres)" "$work/wal" "$work/pg_wal"
+head -c 16777216 /dev/urandom > "$work/pg_wal/000000010000000000000007"
+chmod 644 "$work/pg_wal/000000010000000000000007"
+as_postgres() {
+    chroot --userspec=postgres:postgres "$server" env -i PATH=/usr/bin:/bin HOME=/tmp \
+        BACKSTOP_STORAGE=file:///work/wal BACKSTOP_ENVIRONMENT=production BACKSTOP_ENCRYPTION_KEY_FILE=/work/backup.key "$@"
+}
+as_postgres /opt/backstop/bin/backstop wal-push /work/pg_wal/000000010000000000000007
+as_postgres /opt/backstop/bin/backstop wal-fetch 000000010000000000000007 /tmp/fetched
+cmp "$work/pg_wal/000000010000000000000007" "$server/tmp/fetched" || { echo "wal-fetch restored other bytes" >&2; exit 1; }
+if as_postgres /opt/backstop/bin/backstop wal-fetch 000000010000000000000008 /tmp/missing; then
+    echo "wal-fetch of a file not in the archive succeeded" >&2; exit 1
+elif [ $? != 1 ]; then
+    echo "wal-fetch of a file not in the archive did not exit 1 (PostgreSQL's end of archive)" >&2; exit 1
+fi
+echo "wal-push and wal-fetch of a 16 MiB segment through the bundle: same bytes back; a missing file exits 1"
+
 echo "hack/image-check.sh: the image's runtime stage works"

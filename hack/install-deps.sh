@@ -4,8 +4,9 @@ set -euo pipefail
 
 # prometheus: promtool checks and unit-tests the alert rules. debootstrap: hack/image-check.sh
 # builds Debian 13 roots for the image's runtime stage and a PostgreSQL 17 server.
+# patchelf: hack/bundle.sh points the WAL archiver bundle at its own libraries.
 packages=(libcurl4-openssl-dev libpq-dev libssl-dev libyaml-dev libzstd-dev zlib1g-dev
-          postgresql-15 postgresql-client-15 pkg-config openssl python3 curl prometheus debootstrap)
+          postgresql-15 postgresql-client-15 pkg-config openssl python3 curl prometheus debootstrap patchelf)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -75,6 +75,20 @@ enum BuiltInDefaults {
             podTemplate(&spec, restartPolicy: "Always")
             object["spec"] = spec
             fill(&object, "status", .object([:]))
+        case "StatefulSet":
+            // pkg/apis/apps/v1/defaults.go SetDefaults_StatefulSet as of v1.24 (the PVC
+            // retention policy and maxUnavailable are behind gates that are off there).
+            var spec = object["spec"] ?? .object([:])
+            fill(&spec, "podManagementPolicy", "OrderedReady")
+            fill(&spec, "updateStrategy", ["type": "RollingUpdate", "rollingUpdate": [:]])
+            if spec[path: "updateStrategy.type"] == "RollingUpdate", spec[path: "updateStrategy.rollingUpdate"] != nil {
+                fill(&spec["updateStrategy"]!["rollingUpdate"]!, "partition", 0)
+            }
+            fill(&spec, "replicas", 1)
+            fill(&spec, "revisionHistoryLimit", 10)
+            podTemplate(&spec, restartPolicy: "Always")
+            object["spec"] = spec
+            fill(&object, "status", .object([:]))
         case "Pod":
             var spec = object["spec"] ?? .object([:])
             podSpec(&spec, restartPolicy: "Always")

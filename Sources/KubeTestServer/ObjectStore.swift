@@ -38,7 +38,7 @@ final class ObjectStore: @unchecked Sendable {
     static let builtIns: [(type: ResourceType, hasStatus: Bool, shortNames: [String])] = [
         (.pods, true, ["po"]), (.secrets, false, []), (.configMaps, false, ["cm"]), (.serviceAccounts, false, ["sa"]),
         (.services, true, ["svc"]), (.events, false, ["ev"]), (.namespaces, true, ["ns"]), (.jobs, true, []),
-        (.cronJobs, true, ["cj"]), (.deployments, true, ["deploy"]), (.leases, false, []),
+        (.cronJobs, true, ["cj"]), (.deployments, true, ["deploy"]), (.statefulSets, true, ["sts"]), (.leases, false, []),
         (.roles, false, []), (.roleBindings, false, []), (.clusterRoles, false, []), (.clusterRoleBindings, false, []),
         (.customResourceDefinitions, true, ["crd", "crds"]),
     ]
@@ -395,7 +395,7 @@ final class ObjectStore: @unchecked Sendable {
             object["metadata"]?["creationTimestamp"] = .string(Self.now())
             object["metadata"]?["resourceVersion"] = .string("\(resourceVersion)")
             object["metadata"]?["deletionTimestamp"] = nil
-            if resource.isCustom || resource.type == .customResourceDefinitions || [.jobs, .cronJobs, .deployments].contains(resource.type) {
+            if resource.isCustom || resource.type == .customResourceDefinitions || [.jobs, .cronJobs, .deployments, .statefulSets].contains(resource.type) {
                 object["metadata"]?["generation"] = .number(1)
             }
             if resource.hasStatus, object["status"] == nil { object["status"] = .object([:]) }

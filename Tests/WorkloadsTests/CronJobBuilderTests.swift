@@ -49,6 +49,17 @@ struct CronJobBuilderTests {
         #expect(physical == ["true", nil, nil])
     }
 
+    @Test("the archiving example's policy takes physical base backups of its production environment")
+    func archivingExample() throws {
+        let text = try String(contentsOfFile: Self.root + "/k8s/examples/postgres-archiving.yaml", encoding: .utf8)
+        let document = try #require(text.components(separatedBy: "\n---\n").first { $0.contains("kind: BackupPolicy") })
+        let policy = try YAMLDecoder().decode(BackupPolicy.self, from: document, source: "k8s/examples/postgres-archiving.yaml")
+        let environments = try policy.resolvedEnvironments()
+        #expect(environments.map(\.method) == [BackupPolicy.BackupMethod.physical] && environments.allSatisfy(\.walArchiving))
+        let cronJob = try CronJobBuilder(settings: .init(workerImage: "w")).cronJobs(for: policy)[0]
+        #expect(cronJob.spec.jobTemplate.spec.template.spec.containers[0].env.contains { $0.name == "BACKSTOP_PHYSICAL" && $0.value == "true" })
+    }
+
     @Test("every worker option comes from the one table; Secrets are referenced, never copied")
     func workerEnvironment() throws {
         let cronJob = try CronJobBuilder(settings: .init(workerImage: "w")).cronJobs(for: Self.example())[0]
