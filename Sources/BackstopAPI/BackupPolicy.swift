@@ -248,6 +248,10 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var name: String
         public var cronJob: String?
         public var drillCronJob: String?
+        /// The CronJob that checks WAL archiving (`wal-status`), for environments with walArchiving.
+        public var archivingCronJob: String?
+        /// What the last archiving check found.
+        public var walArchiving: WALArchivingState?
         /// The major version of the server the last backup dumped (the drill sidecar's image).
         public var serverMajorVersion: Int?
         public var lastDrill: DrillResult?
@@ -261,6 +265,31 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public init(name: String, cronJob: String? = nil) {
             self.name = name
             self.cronJob = cronJob
+        }
+    }
+
+    /// The last `wal-status` check of an environment's archiving.
+    public struct WALArchivingState: Codable, Sendable, Hashable {
+        /// When the check ran.
+        public var checkedAt: KubeTimestamp
+        public var lastArchivedAt: KubeTimestamp?
+        public var lastArchivedFile: String?
+        /// pg_stat_archiver's failed_count, and whether the last attempt failed.
+        public var failedCount: Int64?
+        public var failing: Bool?
+        public var lastFailedFile: String?
+        /// Why the check could not ask the server, or why it failed.
+        public var message: String?
+
+        public init(checkedAt: KubeTimestamp, lastArchivedAt: KubeTimestamp? = nil, lastArchivedFile: String? = nil, failedCount: Int64? = nil,
+                    failing: Bool? = nil, lastFailedFile: String? = nil, message: String? = nil) {
+            self.checkedAt = checkedAt
+            self.lastArchivedAt = lastArchivedAt
+            self.lastArchivedFile = lastArchivedFile
+            self.failedCount = failedCount
+            self.failing = failing
+            self.lastFailedFile = lastFailedFile
+            self.message = message
         }
     }
 

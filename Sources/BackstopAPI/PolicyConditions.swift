@@ -15,6 +15,9 @@ extension Condition.ConditionType {
     public static let restoreVerified: Self = "RestoreVerified"
     /// Every drilled restore took no longer than its environment's RTO.
     public static let rtoMet: Self = "RTOMet"
+    /// Every environment with walArchiving archives within its RPO, and archive_command is
+    /// not failing.
+    public static let continuousArchiving: Self = "ContinuousArchiving"
 }
 
 extension Condition.Reason {
@@ -35,4 +38,8 @@ extension Condition.Reason {
     public static let noDrillYet: Self = "NoDrillYet"
     public static let sidecarUnsupported: Self = "SidecarUnsupported"
     public static let rtoBreached: Self = "RTOBreached"
+    public static let archivingCurrent: Self = "ArchivingCurrent"
+    public static let archiveFailing: Self = "ArchiveFailing"
+    public static let archiveLagging: Self = "ArchiveLagging"
+    public static let noArchiveCheckYet: Self = "NoArchiveCheckYet"
 }

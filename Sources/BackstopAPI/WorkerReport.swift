@@ -50,6 +50,31 @@ public struct WorkerReport: Codable, Equatable, Sendable {
     public var message: String?
     /// The prune after a backup (`backup --keep-*`), when one ran.
     public var prune: Prune?
+    /// `wal-status`: how the environment's WAL archiving stands.
+    public var walArchiving: WALArchiving?
+
+    /// The newest archived WAL file and, when the server answered, `pg_stat_archiver`.
+    public struct WALArchiving: Codable, Sendable, Equatable {
+        public var lastArchivedAt: UTCTimestamp?
+        public var lastArchivedFile: String?
+        /// pg_stat_archiver's failed_count (since the server's statistics were last reset).
+        public var failedCount: Int64?
+        /// The last attempt failed: archive_command is failing now.
+        public var failing: Bool?
+        public var lastFailedFile: String?
+        /// Why the server could not be asked, when it could not.
+        public var serverProblem: String?
+
+        public init(lastArchivedAt: UTCTimestamp? = nil, lastArchivedFile: String? = nil, failedCount: Int64? = nil, failing: Bool? = nil,
+                    lastFailedFile: String? = nil, serverProblem: String? = nil) {
+            self.lastArchivedAt = lastArchivedAt
+            self.lastArchivedFile = lastArchivedFile
+            self.failedCount = failedCount
+            self.failing = failing
+            self.lastFailedFile = lastFailedFile
+            self.serverProblem = serverProblem
+        }
+    }
 
     public init(command: String, outcome: Outcome, backupID: BackupID? = nil, startedAt: UTCTimestamp,
                 completedAt: UTCTimestamp, durationSeconds: Double, storedBytes: Int64? = nil,

@@ -138,23 +138,16 @@ public struct DoctorCommand: Sendable {
     /// to s3://… — last archive 5 minutes ago"; with a database, whether archive_command is
     /// failing right now. No line for an environment that neither archives nor has base backups.
     func archiving(expected: Bool) async -> Check? {
-        let objects: [ObjectInfo]
-        do { objects = try await context.storage.list(prefix: context.location.walPrefix) } catch {
-            return Check("archiving", .fail, "Cannot list the WAL archive: \(error.message)", hint: "check the storage's list permission")
+        let status: WALArchiveStatus
+        do { status = try await WALArchiveStatus.read(context, database: options.database).status } catch {
+            return Check("archiving", .fail, "Cannot read the WAL archive: \(error.message)", hint: "check the storage's list and read permissions")
         }
-        // Keys sort by timeline, then segment: the last segment record is the newest archived.
-        let newest = objects.last { $0.key.hasSuffix(".json") && !$0.key.hasSuffix(".history.json") }
-        guard let newest else {
+        guard let record = status.newest else {
             guard expected else { return nil }
             return Check("archiving", .fail, "Base backups are kept, but no WAL is archived in \(context.storage.displayName)/\(context.location.walPrefix)",
                          hint: "a base backup cannot be recovered without its WAL: set archive_mode = on and archive_command = 'backstop wal-push %p' with this storage and environment")
         }
-        let record: WALRecord
-        do { record = try JSONDecoder().decode(WALRecord.self, from: Data(try await context.storage.get(newest.key))) } catch {
-            return Check("archiving", .fail, "The newest WAL record \(newest.key) cannot be read: \(error)", hint: "the archive is damaged there: look at it, and take a new base backup")
-        }
-        if let settings = options.database,
-           let state = try? await PostgresConnection.with(settings, { try await $0.archiverState() }), state.failing {
+        if let state = status.archiver, state.failing {
             return Check("archiving", .fail, "archive_command is failing (last failed: \(state.lastFailedWAL ?? "?"), \(state.failedCount) failures); last archived \(record.fileName)",
                          hint: "the server's log says why; WAL piles up in pg_wal until it succeeds, and point-in-time recovery stops at the last archived file")
         }

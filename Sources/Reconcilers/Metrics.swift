@@ -37,6 +37,10 @@ public final class Metrics: Sendable {
         var lastVerifiedRestore: Double?
         var lastDrillFailureTime: KubeTimestamp?
         var drillFailures = 0
+        /// The newest archived WAL file's time, and pg_stat_archiver's failed_count (the
+        /// server's own counter: it restarts when the server's statistics are reset).
+        var walLastArchived: Double?
+        var walArchiveFailures: Int64?
         /// The objectives, so alert rules can compare without knowing the policies.
         var rpoObjective: Int64?
         var rtoObjective: Int64?
@@ -91,6 +95,8 @@ public final class Metrics: Sendable {
                         gauges.lastDrillFailureTime = drill.time
                     }
                 }
+                gauges.walLastArchived = environment.walArchiving?.lastArchivedAt?.date.timeIntervalSince1970
+                gauges.walArchiveFailures = environment.walArchiving?.failedCount
                 let objectives = policy.spec.environments.first { $0.name == environment.name }?.objectives
                 gauges.rpoObjective = objectives?.rpo.flatMap { try? FixedDuration(parsing: $0, field: "rpo").seconds }
                 gauges.rtoObjective = objectives?.rto.flatMap { try? FixedDuration(parsing: $0, field: "rto").seconds }
@@ -134,6 +140,8 @@ public final class Metrics: Sendable {
                 ("backstop_drill_failures_total", "counter", "Failed restore drills seen by this controller."),
                 ("backstop_rpo_objective_seconds", "gauge", "The environment's recovery point objective."),
                 ("backstop_rto_objective_seconds", "gauge", "The environment's recovery time objective."),
+                ("backstop_wal_last_archived_timestamp_seconds", "gauge", "Time the environment's newest archived WAL file was archived."),
+                ("backstop_wal_archive_failures_total", "counter", "archive_command failures the server counts (pg_stat_archiver.failed_count)."),
             ]
             for (name, type, help) in families {
                 lines.append("# HELP \(name) \(help)")
@@ -153,6 +161,8 @@ public final class Metrics: Sendable {
                     case "backstop_drill_failures_total": value = Double(gauges.drillFailures)
                     case "backstop_rpo_objective_seconds": value = gauges.rpoObjective.map(Double.init)
                     case "backstop_rto_objective_seconds": value = gauges.rtoObjective.map(Double.init)
+                    case "backstop_wal_last_archived_timestamp_seconds": value = gauges.walLastArchived
+                    case "backstop_wal_archive_failures_total": value = gauges.walArchiveFailures.map(Double.init)
                     default: value = gauges.rpoMet.map { $0 ? 1 : 0 }
                     }
                     if let value { lines.append("\(name)\(labels) \(Self.format(value))") }

@@ -199,8 +199,9 @@ public struct ObservedJob: KubeObject, JSONValueDecodable {
     }
 
     var environment: String? { metadata.labels?[CronJobBuilder.environmentLabel] }
-    /// A restore drill's Job, not a backup's.
-    var isDrill: Bool { metadata.labels?[CronJobBuilder.taskLabel] == CronJobBuilder.drillTask }
+    /// `drill` or `archiving` for those Jobs; nil for a backup's.
+    var task: String? { metadata.labels?[CronJobBuilder.taskLabel] }
+    var isBackup: Bool { task == nil }
 }
 
 extension ObjectMeta {

@@ -16,6 +16,8 @@ public struct PolicyObservation: Sendable {
     public var runs: [String: FinishedRun]
     /// Environment → the newest finished restore drill not yet in the status.
     public var drills: [String: FinishedRun]
+    /// Environment → the newest finished WAL archiving check (`wal-status`) not yet in the status.
+    public var archivingChecks: [String: FinishedRun]
     public var server: ServerCapabilities.Snapshot
     public var now: Date
     /// CronJob name → the hash of Backstop's applied fields an earlier pass confirmed for the
@@ -23,12 +25,14 @@ public struct PolicyObservation: Sendable {
     public var acceptedFieldHashes: [String: UInt64]
 
     public init(policy: BackupPolicy, cronJobs: [ObservedCronJob], jobs: [ObservedJob], runs: [String: FinishedRun] = [:],
-                drills: [String: FinishedRun] = [:], server: ServerCapabilities.Snapshot, now: Date, acceptedFieldHashes: [String: UInt64] = [:]) {
+                drills: [String: FinishedRun] = [:], archivingChecks: [String: FinishedRun] = [:], server: ServerCapabilities.Snapshot, now: Date,
+                acceptedFieldHashes: [String: UInt64] = [:]) {
         self.policy = policy
         self.cronJobs = cronJobs
         self.jobs = jobs
         self.runs = runs
         self.drills = drills
+        self.archivingChecks = archivingChecks
         self.server = server
         self.now = now
         self.acceptedFieldHashes = acceptedFieldHashes
@@ -155,7 +159,7 @@ public struct PolicyPlan: Sendable {
         for cronJob in desired where cronJob.metadata.labels?[CronJobBuilder.taskLabel] == nil {
             let environment = cronJob.metadata.labels?[CronJobBuilder.environmentLabel] ?? ""
             if let only, only != environment { continue }
-            if observation.jobs.contains(where: { $0.environment == environment && !$0.isDrill && $0.outcome == nil }) {
+            if observation.jobs.contains(where: { $0.environment == environment && $0.isBackup && $0.outcome == nil }) {
                 plan.skipped.append(environment)
             } else {
                 plan.jobs.append(CronJobBuilder.runNowJob(from: cronJob, value: value))
@@ -257,8 +261,12 @@ extension PolicyPlan {
         // Environments: their CronJobs, and the results of their runs.
         var environments = status.environments ?? []
         if let plan {
-            let drillCronJobs = Dictionary(plan.desired.filter { $0.metadata.labels?[CronJobBuilder.taskLabel] == CronJobBuilder.drillTask }
-                .map { ($0.metadata.labels?[CronJobBuilder.environmentLabel] ?? "", $0.metadata.name) }, uniquingKeysWith: { first, _ in first })
+            func cronJobs(of task: String) -> [String: String] {
+                Dictionary(plan.desired.filter { $0.metadata.labels?[CronJobBuilder.taskLabel] == task }
+                    .map { ($0.metadata.labels?[CronJobBuilder.environmentLabel] ?? "", $0.metadata.name) }, uniquingKeysWith: { first, _ in first })
+            }
+            let drillCronJobs = cronJobs(of: CronJobBuilder.drillTask)
+            let archivingCronJobs = cronJobs(of: CronJobBuilder.archivingTask)
             for cronJob in plan.desired where cronJob.metadata.labels?[CronJobBuilder.taskLabel] == nil {
                 let name = cronJob.metadata.labels?[CronJobBuilder.environmentLabel] ?? ""
                 if let index = environments.firstIndex(where: { $0.name == name }) {
@@ -268,6 +276,8 @@ extension PolicyPlan {
                 }
                 if let index = environments.firstIndex(where: { $0.name == name }) {
                     environments[index].drillCronJob = drillCronJobs[name]
+                    environments[index].archivingCronJob = archivingCronJobs[name]
+                    if archivingCronJobs[name] == nil { environments[index].walArchiving = nil }
                 }
             }
             // Environments that left the policy keep no status; the others keep their history.
@@ -280,6 +290,9 @@ extension PolicyPlan {
             }
             if let drill = observation.drills[environments[index].name] {
                 statusEvents += recordDrill(drill, in: &environments[index])
+            }
+            if let check = observation.archivingChecks[environments[index].name] {
+                recordArchivingCheck(check, in: &environments[index])
             }
         }
 
@@ -328,6 +341,9 @@ extension PolicyPlan {
         statusEvents += drillConditions(environments, resolved: resolved, before: policy.status?.environments ?? [], server: observation.server, set: set, remove: { type in
             conditions.removeAll { $0.type == type }
         })
+
+        statusEvents += archivingCondition(environments, resolved: resolved, before: policy.status?.environments ?? [], now: observation.now, set: set,
+                                           remove: { type in conditions.removeAll { $0.type == type } })
 
         let pruneFailures = environments.filter { $0.lastRetention?.outcome == .failed }
         if !pruneFailures.isEmpty {
@@ -386,6 +402,66 @@ extension PolicyPlan {
         } else if environment.lastFailure.map({ run.time > $0.time }) ?? true {
             environment.lastFailure = .init(time: run.time, reason: .backupFailed, message: run.message)
             events.append(PlannedEvent(.warning, "BackupFailed", "\(name): \(run.message)"))
+        }
+        return events
+    }
+
+    /// Folds a finished archiving check into an environment's status, only forward in time. A
+    /// check that failed (storage unreadable) keeps the last known archive and says why.
+    static func recordArchivingCheck(_ run: FinishedRun, in environment: inout BackupPolicy.EnvironmentStatus) {
+        if let known = environment.walArchiving?.checkedAt, run.time <= known { return }
+        guard run.succeeded, let found = run.report?.walArchiving else {
+            var state = environment.walArchiving ?? .init(checkedAt: run.time)
+            state.checkedAt = run.time
+            state.message = "the archiving check failed: \(run.message)"
+            environment.walArchiving = state
+            return
+        }
+        environment.walArchiving = .init(
+            checkedAt: run.time, lastArchivedAt: found.lastArchivedAt.map { KubeTimestamp(Date(timeIntervalSince1970: Double($0.secondsSince1970))) },
+            lastArchivedFile: found.lastArchivedFile, failedCount: found.failedCount, failing: found.failing,
+            lastFailedFile: found.lastFailedFile, message: found.serverProblem.map { "cannot ask the server: \($0)" })
+    }
+
+    /// `ContinuousArchiving` over the environments with walArchiving: False when archive_command
+    /// is failing, or the newest archived file is older than the environment's RPO (an hour
+    /// without one); one Warning Event when an environment starts failing or lagging.
+    static func archivingCondition(_ environments: [BackupPolicy.EnvironmentStatus], resolved: [String: BackupPolicy.ResolvedEnvironment],
+                                   before: [BackupPolicy.EnvironmentStatus], now: Date,
+                                   set: (Condition.ConditionType, Bool, Condition.Reason, String) -> Void,
+                                   remove: (Condition.ConditionType) -> Void) -> [PlannedEvent] {
+        let archiving = environments.filter { resolved[$0.name]?.walArchiving == true }
+        guard !archiving.isEmpty else {
+            remove(.continuousArchiving)
+            return []
+        }
+        func problem(_ environment: BackupPolicy.EnvironmentStatus) -> (reason: Condition.Reason, text: String)? {
+            guard let state = environment.walArchiving else { return nil }
+            if state.failing == true {
+                return (.archiveFailing, "\(environment.name): archive_command is failing (last failed \(state.lastFailedFile ?? "?"))")
+            }
+            let limit = Double(resolved[environment.name]?.rpo?.seconds ?? 3_600)
+            guard let last = state.lastArchivedAt else { return (.archiveLagging, "\(environment.name): nothing archived yet") }
+            let age = now.timeIntervalSince(last.date)
+            return age > limit ? (.archiveLagging, "\(environment.name): last archived \(Int(age / 60)) min ago, beyond \(Int(limit / 60)) min") : nil
+        }
+        let problems = archiving.compactMap { environment in problem(environment).map { (environment.name, $0) } }
+        let unchecked = archiving.filter { $0.walArchiving == nil }
+        var events: [PlannedEvent] = []
+        for (name, found) in problems {
+            let earlier = before.first { $0.name == name }.flatMap(problem)
+            if earlier?.reason != found.reason {
+                events.append(PlannedEvent(.warning, found.reason == .archiveFailing ? "ArchivingFailing" : "ArchivingStalled", found.text))
+            }
+        }
+        if let failing = problems.first(where: { $0.1.reason == .archiveFailing }) {
+            set(.continuousArchiving, false, .archiveFailing, problems.filter { $0.1.reason == failing.1.reason }.map(\.1.text).joined(separator: "; "))
+        } else if !problems.isEmpty {
+            set(.continuousArchiving, false, .archiveLagging, problems.map(\.1.text).joined(separator: "; "))
+        } else if !unchecked.isEmpty {
+            set(.continuousArchiving, false, .noArchiveCheckYet, "no archiving check has run yet in \(unchecked.map(\.name).joined(separator: ", "))")
+        } else {
+            set(.continuousArchiving, true, .archivingCurrent, "every environment with walArchiving archives within its RPO")
         }
         return events
     }

@@ -83,7 +83,7 @@ public struct PolicyReconciler: Sendable {
         let jobs = owned.jobs.objects(inGroup: key)
         let finished = try await finishedRuns(of: jobs, namespace: namespace, status: policy.status)
         var observation = PolicyObservation(
-            policy: policy, cronJobs: cronJobs, jobs: jobs, runs: finished.backups, drills: finished.drills,
+            policy: policy, cronJobs: cronJobs, jobs: jobs, runs: finished.backups, drills: finished.drills, archivingChecks: finished.archiving,
             server: capabilities.snapshot, now: now(), acceptedFieldHashes: memo.acceptedFieldHashes(for: cronJobs))
 
         var plan: PolicyPlan?
@@ -225,21 +225,15 @@ public struct PolicyReconciler: Sendable {
     // MARK: Observe
 
     /// The newest finished run of each environment that the status does not record yet, from
-    /// the policy's Jobs (as cached) and their pods, backups and drills apart: read only for
-    /// such a run, so a converged policy costs no request.
+    /// the policy's Jobs (as cached) and their pods, backups, drills and archiving checks apart:
+    /// read only for such a run, so a converged policy costs no request.
     func finishedRuns(of jobs: [ObservedJob], namespace: String, status: BackupPolicy.Status?) async throws(KubeAPIError)
-        -> (backups: [String: FinishedRun], drills: [String: FinishedRun]) {
-        var newest: [String: ObservedJob] = [:]
-        var newestDrills: [String: ObservedJob] = [:]
+        -> (backups: [String: FinishedRun], drills: [String: FinishedRun], archiving: [String: FinishedRun]) {
+        var newest: [String?: [String: ObservedJob]] = [:]
         for job in jobs {
             guard let environment = job.environment, job.outcome != nil, let finished = job.finishedAt else { continue }
-            if job.isDrill {
-                if let known = newestDrills[environment]?.finishedAt, known >= finished { continue }
-                newestDrills[environment] = job
-            } else {
-                if let known = newest[environment]?.finishedAt, known >= finished { continue }
-                newest[environment] = job
-            }
+            if let known = newest[job.task]?[environment]?.finishedAt, known >= finished { continue }
+            newest[job.task, default: [:]][environment] = job
         }
         func read(_ jobs: [String: ObservedJob], known: (BackupPolicy.EnvironmentStatus?) -> KubeTimestamp?) async throws(KubeAPIError) -> [String: FinishedRun] {
             var runs: [String: FinishedRun] = [:]
@@ -251,9 +245,10 @@ public struct PolicyReconciler: Sendable {
             }
             return runs
         }
-        let backups = try await read(newest) { [$0?.lastSuccessfulBackup?.time, $0?.lastFailure?.time].compactMap { $0 }.max() }
-        let drills = try await read(newestDrills) { $0?.lastDrill?.time }
-        return (backups, drills)
+        let backups = try await read(newest[nil] ?? [:]) { [$0?.lastSuccessfulBackup?.time, $0?.lastFailure?.time].compactMap { $0 }.max() }
+        let drills = try await read(newest[CronJobBuilder.drillTask] ?? [:]) { $0?.lastDrill?.time }
+        let archiving = try await read(newest[CronJobBuilder.archivingTask] ?? [:]) { $0?.walArchiving?.checkedAt }
+        return (backups, drills, archiving)
     }
 
     /// A Job's result: its condition says whether it succeeded; the report is the succeeded

@@ -53,12 +53,12 @@ public struct CronJobBuilder: Sendable {
         var cronJobs: [CronJob] = []
         var owners: [String: String] = [:]
         for (index, environment) in try policy.resolvedEnvironments().enumerated() {
-            for cronJob in [cronJob(policy, environment), drillCronJob(policy, environment)].compactMap({ $0 }) {
+            for cronJob in [cronJob(policy, environment), drillCronJob(policy, environment), archivingCronJob(policy, environment)].compactMap({ $0 }) {
                 // `a` with a drill and `a-drill` would both want the CronJob <policy>-a-drill.
                 if let other = owners.updateValue(environment.name, forKey: cronJob.metadata.name) {
                     throw BackstopAPIError(field: "spec.environments[\(index)].name",
                                            problem: "environment \(environment.name) and environment \(other) would both have the CronJob \(cronJob.metadata.name)",
-                                           fix: "rename one of them (a name ending in -drill collides with another environment's drill)")
+                                           fix: "rename one of them (a name ending in -drill or -archiving collides with another environment's drill or archiving check)")
                 }
                 cronJobs.append(cronJob)
             }

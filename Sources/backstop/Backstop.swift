@@ -22,7 +22,7 @@ struct Backstop: AsyncParsableCommand {
             """,
         version: WorkerContext.toolVersion,
         subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self, DrillCommandLine.self, DoctorCommandLine.self,
-                      WALPushCommandLine.self, WALFetchCommandLine.self,
+                      WALPushCommandLine.self, WALFetchCommandLine.self, WALStatusCommandLine.self,
                       PruneCommandLine.self, HoldCommandLine.self, ReleaseCommandLine.self, RenderCommandLine.self,
                       CompletionCommandLine.self])
 

@@ -3,6 +3,9 @@ import BackstopAPI
 import BlockingCalls
 import Engine
 import Foundation
+import Logging
+import Postgres
+import Storage
 
 /// `backstop wal-push %p`: PostgreSQL's `archive_command`.
 struct WALPushCommandLine: AsyncParsableCommand {
@@ -89,6 +92,56 @@ struct WALFetchCommandLine: AsyncParsableCommand {
         if case .notArchived = outcome {
             // Not an error: PostgreSQL asks for files past the archive's end on every recovery.
             throw ExitCode(1)
+        }
+    }
+}
+
+/// `backstop wal-status`: the newest archived WAL file and, with a database, whether
+/// archive_command is failing. The controller runs it every few minutes for environments with
+/// walArchiving and reads its report (condition ContinuousArchiving, the WAL metrics).
+struct WALStatusCommandLine: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wal-status",
+        abstract: "Report the WAL archive's newest file and the server's archiver (pg_stat_archiver).",
+        discussion: """
+            Example:
+              backstop wal-status --storage s3://acme-backups/k8s --environment production \\
+                --database postgres://backup@db:5432/postgres
+            Exits 0 when the archive could be read, whatever it says; the report line
+            (stdout, and --report-path) carries walArchiving: lastArchivedAt,
+            lastArchivedFile, failedCount, failing.
+            """)
+
+    @OptionGroup(title: "WAL") var storage: StorageOption
+    @OptionGroup(title: "WAL") var scope: ScopeOptions
+    @OptionGroup(title: "WAL") var database: DatabaseOptions
+    @OptionGroup(title: "WAL") var report: ReportOptions
+    @OptionGroup(title: "S3") var s3: S3AccessOptions
+
+    func run() async throws {
+        let context = try WorkerSetup.context(storage: storage, s3: s3, scope: scope)
+        let settings = WorkerOption.database.resolved(database.database) == nil ? nil : try database.settings()
+        let run = CommandRun(command: "wal-status", reportPath: report.reportPath)
+        let outcome: (status: WALArchiveStatus, serverProblem: String?)
+        do { outcome = try await runInterruptibly { try await WALArchiveStatus.read(context, database: settings) } }
+        catch { throw run.failed(error) }
+        let (status, problem) = outcome
+        let logger = context.logger
+        if let newest = status.newest {
+            logger.info("newest archived WAL: \(newest.fileName), archived \(newest.archivedAt)")
+        } else {
+            logger.warning("the WAL archive in \(context.storage.displayName)/\(context.location.walPrefix) is empty")
+        }
+        if let archiver = status.archiver, archiver.failing {
+            logger.warning("archive_command is failing: last failed \(archiver.lastFailedWAL ?? "?"), \(archiver.failedCount) failures")
+        }
+        if let problem { logger.warning("cannot ask the server about its archiver: \(problem)") }
+        run.succeeded { report in
+            report.walArchiving = WorkerReport.WALArchiving(
+                lastArchivedAt: status.newest?.archivedAt, lastArchivedFile: status.newest?.fileName,
+                failedCount: status.archiver?.failedCount, failing: status.archiver?.failing,
+                lastFailedFile: status.archiver?.lastFailedWAL, serverProblem: problem)
+            report.message = status.newest.map { "last archived \($0.fileName) at \($0.archivedAt)" } ?? "the archive is empty"
         }
     }
 }

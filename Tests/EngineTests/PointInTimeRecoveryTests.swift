@@ -138,6 +138,13 @@ struct PointInTimeRecoveryTests {
         try await rig.archiveEverything()
         let doctor = try await rig.backstop(["doctor", "--rpo", "1h", "--database", "postgres://postgres@127.0.0.1:\(rig.port)/postgres"] + rig.key)
         #expect(doctor.standardOutput.contains("✓ WAL archiving to"), "\(doctor.standardOutput)")
+        // The check the controller schedules: the newest archived file and the server's archiver.
+        let status = try await rig.backstop(["wal-status", "--database", "postgres://postgres@127.0.0.1:\(rig.port)/postgres"])
+        let walArchiving = try #require(status.standardOutput.split(separator: "\n").last.flatMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["walArchiving"] as? [String: Any]
+        }, "\(status.standardOutput)")
+        #expect(walArchiving["failing"] as? Bool == false && walArchiving["failedCount"] as? Int == 0)
+        #expect((walArchiving["lastArchivedFile"] as? String)?.hasPrefix("00000001") == true, "\(walArchiving)")
 
         // A time given with an offset stands for the same instant.
         for (name, target, rows) in [

@@ -232,4 +232,65 @@ struct PolicyPlanTests {
             .status.conditions?[.restoreVerified]
         #expect(refused?.status == .false && refused?.reason == .sidecarUnsupported && refused?.message.contains("drills of production cannot start") == true)
     }
+
+    @Test("WAL archiving: a check CronJob per archiving environment; its reports set walArchiving, ContinuousArchiving and the metrics; failing and lagging archives turn it false once")
+    func archiving() throws {
+        let text = try String(contentsOfFile: PolicyReconcilerTests.root + "/k8s/examples/postgres-archiving.yaml", encoding: .utf8)
+        let document = try #require(text.components(separatedBy: "\n---\n").first { $0.contains("kind: BackupPolicy") })
+        var policy = try YAMLDecoder().decode(BackupPolicy.self, from: document, source: "archiving")
+        policy.metadata.uid = Self.uid
+        policy.metadata.generation = 1
+        let plan = try PolicyPlan.make(Self.observation(policy), workerImage: "w")
+        #expect(plan.desired.map(\.metadata.name) == ["ledger-production", "ledger-production-archiving"])
+        let check = try #require(plan.desired.last)
+        #expect(check.spec.schedule == CronJobBuilder.archivingSchedule)
+        #expect(check.spec.jobTemplate.spec.template.spec.containers[0].args == ["wal-status"])
+
+        var update = PolicyPlan.status(Self.observation(policy), plan: plan, invalid: nil, outcome: ApplyOutcome())
+        #expect(update.status.environments?.first?.archivingCronJob == "ledger-production-archiving")
+        #expect(update.status.conditions?[.continuousArchiving]?.reason == .noArchiveCheckYet)
+
+        func report(archivedAgo seconds: Int64, failing: Bool = false, failures: Int64 = 0, at offset: TimeInterval) -> FinishedRun {
+            var report = WorkerReport(command: "wal-status", outcome: .succeeded, startedAt: UTCTimestamp(secondsSince1970: 1_795_000_000),
+                                      completedAt: UTCTimestamp(secondsSince1970: 1_795_000_001), durationSeconds: 1)
+            report.walArchiving = .init(lastArchivedAt: UTCTimestamp(secondsSince1970: 1_795_000_000 - seconds), lastArchivedFile: "000000010000000000000042",
+                                        failedCount: failures, failing: failing, lastFailedFile: failing ? "000000010000000000000043" : nil)
+            return FinishedRun(environment: "production", jobName: "ledger-production-archiving-\(Int(offset))", time: KubeTimestamp(Self.now.addingTimeInterval(offset)),
+                               succeeded: true, report: report, message: "")
+        }
+        // Archived two minutes ago, within the RPO of 15m.
+        policy.status = update.status
+        var observation = Self.observation(policy)
+        observation.archivingChecks = ["production": report(archivedAgo: 120, at: -10)]
+        update = PolicyPlan.status(observation, plan: plan, invalid: nil, outcome: ApplyOutcome())
+        let state = try #require(update.status.environments?.first?.walArchiving)
+        #expect(state.lastArchivedFile == "000000010000000000000042" && state.failing == false)
+        #expect(update.status.conditions?[.continuousArchiving]?.status == .true && update.statusEvents.isEmpty)
+        policy.status = update.status
+        let metrics = Metrics()
+        metrics.record(policy)
+        #expect(metrics.render().contains("backstop_wal_last_archived_timestamp_seconds{namespace=\"shop\",policy=\"ledger\",environment=\"production\"} 1794999880"))
+
+        // archive_command fails: false, one Event, and no second one for the same state.
+        observation = Self.observation(policy)
+        observation.archivingChecks = ["production": report(archivedAgo: 200, failing: true, failures: 3, at: 0)]
+        update = PolicyPlan.status(observation, plan: plan, invalid: nil, outcome: ApplyOutcome())
+        #expect(update.status.conditions?[.continuousArchiving]?.reason == .archiveFailing)
+        #expect(update.statusEvents.map(\.reason) == ["ArchivingFailing"])
+        policy.status = update.status
+        #expect(PolicyPlan.status(Self.observation(policy), plan: plan, invalid: nil, outcome: ApplyOutcome()).statusEvents.isEmpty)
+
+        // Nothing archived for longer than the RPO: lagging, though archive_command no longer fails.
+        observation = Self.observation(policy)
+        observation.archivingChecks = ["production": report(archivedAgo: 3_600, at: 5)]
+        update = PolicyPlan.status(observation, plan: plan, invalid: nil, outcome: ApplyOutcome())
+        let lagging = try #require(update.status.conditions?[.continuousArchiving])
+        #expect(lagging.status == .false && lagging.reason == .archiveLagging && lagging.message.contains("beyond 15 min"), "\(lagging.message)")
+        #expect(update.statusEvents.map(\.reason) == ["ArchivingStalled"])
+        // An older check arriving late changes nothing.
+        policy.status = update.status
+        observation = Self.observation(policy)
+        observation.archivingChecks = ["production": report(archivedAgo: 10, at: -100)]
+        #expect(PolicyPlan.status(observation, plan: plan, invalid: nil, outcome: ApplyOutcome()).status.conditions?[.continuousArchiving]?.reason == .archiveLagging)
+    }
 }
