@@ -6,6 +6,7 @@
 # S3 ratios to the dump alone carry no target.
 #   hack/bench.sh [scale ...]     pgbench scales (default 50); ROUNDS=3 by default
 # Two scales show whether the worker's memory stays flat as the database grows.
+# Then hack/bench-physical.sh: physical base backups against pgBackRest, and wal-push latency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scales=("${@:-50}")
@@ -135,3 +136,11 @@ echo
 echo "ratio: wall time / the dump alone. stored_at: seconds until the dump was stored (the manifest's"
 echo "duration), before the read-back that proves it. Peak RSS is the largest process of each command:"
 echo "for backstop, the worker itself."
+
+# Physical base backups against pgBackRest and pg_basebackup | zstd, and wal-push latency
+# against pgbackrest archive-push (its own cluster; needs root).
+if [ "$(id -u)" = 0 ]; then
+    hack/bench-physical.sh "${scales[0]}"
+else
+    echo "(physical backups and WAL pushes: run as root for hack/bench-physical.sh)"
+fi
