@@ -26,6 +26,38 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         }
     }
 
+    /// A point-in-time recovery of a physical environment into an empty PersistentVolumeClaim,
+    /// for a new PostgreSQL to start on: it recovers to the target as it starts, fetching WAL
+    /// with the worker bundle (k8s/examples/postgres-archiving.yaml).
+    public struct PointInTime: Codable, Sendable, Equatable {
+        /// The empty claim the data directory goes to.
+        public var claimName: String
+        /// The data directory's folder in the claim (a volume's root holds lost+found, and
+        /// PostgreSQL wants a folder of its own): `pgdata` unless set.
+        public var subPath: String?
+        /// At most one of these; none recovers to the end of the archive.
+        public var targetTime: String?
+        public var targetLSN: String?
+        public var targetName: String?
+        public var targetImmediate: Bool?
+        /// The uid the server runs as, which writes the files (999 in the official image).
+        public var runAsUser: Int?
+        /// Where the server's container has the worker bundle's binary, for restore_command.
+        public var walFetchPath: String?
+
+        public init(claimName: String, subPath: String? = nil, targetTime: String? = nil, targetLSN: String? = nil, targetName: String? = nil,
+                    targetImmediate: Bool? = nil, runAsUser: Int? = nil, walFetchPath: String? = nil) {
+            self.claimName = claimName
+            self.subPath = subPath
+            self.targetTime = targetTime
+            self.targetLSN = targetLSN
+            self.targetName = targetName
+            self.targetImmediate = targetImmediate
+            self.runAsUser = runAsUser
+            self.walFetchPath = walFetchPath
+        }
+    }
+
     public struct Spec: Codable, Sendable, Equatable {
         public var policy: String
         public var environment: String
@@ -36,9 +68,10 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         public var confirm: String?
         public var noOwner: Bool?
         public var activeDeadlineSeconds: Int?
+        public var pointInTime: PointInTime?
 
         public init(policy: String, environment: String, backup: String? = nil, target: Target? = nil, mode: Mode? = nil,
-                    confirm: String? = nil, noOwner: Bool? = nil, activeDeadlineSeconds: Int? = nil) {
+                    confirm: String? = nil, noOwner: Bool? = nil, activeDeadlineSeconds: Int? = nil, pointInTime: PointInTime? = nil) {
             self.policy = policy
             self.environment = environment
             self.backup = backup
@@ -47,6 +80,7 @@ public struct BackupRestore: Codable, Sendable, Equatable {
             self.confirm = confirm
             self.noOwner = noOwner
             self.activeDeadlineSeconds = activeDeadlineSeconds
+            self.pointInTime = pointInTime
         }
     }
 
@@ -100,7 +134,23 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         public var mode: Mode
         public var noOwner: Bool
         public var activeDeadlineSeconds: Int
+        /// Set for a point-in-time recovery into a claim.
+        public var pointInTime: ResolvedPointInTime?
     }
+
+    public struct ResolvedPointInTime: Sendable, Equatable {
+        public var claimName: String
+        /// Where the Job mounts the claim, and the data directory in it.
+        public var mountPath: String
+        public var dataDirectory: String
+        public var target: RecoveryTarget
+        public var runAsUser: Int
+        public var walFetchPath: String
+    }
+
+    public static let pointInTimeMountPath = "/recovery"
+    public static let defaultPostgresUser = 999
+    public static let defaultWALFetchPath = "/backstop/bin/backstop"
 
     public static let defaultActiveDeadlineSeconds = 6 * 3_600
 
@@ -118,6 +168,9 @@ public struct BackupRestore: Codable, Sendable, Equatable {
                 throw BackstopAPIError(field: "spec.backup", problem: "\"\(backup)\" is not a backup id",
                                        fix: "use latest, or an id from `backstop list` or the policy's status, like 20261201T020000Z-3f9a")
             }
+        }
+        if let pointInTime = spec.pointInTime {
+            return try resolvePointInTime(pointInTime, environment: environment, backup: backup)
         }
         let mode = spec.mode ?? .newDatabase
         let source = environment.database
@@ -154,6 +207,54 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         }
         return Resolved(environment: environment, backup: backup, target: target, mode: mode, noOwner: spec.noOwner ?? false,
                         activeDeadlineSeconds: spec.activeDeadlineSeconds ?? Self.defaultActiveDeadlineSeconds)
+    }
+
+    private func resolvePointInTime(_ pointInTime: PointInTime, environment: BackupPolicy.ResolvedEnvironment,
+                                    backup: String) throws(BackstopAPIError) -> Resolved {
+        guard environment.method == .physical else {
+            throw BackstopAPIError(field: "spec.pointInTime", problem: "environment \(environment.name) takes logical backups (database dumps), which recover to the time they were taken only",
+                                   fix: "restore without pointInTime, or recover an environment with method: physical")
+        }
+        for (field, given) in [("spec.target", spec.target != nil), ("spec.mode", spec.mode != nil), ("spec.confirm", spec.confirm != nil),
+                               ("spec.noOwner", spec.noOwner != nil)] where given {
+            throw BackstopAPIError(field: field, problem: "\(field.dropFirst(5)) is for restores into a database; pointInTime fills a claim with a data directory",
+                                   fix: "remove \(field.dropFirst(5))")
+        }
+        guard !pointInTime.claimName.isEmpty else {
+            throw BackstopAPIError(field: "spec.pointInTime.claimName", problem: "empty", fix: "name the empty PersistentVolumeClaim the new server will use")
+        }
+        let subPath = pointInTime.subPath ?? "pgdata"
+        guard !subPath.isEmpty, !subPath.hasPrefix("/"), !subPath.split(separator: "/").contains("..") else {
+            throw BackstopAPIError(field: "spec.pointInTime.subPath", problem: "\"\(subPath)\" is not a folder inside the claim", fix: "use a relative path such as pgdata")
+        }
+        var targets: [RecoveryTarget] = []
+        if let time = pointInTime.targetTime {
+            do { targets.append(.time(try RecoveryTime(time))) } catch {
+                throw BackstopAPIError(field: "spec.pointInTime.targetTime", problem: error.problem, fix: error.fix)
+            }
+        }
+        if let lsn = pointInTime.targetLSN {
+            do { targets.append(.lsn(try LogSequenceNumber(lsn))) } catch {
+                throw BackstopAPIError(field: "spec.pointInTime.targetLSN", problem: error.problem, fix: error.fix)
+            }
+        }
+        if let name = pointInTime.targetName { targets.append(.name(name)) }
+        if pointInTime.targetImmediate == true { targets.append(.immediate) }
+        guard targets.count <= 1 else {
+            throw BackstopAPIError(field: "spec.pointInTime", problem: "\(targets.count) recovery targets", fix: "keep one of targetTime, targetLSN, targetName and targetImmediate")
+        }
+        let user = pointInTime.runAsUser ?? Self.defaultPostgresUser
+        guard user > 0 else {
+            throw BackstopAPIError(field: "spec.pointInTime.runAsUser", problem: "\(user) is root or not a user id", fix: "use the server image's user, 999 for the official postgres image")
+        }
+        if let deadline = spec.activeDeadlineSeconds, deadline < 1 {
+            throw BackstopAPIError(field: "spec.activeDeadlineSeconds", problem: "\(deadline) is not a positive number of seconds", fix: "use e.g. 3600")
+        }
+        return Resolved(environment: environment, backup: backup, target: environment.database, mode: .newDatabase, noOwner: false,
+                        activeDeadlineSeconds: spec.activeDeadlineSeconds ?? Self.defaultActiveDeadlineSeconds,
+                        pointInTime: ResolvedPointInTime(claimName: pointInTime.claimName, mountPath: Self.pointInTimeMountPath,
+                                                         dataDirectory: Self.pointInTimeMountPath + "/" + subPath, target: targets.first ?? .endOfArchive,
+                                                         runAsUser: user, walFetchPath: pointInTime.walFetchPath ?? Self.defaultWALFetchPath))
     }
 
     /// `<source>_restore_<restore>` (dashes as underscores), within PostgreSQL's 63 bytes: a

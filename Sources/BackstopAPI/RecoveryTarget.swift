@@ -21,6 +21,17 @@ public enum RecoveryTarget: Sendable, Equatable, CustomStringConvertible {
         return target.isEmpty ? [] : target + [("recovery_target_action", "promote")]
     }
 
+    /// The `backstop restore --physical` options that ask for this target.
+    public var arguments: [String] {
+        switch self {
+        case .endOfArchive: []
+        case .immediate: ["--target", "immediate"]
+        case .time(let time): ["--target-time", time.text]
+        case .lsn(let lsn): ["--target-lsn", lsn.description]
+        case .name(let name): ["--target-name", name]
+        }
+    }
+
     public var description: String {
         switch self {
         case .endOfArchive: "the end of the archive"

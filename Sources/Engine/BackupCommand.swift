@@ -362,7 +362,11 @@ public struct BackupCommand: Sendable {
                     let plaintext = BlockHashingStage(blockSize: nil)
                     let stored = BlockHashingStage()
                     let baseBackup = readsBaseBackup ? BaseBackupReader() : nil
-                    var stages: [any StreamStage] = [plaintext, try Compression.compressor(compression, level: level)]
+                    // A base backup's tar comes as fast as the server reads its files: zstd gets a
+                    // thread per core, as pgBackRest's process-max does. A dump's pace is
+                    // pg_dump's, which needs a core of its own.
+                    let workers = readsBaseBackup ? ProcessInfo.processInfo.activeProcessorCount : 0
+                    var stages: [any StreamStage] = [plaintext, try Compression.compressor(compression, level: level, workers: workers)]
                     if let baseBackup { stages.insert(baseBackup, at: 0) }
                     if let key { stages.append(try ChunkEncryptor(key: key, backupID: BackupIDBytes(backupID.rawValue))) }
                     stages.append(stored)

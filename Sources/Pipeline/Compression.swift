@@ -2,9 +2,11 @@ public import BackstopAPI
 
 /// The compression stages for an algorithm.
 public enum Compression {
-    public static func compressor(_ algorithm: CompressionAlgorithm, level: Int) throws(PipelineError) -> any StreamStage {
+    /// `workers` > 0 lets zstd compress on that many threads of its own (the stream stays one
+    /// standard frame); gzip and none ignore it.
+    public static func compressor(_ algorithm: CompressionAlgorithm, level: Int, workers: Int = 0) throws(PipelineError) -> any StreamStage {
         switch algorithm {
-        case .zstd: try ZstdCompressor(level: level)
+        case .zstd: try ZstdCompressor(level: level, workers: workers)
         case .gzip: try GzipCompressor(level: level)
         case .none: PassThroughStage()
         }

@@ -5,7 +5,7 @@ public final class ZstdCompressor: StreamStage {
     private let context: OpaquePointer
     private var buffer: [UInt8]
 
-    public init(level: Int) throws(PipelineError) {
+    public init(level: Int, workers: Int = 0) throws(PipelineError) {
         guard let context = ZSTD_createCCtx() else {
             throw PipelineError(.compression, "zstd: cannot allocate a compression context")
         }
@@ -18,6 +18,9 @@ public final class ZstdCompressor: StreamStage {
         }
         // A checksum per frame catches corruption even when the manifest is lost.
         ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
+        // A libzstd built without threads refuses workers: it then compresses on the caller's
+        // thread, as with none.
+        if workers > 0 { ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Int32(workers)) }
     }
 
     deinit { ZSTD_freeCCtx(context) }

@@ -27,16 +27,30 @@ extension CronJobBuilder {
             Self.restoreLabel: restore.metadata.name,
         ]
         let owner = Self.controllerReference(apiVersion: BackupRestore.apiVersion, kind: BackupRestore.kind, metadata: restore.metadata)
-        let (variables, mounts, volumes) = worker(policy, resolved.environment,
-                                                  database: databaseVariables(resolved.target, option: .target))
+        var (variables, mounts, volumes) = worker(policy, resolved.environment,
+                                                  database: resolved.pointInTime == nil ? databaseVariables(resolved.target, option: .target) : [])
         var arguments = ["restore", resolved.backup]
+        if let pointInTime = resolved.pointInTime {
+            // The data directory for a new server, written as the server's user so its files
+            // are the server's without a chown (which the restricted profile forbids).
+            arguments += ["--physical", "--data-dir", pointInTime.dataDirectory, "--wal-fetch-path", pointInTime.walFetchPath]
+                + pointInTime.target.arguments
+            mounts.append(VolumeMount(name: "recovery", mountPath: pointInTime.mountPath))
+            volumes.append(Volume(name: "recovery", persistentVolumeClaim: .init(claimName: pointInTime.claimName)))
+        }
         if resolved.mode == .replace { arguments += ["--replace", "--confirm", resolved.target.name ?? ""] }
         if resolved.noOwner { arguments.append("--no-owner") }
+        var template = podTemplate(policy, labels: labels, container: "restore", arguments: arguments,
+                                   variables: variables, mounts: mounts, volumes: volumes)
+        if let user = resolved.pointInTime?.runAsUser {
+            template.spec.securityContext.runAsUser = user
+            template.spec.securityContext.runAsGroup = user
+            template.spec.securityContext.fsGroup = user
+        }
         return Job(
             metadata: ObjectMeta(name: Self.restoreJobName(restore.metadata.name), namespace: restore.metadata.namespace,
                                  labels: labels, ownerReferences: owner),
             spec: .init(backoffLimit: 0, activeDeadlineSeconds: resolved.activeDeadlineSeconds, ttlSecondsAfterFinished: nil,
-                        template: podTemplate(policy, labels: labels, container: "restore", arguments: arguments,
-                                              variables: variables, mounts: mounts, volumes: volumes)))
+                        template: template))
     }
 }

@@ -124,7 +124,7 @@ extension RestoreCommandLine {
     private func recoverPhysical() async throws {
         let targetGiven = target.target
         let context = try WorkerSetup.context(storage: storage, s3: s3, scope: scope, tools: tools)
-        let options = try recovery.options(target: targetGiven, encryption: encryption, restoreCommand: try restoreCommand())
+        let options = try recovery.options(target: targetGiven, encryption: encryption, restoreCommand: try restoreCommand(executable: recovery.walFetchPath))
         let run = CommandRun(command: "restore", reportPath: report.reportPath)
         let reference = backup
         let result: PhysicalRestoreCommand.Result
@@ -147,8 +147,9 @@ extension RestoreCommandLine {
     /// `restore_command`: this binary's `wal-fetch` with the same storage, scope, key and S3
     /// options, as absolute paths (PostgreSQL runs it in the data directory). Credentials are
     /// not written: the server reads them from its environment or --s3-credentials-dir.
-    private func restoreCommand() throws(CommandLineError) -> String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    private func restoreCommand(executable given: String?) throws(CommandLineError) -> String {
+        if let given, !given.hasPrefix("/") { throw .usage("--wal-fetch-path \(given) is relative: give the binary's absolute path in the server's container") }
+        let executable = given ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var words = [executable, "wal-fetch", "%f", "%p"]
         let given: [(WorkerOption, String?)] = [
             (.storage, storage.storage), (.namespace, scope.namespace), (.policy, scope.policy), (.environment, scope.environment),
@@ -199,6 +200,9 @@ struct RecoveryOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Run the recovered server on this port instead of the backed-up one.", valueName: "port"))
     var port: Int?
 
+    @Option(help: ArgumentHelp("The worker binary as the server's container has it, for restore_command (default: this binary); /backstop/bin/backstop with the bundle of k8s/examples/postgres-archiving.yaml.", valueName: "path"))
+    var walFetchPath: String?
+
     @Option(help: ArgumentHelp("latest: follow every later timeline in the archive (PostgreSQL's default); current: stay on the base backup's; or a timeline number.", valueName: "latest|current|N"))
     var targetTimeline: String = "latest"
 
@@ -211,7 +215,7 @@ struct RecoveryOptions: ParsableArguments {
             ("--target-time", targetTime), ("--target-lsn", targetLsn), ("--target-name", targetName), ("--data-dir", dataDir),
             ("--run-as", runAs), ("--owner", owner), ("--port", port.map(String.init)),
             ("--archive-mode", archiveMode == "preserve" ? nil : archiveMode),
-            ("--target-timeline", targetTimeline == "latest" ? nil : targetTimeline), ("--start", start ? "" : nil),
+            ("--target-timeline", targetTimeline == "latest" ? nil : targetTimeline), ("--wal-fetch-path", walFetchPath), ("--start", start ? "" : nil),
         ]
         let given = values.filter { $0.value != nil }.map(\.flag)
         if let first = given.first { throw .usage("\(first) goes with --physical (point-in-time recovery of a base backup)") }

@@ -146,6 +146,17 @@ struct PointInTimeRecoveryTests {
         #expect(walArchiving["failing"] as? Bool == false && walArchiving["failedCount"] as? Int == 0)
         #expect((walArchiving["lastArchivedFile"] as? String)?.hasPrefix("00000001") == true, "\(walArchiving)")
 
+        // Without --start: the data directory and the settings for a server started elsewhere
+        // (a BackupRestore with pointInTime), its restore_command naming the bundle's path there.
+        let settingsOnly = try await rig.backstop(["restore", "--physical"] + rig.key + ["--data-dir", rig.root + "/settings-only",
+                                                   "--wal-fetch-path", "/backstop/bin/backstop", "--target-name", "after_300"])
+        #expect(settingsOnly.termination.succeeded, "\(settingsOnly.standardError)")
+        let autoConf = try String(contentsOfFile: rig.root + "/settings-only/postgresql.auto.conf", encoding: .utf8)
+        #expect(autoConf.contains("restore_command = '''/backstop/bin/backstop'' ''wal-fetch'' %f %p"), "\(autoConf)")
+        #expect(autoConf.contains("recovery_target_name = 'after_300'") && autoConf.contains("recovery_target_action = 'promote'"))
+        #expect(FileManager.default.fileExists(atPath: rig.root + "/settings-only/recovery.signal"))
+        #expect(FileManager.default.fileExists(atPath: rig.root + "/settings-only/global/pg_control"))
+
         // A time given with an offset stands for the same instant.
         for (name, target, rows) in [
             ("by-time", ["--target-time", betweenTime], "200"),

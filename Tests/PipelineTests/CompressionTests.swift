@@ -23,6 +23,24 @@ struct CompressionTests {
         #expect(try run([Compression.decompressor(algorithm)], try run([Compression.compressor(algorithm, level: algorithm.defaultLevel)], [])) == [])
     }
 
+    @Test("zstd with worker threads writes one standard stream that decodes to the input, fed whole or in small pieces")
+    func zstdWorkers() throws {
+        for pieces in [Self.sample.count, 4_096] {
+            let compressor = try Compression.compressor(.zstd, level: 3, workers: 2)
+            var compressed: [UInt8] = []
+            let pipeline = StagePipeline([compressor]) { compressed.append(contentsOf: $0) }
+            var offset = 0
+            while offset < Self.sample.count {
+                let end = min(offset + pieces, Self.sample.count)
+                try pipeline.process(Array(Self.sample[offset..<end]))
+                offset = end
+            }
+            try pipeline.finish()
+            #expect(compressed.count < Self.sample.count)
+            #expect(try run([Compression.decompressor(.zstd)], compressed) == Self.sample)
+        }
+    }
+
     /// A few hundred bytes that expand to many output buffers (a WAL segment of zeros): the
     /// decoder must drain everything it holds, in one call or across several.
     @Test("highly compressible input round-trips, fed whole or in small pieces", arguments: CompressionAlgorithm.allCases)

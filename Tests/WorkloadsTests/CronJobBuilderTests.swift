@@ -39,12 +39,14 @@ struct CronJobBuilderTests {
         }
     }
 
-    @Test("a physical environment's backups run with BACKSTOP_PHYSICAL; the others' do not")
+    @Test("a physical environment's backups run with BACKSTOP_PHYSICAL, the others' do not; walArchiving adds the archiving check's CronJob")
     func physicalMethod() throws {
         var policy = try Self.example()
         policy.spec.environments[0].method = .physical
         policy.spec.environments[0].walArchiving = .init(enabled: true)
-        let cronJobs = try CronJobBuilder(settings: .init(workerImage: "w")).cronJobs(for: policy)
+        let all = try CronJobBuilder(settings: .init(workerImage: "w")).cronJobs(for: policy)
+        #expect(all.map(\.metadata.name) == ["orders-production", "orders-production-archiving", "orders-staging", "orders-development"])
+        let cronJobs = all.filter { $0.metadata.labels?[CronJobBuilder.taskLabel] == nil }
         let physical = cronJobs.map { $0.spec.jobTemplate.spec.template.spec.containers[0].env.first { $0.name == WorkerOption.physical.environmentVariable }?.value }
         #expect(physical == ["true", nil, nil])
     }

@@ -100,4 +100,42 @@ struct RestoreJobBuilderTests {
             #expect(error.field == "spec.environments[1].name" && error.problem.contains("billing-production-drill"), "\(error)")
         }
     }
+
+    @Test("a point-in-time restore fills the claim as the server's user, with the target and the bundle's path; a logical environment or a second target is refused")
+    func pointInTime() throws {
+        let path = "k8s/examples/postgres-archiving.yaml"
+        let text = try String(contentsOfFile: CronJobBuilderTests.root + "/" + path, encoding: .utf8)
+        let documents = try YAMLNode.parseDocuments(text, source: path)
+        var policy = try YAMLDecoder().decode(BackupPolicy.self, from: documents[0], source: path)
+        policy.metadata.uid = "00000000-0000-4000-8000-000000000201"
+        var restore = try YAMLDecoder().decode(BackupRestore.self, from: try #require(documents.last), source: path)
+        restore.metadata.uid = "00000000-0000-4000-8000-000000000202"
+        let job = try CronJobBuilder(settings: .init(workerImage: "w")).restoreJob(for: restore, policy: policy)
+        let pod = job.spec.template.spec
+        #expect(pod.containers[0].args == ["restore", "latest", "--physical", "--data-dir", "/recovery/pgdata",
+                                           "--wal-fetch-path", "/backstop/bin/backstop", "--target-time", "2026-12-01T09:59:00Z"])
+        #expect(pod.volumes.contains { $0.persistentVolumeClaim?.claimName == "ledger-db-recovered" })
+        #expect(pod.containers[0].volumeMounts.contains { $0.mountPath == "/recovery" })
+        #expect(pod.securityContext.runAsUser == 999 && pod.securityContext.fsGroup == 999 && pod.securityContext.runAsNonRoot)
+        #expect(!pod.containers[0].env.contains { $0.name == WorkerOption.target.environmentVariable })
+
+        var twoTargets = restore
+        twoTargets.spec.pointInTime?.targetName = "before_migration"
+        var logical = try CronJobBuilderTests.example()
+        logical.metadata.uid = policy.metadata.uid
+        var onLogical = restore
+        onLogical.spec.policy = logical.metadata.name
+        let cases: [(BackupRestore, BackupPolicy, String)] = [(twoTargets, policy, "spec.pointInTime"), (onLogical, logical, "spec.pointInTime")]
+        for (wrong, against, field) in cases {
+            do {
+                _ = try wrong.resolve(against: against)
+                Issue.record("accepted: \(wrong.spec)")
+            } catch {
+                #expect(error.field == field, "\(error.description)")
+            }
+        }
+        var badTime = restore
+        badTime.spec.pointInTime?.targetTime = "yesterday"
+        #expect(throws: BackstopAPIError.self) { _ = try badTime.resolve(against: policy) }
+    }
 }
