@@ -120,7 +120,7 @@ done
 echo "ratio: wall time / pgBackRest's (target: backstop <= 1.0 at the same zstd level, stored no larger)"
 
 # Real segments of this cluster (pgBackRest checks a segment's header against the cluster).
-"$bin/pgbench" -q -T 20 -c 2 postgres >/dev/null 2>&1 || true
+"$bin/pgbench" -T 20 -c 2 postgres >/dev/null 2>&1 || true
 "$bin/psql" -q -c "CHECKPOINT" >/dev/null
 install -d -o postgres "$work/segments/pg_wal"
 find "$work/data/pg_wal" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort | head -n 40 | while read -r segment; do
@@ -152,3 +152,35 @@ for name in backstop-file backstop-s3 pgbackrest; do
     printf '%-16s %9s %9s\n' "$name" "$(percentile 50 < "$work/push-$name.times")" "$(percentile 99 < "$work/push-$name.times")"
 done
 echo "(a call includes the process start: PostgreSQL starts archive_command once per segment)"
+
+# Archiving under a write load: pgbench for 30 s with archive_command set to one tool at a
+# time; sampled every half second: the .ready files waiting, and the age of the oldest (the
+# archive's lag behind the server). Target: the lag stays under 10 s.
+archive_load() {  # name, archive_command
+    local name=$1 command=$2
+    "$bin/psql" -q -c "ALTER SYSTEM SET archive_command = '${command//\'/\'\'}'" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 1
+    local before after
+    before=$("$bin/psql" -tA -c "SELECT pg_current_wal_lsn()")
+    "$bin/pgbench" -T 30 -c 4 -j 2 postgres >/dev/null 2>&1 &
+    local load=$! max_files=0 max_lag=0
+    while kill -0 "$load" 2>/dev/null; do
+        local files oldest lag
+        files=$(find "$work/data/pg_wal/archive_status" -name '*.ready' | wc -l)
+        oldest=$(find "$work/data/pg_wal/archive_status" -name '*.ready' -printf '%T@\n' | sort -n | head -n 1)
+        lag=$([ -n "$oldest" ] && awk -v o="$oldest" -v n="$(date +%s.%N)" 'BEGIN {printf "%.1f", n - o}' || echo 0)
+        [ "$files" -gt "$max_files" ] && max_files=$files
+        max_lag=$(awk -v a="$max_lag" -v b="$lag" 'BEGIN {print (b > a) ? b : a}')
+        sleep 0.5
+    done
+    after=$("$bin/psql" -tA -c "SELECT pg_current_wal_lsn()")
+    local written
+    written=$("$bin/psql" -tA -c "SELECT round(pg_wal_lsn_diff('$after', '$before') / 1048576)")
+    printf '%-16s %10s %12s %12s\n' "$name" "$written" "$max_files" "$max_lag"
+}
+echo
+echo "archiving under pgbench -c 4 for 30 s"
+printf '%-16s %10s %12s %12s\n' archiver wal_MiB max_waiting max_lag_s
+archive_load backstop "$backstop wal-push %p $location --level 3"
+archive_load pgbackrest "pgbackrest --config=$work/pgbackrest.conf --stanza=bench archive-push %p"
+echo "(lag: the age of the oldest segment waiting for archive_command; target under 10 s)"
