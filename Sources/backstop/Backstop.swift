@@ -38,16 +38,28 @@ struct Backstop: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-            Foundation.exit(0)
+            terminate(0)
         } catch {
             let code = report(error, arguments: arguments)
             // restore_command's statuses are PostgreSQL's: 1 is "not in the archive" (recovery
             // ends there), so every other failure, a usage error too, must stop recovery.
             if arguments.first == WALFetchCommandLine.configuration.commandName, code != 0, code != 1 {
-                Foundation.exit(WALFetchCommandLine.failureExitCode)
+                terminate(WALFetchCommandLine.failureExitCode)
             }
-            Foundation.exit(code)
+            terminate(code)
         }
+    }
+
+    /// Ends the process once its output is flushed, without running exit handlers: threads of
+    /// the pools that served HTTP and libpq may still be parked in libcurl, OpenSSL or
+    /// Foundation, and `exit` would tear those libraries' globals down under them (in the
+    /// recovery tests a restore_command once died of SIGABRT, exit status 134, after its work
+    /// was done: PostgreSQL reads that as a failed fetch and stops recovery). Nothing the
+    /// worker writes waits for an exit handler: stored objects are synced and closed, and
+    /// reports written, before a command returns.
+    static func terminate(_ code: Int32) -> Never {
+        fflush(nil)
+        _exit(code)
     }
 
     /// Prints what `error` says; the exit code.
