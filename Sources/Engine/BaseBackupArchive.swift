@@ -58,8 +58,8 @@ final class BaseBackupReader: StreamStage, TarEntryHandler {
     /// `backup_manifest` lists every file before its WAL range: only its end is kept.
     private static let manifestTailLimit = 1 << 20
 
-    init(extractingInto directory: String? = nil) {
-        extractor = directory.map(TarExtractor.init(root:))
+    init(extractingInto directory: String? = nil, durable: Bool = false) {
+        extractor = directory.map { TarExtractor(root: $0, durable: durable) }
         reader = TarReader(handler: self)
     }
 
@@ -123,9 +123,13 @@ final class BaseBackupReader: StreamStage, TarEntryHandler {
 /// cluster without extra tablespaces has neither.
 final class TarExtractor {
     private let root: String
+    private let durable: Bool
     private var descriptor: Int32 = -1
 
-    init(root: String) { self.root = root }
+    init(root: String, durable: Bool) {
+        self.root = root
+        self.durable = durable
+    }
 
     deinit { if descriptor >= 0 { close(descriptor) } }
 
@@ -166,9 +170,17 @@ final class TarExtractor {
         }
     }
 
+    /// When `durable`, each file is synced as it is closed: a server started later (another
+    /// pod, after a node restart) must find all of them, as pg_basebackup and pgBackRest make
+    /// sure of.
     func end(_ entry: TarEntry) throws {
         guard descriptor >= 0 else { return }
         defer { descriptor = -1 }
+        guard !durable || fsync(descriptor) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw EngineError(.restoreFailed, "cannot sync \(entry.path) in \(root) to disk: \(reason)")
+        }
         guard close(descriptor) == 0 else {
             throw EngineError(.restoreFailed, "cannot finish \(entry.path) in \(root): \(String(cString: strerror(errno)))")
         }

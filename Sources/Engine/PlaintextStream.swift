@@ -27,7 +27,8 @@ struct PlaintextStream: Sendable {
     /// optionally written out as a data directory.
     enum BaseBackupReading: Sendable {
         case check
-        case extract(into: String)
+        /// `durable`: every file synced as it is written (a restore; not a scratch copy).
+        case extract(into: String, durable: Bool)
     }
 
     /// The dump object (the only object of format 1).
@@ -60,7 +61,7 @@ struct PlaintextStream: Sendable {
                 switch reading {
                 case nil: tar = nil
                 case .check: tar = BaseBackupReader()
-                case .extract(let directory): tar = BaseBackupReader(extractingInto: directory)
+                case .extract(let directory, let durable): tar = BaseBackupReader(extractingInto: directory, durable: durable)
                 }
                 if let tar { decoding.append(tar) }
                 let sink = DescriptorSink(descriptor: descriptor, consumerMayStopEarly: consumerMayStopEarly)

@@ -81,7 +81,7 @@ public struct VerifyCommand: Sendable {
                 throw EngineError(.invalidOption, "cannot create \(folder) for --deep: \(String(cString: strerror(errno))); point --scratch-dir at a writable folder with room for the cluster")
             }
             let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
-            let digest = try await stream.run(into: nil, consumerMayStopEarly: false, baseBackup: .extract(into: folder), progress: TransferProgress())
+            let digest = try await stream.run(into: nil, consumerMayStopEarly: false, baseBackup: .extract(into: folder, durable: false), progress: TransferProgress())
             try stream.check(digest)
             let result: ChildProcess.Outcome
             do { result = try await ChildProcess(executable: verifier, arguments: ["--no-parse-wal", "--quiet", folder], standardOutput: .collect).wait() }

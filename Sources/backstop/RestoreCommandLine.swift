@@ -166,8 +166,12 @@ extension RestoreCommandLine {
             words += ["--" + option.flag, absolute]
         }
         if try WorkerOption.s3PathStyle.resolvedSwitch(s3.pathStyle) { words.append("--" + WorkerOption.s3PathStyle.flag) }
-        // PostgreSQL hands the command to sh; %f and %p stay unquoted for it to substitute.
-        return words.map { $0 == "%f" || $0 == "%p" ? $0 : "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        // PostgreSQL substitutes %f and %p (left unquoted) and reads %% as a percent sign, then
+        // hands the command to sh: every other word is single-quoted for sh, its % doubled.
+        return words.map { word in
+            guard word != "%f", word != "%p" else { return word }
+            return "'" + word.replacingOccurrences(of: "%", with: "%%").replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
     }
 }
 
@@ -191,7 +195,7 @@ struct RecoveryOptions: ParsableArguments {
     @Flag(help: "Start PostgreSQL on it, wait for recovery to end and check where it stopped.")
     var start = false
 
-    @Option(help: ArgumentHelp("With --start as root: the user the server runs as (pg_ctl refuses root); the files are given to it.", valueName: "user"))
+    @Option(help: ArgumentHelp("With --start as root: the user the server runs as (pg_ctl refuses root; default the data directory's owner); the files are given to it.", valueName: "user"))
     var runAs: String?
 
     @Option(help: ArgumentHelp("Give the restored files to this user (name or uid; 999 for the official postgres image).", valueName: "user"))
@@ -250,17 +254,22 @@ struct RecoveryOptions: ParsableArguments {
         guard ["preserve", "off"].contains(archiveMode) else {
             throw .usage("--archive-mode \(archiveMode): use preserve (the recovered server archives like its source) or off (a copy that does not archive)")
         }
-        let user = runAs ?? owner
+        var user = runAs ?? owner
         if let runAs, let owner, runAs != owner {
             throw .usage("--run-as \(runAs) and --owner \(owner) differ: the server must own its files; give one")
         }
+        let absolute = dataDir.hasPrefix("/") ? dataDir : FileManager.default.currentDirectoryPath + "/" + dataDir
         if start, getuid() == 0, user == nil {
-            throw .usage("--start as root needs --run-as USER (pg_ctl refuses root): the user PostgreSQL runs as, e.g. postgres")
+            // pg_ctl refuses root: an existing (empty) data directory's owner is the server's user.
+            var info = stat()
+            guard stat(absolute, &info) == 0, info.st_uid != 0 else {
+                throw .usage("--start as root needs --run-as USER (pg_ctl refuses root): the user PostgreSQL runs as, e.g. postgres")
+            }
+            user = String(info.st_uid)
         }
         let resolvedOwner: PhysicalRestoreCommand.Owner?
         do { resolvedOwner = try user.map { (name: String) throws(EngineError) in try PhysicalRestoreCommand.Owner.lookUp(name) } }
         catch { throw CommandLineError(error) }
-        let absolute = dataDir.hasPrefix("/") ? dataDir : FileManager.default.currentDirectoryPath + "/" + dataDir
         return PhysicalRestoreCommand.Options(target: targets.first ?? .endOfArchive, dataDirectory: absolute,
                                               encryption: try encryption.source(), restoreCommand: restoreCommand,
                                               start: start, owner: resolvedOwner, port: port, keepsArchiving: archiveMode == "preserve", timeline: targetTimeline)

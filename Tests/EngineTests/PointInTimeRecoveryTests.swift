@@ -128,7 +128,11 @@ struct PointInTimeRecoveryTests {
         // Batches of rows with a time, a restore point and an LSN between them.
         _ = try await rig.sql("INSERT INTO ledger SELECT generate_series(101, 200)")
         try await Task.sleep(for: .milliseconds(50))
-        let betweenTime = try await rig.sql(#"SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#)
+        // One instant, written in UTC and with an offset (two hours ahead).
+        let between = try await rig.sql(#"SELECT to_char(t, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || ' ' || to_char(t + interval '2 hours', 'YYYY-MM-DD"T"HH24:MI:SS.US"+02:00"') FROM (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t) AS now"#)
+            .split(separator: " ").map(String.init)
+        try #require(between.count == 2)
+        let (betweenTime, betweenWithOffset) = (between[0], between[1])
         try await Task.sleep(for: .milliseconds(50))
         _ = try await rig.sql("INSERT INTO ledger SELECT generate_series(201, 300)")
         _ = try await rig.sql("SELECT pg_create_restore_point('after_300')")
@@ -157,9 +161,9 @@ struct PointInTimeRecoveryTests {
         #expect(FileManager.default.fileExists(atPath: rig.root + "/settings-only/recovery.signal"))
         #expect(FileManager.default.fileExists(atPath: rig.root + "/settings-only/global/pg_control"))
 
-        // A time given with an offset stands for the same instant.
+        // The time given with an offset stands for the same instant.
         for (name, target, rows) in [
-            ("by-time", ["--target-time", betweenTime], "200"),
+            ("by-time", ["--target-time", betweenWithOffset], "200"),
             ("by-name", ["--target-name", "after_300"], "300"),
             ("by-lsn", ["--target-lsn", afterFourHundred], "400"),
         ] {
