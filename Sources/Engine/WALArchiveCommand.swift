@@ -55,12 +55,7 @@ public struct WALArchiveCommand: Sendable {
         let name = try Self.fileName((path as NSString).lastPathComponent)
         let plaintext: [UInt8]
         do {
-            plaintext = try await runBlocking(name: "wal-read") { () throws -> [UInt8] in
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw EngineError(.notFound, "cannot read \(path): no such file, or no permission (archive_command runs as the server's user)")
-                }
-                return [UInt8](data)
-            }
+            plaintext = try await runBlocking(name: "wal-read") { () throws -> [UInt8] in try Self.readFile(path) }
         } catch {
             throw EngineError.wrapping(error)
         }
@@ -77,7 +72,9 @@ public struct WALArchiveCommand: Sendable {
             stored = try await runBlocking(name: "wal-encode") { () throws -> [UInt8] in
                 var stages: [any StreamStage] = [try Compression.compressor(compression, level: level)]
                 if let key { stages.append(try ChunkEncryptor(key: key, backupID: BackupIDBytes(name.rawValue))) }
-                return try Self.transform(plaintext, through: stages, expectedSize: plaintext.count / 2)
+                // Room for incompressible WAL and the encryption's per-chunk overhead: the
+                // output never grows (a copy of 16 MiB) while it is written.
+                return try Self.transform(plaintext, through: stages, expectedSize: plaintext.count + plaintext.count / 64 + (64 << 10))
             }
         } catch {
             throw EngineError.wrapping(error, context: "encoding \(name)")
@@ -169,6 +166,34 @@ public struct WALArchiveCommand: Sendable {
         catch { throw EngineError.wrapping(error, context: "reading the record of \(name)") }
         do { return try JSONDecoder().decode(WALRecord.self, from: Data(bytes)) }
         catch { throw EngineError(.integrity, "the record of archived \(name) cannot be read (\(EngineError.describeDecoding(error, document: "\(name).json"))); the archive is damaged there") }
+    }
+
+    /// The whole file in one allocation, read straight into it (a segment is 16 MiB: through
+    /// `Data` it would be allocated, faulted in and copied twice).
+    static func readFile(_ path: String) throws -> [UInt8] {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw EngineError(.notFound, "cannot read \(path): \(String(cString: strerror(errno))) (archive_command runs as the server's user)")
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw EngineError(.storage, "cannot read \(path): \(String(cString: strerror(errno)))") }
+        let size = Int(info.st_size)
+        var failure: String?
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = 0
+            while count < size {
+                let got = read(descriptor, buffer.baseAddress! + count, size - count)
+                if got < 0, errno == EINTR { continue }
+                guard got > 0 else {
+                    failure = got == 0 ? "the file ended after \(count) of \(size) bytes" : String(cString: strerror(errno))
+                    return
+                }
+                count += got
+            }
+        }
+        if let failure { throw EngineError(.storage, "cannot read \(path): \(failure)") }
+        return bytes
     }
 
     /// `bytes` through `stages`, fed in the 1 MiB pieces the stages are built for (as a
