@@ -65,7 +65,7 @@ let package = Package(
         // Plain TCP listening and accepting: the controller's health endpoint, and the test servers.
         .target(name: "Sockets", swiftSettings: swiftSettings),
         // Test support (like NIOEmbedded): real servers' misbehaviour, for tests and hack/ scripts.
-        .target(name: "TestSupport", dependencies: ["BlockingCalls", "Sockets"], swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["BlockingCalls", "Sockets", "Postgres"], swiftSettings: swiftSettings),
         .target(name: "KubeTestServer", dependencies: ["KubeClient", "KubeObjects", "Sockets", "YAML"], exclude: ["README.md"], swiftSettings: swiftSettings),
 
         .executableTarget(name: "kube-test-server", dependencies: ["KubeTestServer"], swiftSettings: swiftSettings),

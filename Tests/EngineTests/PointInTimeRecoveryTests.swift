@@ -45,10 +45,7 @@ struct PointInTimeRecoveryTests {
             try await ClusterTools.sql(port ?? self.port, statement)
         }
 
-        func stop(_ data: String) {
-            _ = try? Process.run(URL(fileURLWithPath: "/usr/sbin/runuser"),
-                                 arguments: ["-u", "postgres", "--", "\(ClusterTools.bin)/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"]).waitUntilExit()
-        }
+        func stop(_ data: String) { ClusterTools.stop(data) }
 
         /// Recovers into a new folder as root, the server run as postgres on a port of its own.
         func recover(_ name: String, _ target: [String], archiving: Bool = false) async throws -> (outcome: ChildProcess.Outcome, data: String, port: Int) {

@@ -32,9 +32,7 @@ struct WALArchivingTests {
         try await ClusterTools.start(root + "/data", log: root + "/server.log")
         var running = [root + "/data"]
         defer {
-            for data in running {
-                _ = try? Process.run(URL(fileURLWithPath: "/usr/sbin/runuser"), arguments: ["-u", "postgres", "--", "\(ClusterTools.bin)/pg_ctl", "-D", data, "-m", "immediate", "stop"]).waitUntilExit()
-            }
+            for data in running { ClusterTools.stop(data) }
         }
 
         try await ClusterTools.sql(port, "CREATE TABLE ledger (id int PRIMARY KEY, note text); INSERT INTO ledger SELECT g, 'before the base backup' FROM generate_series(1, 1000) g")

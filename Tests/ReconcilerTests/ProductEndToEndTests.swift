@@ -138,4 +138,84 @@ struct ProductEndToEndTests {
                                              mergingErrors: true)
         #expect(logs.status == 0 && logs.output.contains("restored \(backupID) into \(restored)"), "\(logs.output)")
     }
+
+    @Test("a physical environment: run-now takes a base backup through the worker, the archiving check reports the archive, ContinuousArchiving turns true")
+    func physical() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.worker), "build the backstop binary first (hack/test.sh does)")
+        try #require(getuid() == 0, "the test runs PostgreSQL as the postgres user: run it as root (hack/test.sh in CI is)")
+        // A cluster of its own that archives into the policy's storage, as the example's
+        // StatefulSet does: the key and the location the worker's pods get from the policy.
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("backstop-product-physical-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/storage", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.copyItem(atPath: Self.worker, toPath: root + "/bin/backstop")
+        let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        try Data(key.utf8).write(to: URL(fileURLWithPath: root + "/key"))
+        _ = try await ToolProcess.run("/bin/chmod", ["0755", root, root + "/bin", root + "/bin/backstop"])
+        _ = try await ToolProcess.run("/bin/chmod", ["0600", root + "/key"])
+        _ = try await ToolProcess.run("/bin/chown", ["postgres:postgres", root, root + "/storage", root + "/key"])
+        let port = ClusterTools.freePort()
+        let push = "\(root)/bin/backstop wal-push %p --storage file://\(root)/storage --namespace shop --policy ledger --environment production --encryption-key-file \(root)/key"
+        try await ClusterTools.asPostgres("initdb", ["-D", root + "/data", "-U", "postgres", "--auth=trust"])
+        try ClusterTools.append(["listen_addresses = '127.0.0.1'", "port = \(port)", "unix_socket_directories = '\(root)'", "fsync = off",
+                                 "wal_level = replica", "archive_mode = on", "archive_command = '\(push)'"], to: root + "/data/postgresql.conf")
+        try await ClusterTools.start(root + "/data", log: root + "/server.log")
+        defer { ClusterTools.stop(root + "/data") }
+        try await ClusterTools.sql(port, "CREATE TABLE ledger (id int); INSERT INTO ledger SELECT generate_series(1, 1000)")
+        // The archiver makes the environment's folders first, as the postgres user.
+        let first = try await ClusterTools.sql(port, "SELECT pg_walfile_name(pg_switch_wal())")
+        #expect(try await PolicyReconcilerTests.eventually(timeout: .seconds(30)) {
+            FileManager.default.fileExists(atPath: "\(root)/storage/shop/ledger/production/wal/00000001/\(first).json")
+        })
+
+        let server = try TestAPIServer(token: "unused", allowAnonymous: true)
+        defer { server.stop() }
+        try await ControlPlane.install(on: server)
+        let client = try KubeClient(connection: server.connection(namespace: "shop"))
+        server.setJobRunner(.worker(binary: Self.worker))
+        for (name, data) in [("ledger-db", ["username": "postgres", "password": "unused"]), ("backup-key", ["key": key])] {
+            let secret: JSONValue = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": .string(name), "namespace": "shop"],
+                                     "stringData": .object(data.mapValues { .string($0) })]
+            let _: JSONValue = try await client.create(.secrets, namespace: "shop", secret)
+        }
+        let policy: JSONValue = [
+            "apiVersion": "backstop.dev/v1alpha1", "kind": "BackupPolicy", "metadata": ["name": "ledger", "namespace": "shop"],
+            "spec": [
+                "database": ["host": "127.0.0.1", "port": .number(Double(port)), "name": "postgres", "sslMode": "disable", "credentialsSecret": "ledger-db"],
+                "encryption": ["keySecret": ["name": "backup-key", "key": "key"]],
+                "storage": ["file": ["path": .string(root + "/storage")]],
+                "environments": [["name": "production", "method": "physical", "walArchiving": ["enabled": true], "objectives": ["rpo": "1h"]]],
+            ],
+        ]
+        _ = try await client.create(.backupPolicies, namespace: "shop", policy)
+        let controllerClient = try ControlPlane.controllerClient(server)
+        let reconciler = PolicyReconciler.controller(client: controllerClient, namespace: nil, workerImage: "backstop:test", logger: PolicyReconcilerTests.logger,
+                                                     backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(200)))
+        let running = Task { await reconciler.run() }
+        defer { running.cancel() }
+
+        #expect(try await test.eventually { try await test.cronJobs(client)["ledger-production-archiving"] != nil })
+        _ = try await client.patch(.backupPolicies, name: "ledger", .merge(["metadata": ["annotations": ["backstop.dev/run-now": "first"]]]),
+                                   as: GenericObject.self)
+        func production() async throws -> BackupPolicy.EnvironmentStatus? {
+            try await client.get(.backupPolicies, name: "ledger", as: BackupPolicy.self).status?.environments?.first { $0.name == "production" }
+        }
+        #expect(try await PolicyReconcilerTests.eventually(timeout: .seconds(90)) {
+            let environment = try await production()
+            return environment?.lastSuccessfulBackup != nil || environment?.lastFailure != nil
+        })
+        let backedUp = try #require(try await production())
+        #expect(backedUp.lastFailure == nil, "\(backedUp.lastFailure?.message ?? "")")
+        let backupID = try #require(backedUp.lastSuccessfulBackup?.id)
+        let manifest = try Data(contentsOf: URL(fileURLWithPath: "\(root)/storage/shop/ledger/production/backups/\(backupID)/manifest.json"))
+        #expect(String(decoding: manifest, as: UTF8.self).contains("basebackup-tar"), "a physical base backup")
+
+        _ = try server.triggerCronJob(namespace: "shop", name: "ledger-production-archiving")
+        #expect(try await PolicyReconcilerTests.eventually(timeout: .seconds(60)) { try await production()?.walArchiving != nil })
+        let archiving = try #require(try await production()?.walArchiving)
+        #expect(archiving.failing == false && archiving.lastArchivedFile != nil, "\(archiving)")
+        let condition = try await client.get(.backupPolicies, name: "ledger", as: BackupPolicy.self).status?.conditions?[.continuousArchiving]
+        #expect(condition?.status == .true, "\(condition?.message ?? "no condition")")
+    }
 }
