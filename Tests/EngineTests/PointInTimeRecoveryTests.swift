@@ -223,6 +223,13 @@ struct PointInTimeRecoveryTests {
         running.append(afterPrune.data)
         #expect(afterPrune.outcome.termination.succeeded, "\(afterPrune.outcome.standardError)")
         #expect(try await rig.sql("SELECT count(*) FROM ledger", port: afterPrune.port) == "500")
+
+        // A tablespace outside the data directory: a streamed tar cannot carry it.
+        try FileManager.default.createDirectory(atPath: rig.root + "/tablespace", withIntermediateDirectories: true)
+        _ = try await ToolProcess.run("/bin/chown", ["postgres:postgres", rig.root + "/tablespace"])
+        _ = try await rig.sql("CREATE TABLESPACE elsewhere LOCATION '\(rig.root)/tablespace'")
+        let refused = try await rig.backstop(["backup", "--physical"] + rig.key + ["--database", "postgres://postgres@127.0.0.1:\(rig.port)/postgres"], asPostgres: true)
+        #expect(!refused.termination.succeeded && refused.standardError.contains("tablespaces besides pg_default and pg_global (elsewhere)"), "\(refused.standardError)")
     }
 
     @Test("backup --physical refuses a cluster that does not archive, naming the setting")
