@@ -115,11 +115,16 @@ public struct PhysicalRestoreCommand: Sendable {
                 try (digest.baseBackup ?? BaseBackupContents()).checkComplete("base backup \(manifest.id)")
                 return digest.size
             }
-            try writeRecoverySettings(backupID: manifest.id)
-            if let owner = options.owner { try changeOwner(to: owner) }
-            try syncDataDirectory()
+            // Writes, a walk of the whole tree and fsyncs: off the cooperative pool.
+            do {
+                try await runBlocking(name: "restore-settings") { [self] in
+                    try writeRecoverySettings(backupID: manifest.id)
+                    if let owner = options.owner { try changeOwner(to: owner) }
+                    try syncDataDirectory()
+                }
+            } catch { throw EngineError.wrapping(error) }
         } catch {
-            removeRestoredFiles(createdDirectory: createdDirectory)
+            _ = try? await runBlocking(name: "restore-cleanup") { [self] in removeRestoredFiles(createdDirectory: createdDirectory) }
             throw error
         }
         context.logger.info("base backup \(manifest.id) unpacked and checked: \(formatBytes(restoredBytes)); recovery.signal and the recovery settings written to postgresql.auto.conf")
@@ -293,7 +298,8 @@ public struct PhysicalRestoreCommand: Sendable {
 
         let deadline = ContinuousClock.now + options.recoveryTimeout
         while true {
-            let log = (try? String(contentsOfFile: recoveryLog, encoding: .utf8)) ?? ""
+            let logPath = recoveryLog
+            let log = (try? await runBlocking(name: "recovery-log") { try String(contentsOfFile: logPath, encoding: .utf8) }) ?? ""
             // pg_ctl gives up waiting on a server still replaying a long archive: the server,
             // not pg_ctl, says whether recovery goes on.
             if !serverIsRunning() {

@@ -1,4 +1,5 @@
 public import BackstopAPI
+internal import BlockingCalls
 internal import Foundation
 internal import Logging
 internal import Pipeline
@@ -71,9 +72,16 @@ public struct VerifyCommand: Sendable {
     /// afterwards, whatever the outcome.
     private func deepCheck(_ manifest: BackupManifest, key: EncryptionKey?, tools: PostgresTools, scratch: String,
                            after previous: VerificationRecord) async -> Outcome {
-        var checks = previous.checks
         let folder = scratch + "/backstop-verify-\(manifest.id)-\(UInt32.random(in: 0...UInt32.max))"
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let outcome = await deepCheck(manifest, key: key, tools: tools, folder: folder, after: previous)
+        // A cluster's worth of files: removed off the cooperative pool.
+        _ = try? await runBlocking(name: "verify-cleanup") { try FileManager.default.removeItem(atPath: folder) }
+        return outcome
+    }
+
+    private func deepCheck(_ manifest: BackupManifest, key: EncryptionKey?, tools: PostgresTools, folder: String,
+                           after previous: VerificationRecord) async -> Outcome {
+        var checks = previous.checks
         do throws(EngineError) {
             let verifier: String
             do { verifier = try tools.program("pg_verifybackup") } catch { throw EngineError.wrapping(error) }
