@@ -198,7 +198,9 @@ public struct RestoreReconciler: Sendable {
         let target: String
         do {
             job = try builder.restoreJob(for: restore, policy: policy)
-            target = try restore.resolve(against: policy).target.name ?? ""
+            // A point-in-time restore fills a claim, not a database: the status names the claim.
+            let resolved = try restore.resolve(against: policy)
+            target = resolved.pointInTime.map { "claim \($0.claimName) (\($0.dataDirectory))" } ?? resolved.target.name ?? ""
         } catch {
             return .refused(.invalidSpec, error.description, retry: nil)
         }
