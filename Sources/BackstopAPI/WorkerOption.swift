@@ -40,6 +40,9 @@ public enum WorkerOption: String, CaseIterable, Sendable {
     case orphanGrace = "orphan-grace"
     /// Comma-separated in the variable: `30d:STANDARD_IA,90d:GLACIER_IR`.
     case tier
+    /// `wal-push`: how many other ready segments a push archives ahead, and where it notes them.
+    case pushAhead = "push-ahead"
+    case spoolDir = "spool-dir"
 
     /// The long flag, without dashes: `encryption-key-file`.
     public var flag: String { rawValue }

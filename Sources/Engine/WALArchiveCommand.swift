@@ -18,11 +18,19 @@ public struct WALArchiveCommand: Sendable {
         public var compression: CompressionAlgorithm
         public var level: Int?
         public var encryption: EncryptionSource
+        /// Push-ahead: after its own file, a push also archives up to this many other segments
+        /// PostgreSQL has marked ready (`archive_status/*.ready`), in parallel, and notes each
+        /// in `spoolDirectory`; PostgreSQL's call for such a segment then returns at once.
+        public var pushAhead: Int
+        public var spoolDirectory: String?
 
-        public init(compression: CompressionAlgorithm = .zstd, level: Int? = nil, encryption: EncryptionSource) {
+        public init(compression: CompressionAlgorithm = .zstd, level: Int? = nil, encryption: EncryptionSource,
+                    pushAhead: Int = 0, spoolDirectory: String? = nil) {
             self.compression = compression
             self.level = level
             self.encryption = encryption
+            self.pushAhead = pushAhead
+            self.spoolDirectory = spoolDirectory
         }
     }
 
@@ -50,9 +58,40 @@ public struct WALArchiveCommand: Sendable {
     // MARK: Push
 
     /// Archives the file at `path` (`%p`, relative to the data directory PostgreSQL runs the
-    /// command in).
+    /// command in), then, with push-ahead, the next segments PostgreSQL has ready.
     public func push(_ path: String) async throws(EngineError) -> PushOutcome {
         let name = try Self.fileName((path as NSString).lastPathComponent)
+        guard options.pushAhead > 0, let spool = options.spoolDirectory else { return try await pushOne(path, name: name) }
+        let ahead = PushAheadSpool(directory: spool)
+        if (try? await runBlocking(name: "wal-spool", { ahead.takeMark(for: path) })) == true {
+            context.logger.info("\(name) was archived ahead of PostgreSQL's call")
+            return .alreadyArchived
+        }
+        let outcome = try await pushOne(path, name: name)
+        await pushAhead(after: path, spool: ahead)
+        return outcome
+    }
+
+    /// Archives the ready segments after `path` that are not pushed yet, in parallel, marking
+    /// each that commits. A failure here is only logged: PostgreSQL pushes that one itself.
+    private func pushAhead(after path: String, spool: PushAheadSpool) async {
+        let limit = options.pushAhead
+        guard let ready = try? await runBlocking(name: "wal-ready", { spool.readySegments(beside: path, limit: limit) }) else { return }
+        await withTaskGroup(of: Void.self) { group in
+            for other in ready {
+                group.addTask {
+                    do {
+                        _ = try await pushOne(other, name: try Self.fileName((other as NSString).lastPathComponent))
+                        _ = try? await runBlocking(name: "wal-spool") { spool.mark(other) }
+                    } catch {
+                        context.logger.info("push-ahead of \((other as NSString).lastPathComponent) failed (PostgreSQL will push it): \(EngineError.wrapping(error).message)")
+                    }
+                }
+            }
+        }
+    }
+
+    private func pushOne(_ path: String, name: WALFileName) async throws(EngineError) -> PushOutcome {
         let plaintext: [UInt8]
         do {
             plaintext = try await runBlocking(name: "wal-read") { () throws -> [UInt8] in try Self.readFile(path) }
@@ -216,5 +255,53 @@ public struct WALArchiveCommand: Sendable {
 
     static func fileName(_ text: String) throws(EngineError) -> WALFileName {
         do { return try WALFileName(text) } catch { throw EngineError(.invalidOption, error.description, underlying: error) }
+    }
+}
+
+/// Push-ahead's local state: one small file per segment archived ahead of PostgreSQL's call,
+/// naming the segment file's identity (device, inode, size, modification time) when it was
+/// archived. A call finds its mark only for the very file that was archived; a mark whose
+/// segment is no longer waiting (archive_status has no `.ready`) is stale and removed.
+struct PushAheadSpool: Sendable {
+    let directory: String
+
+    private func markPath(_ segment: String) -> String { directory + "/" + (segment as NSString).lastPathComponent + ".pushed" }
+
+    private static func identity(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return "\(info.st_dev) \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+    }
+
+    /// True, and the mark gone, when `path` is the file a push-ahead archived.
+    func takeMark(for path: String) -> Bool {
+        let mark = markPath(path)
+        guard let recorded = try? String(contentsOfFile: mark, encoding: .utf8) else { return false }
+        unlink(mark)
+        return recorded == Self.identity(path)
+    }
+
+    func mark(_ path: String) {
+        guard let identity = Self.identity(path) else { return }
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let temporary = markPath(path) + ".partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(identity.utf8)) else { return }
+        rename(temporary, markPath(path))
+    }
+
+    /// Up to `limit` segments PostgreSQL has marked ready, oldest first, other than `path`'s
+    /// and not archived ahead already; marks of segments no longer waiting are removed.
+    func readySegments(beside path: String, limit: Int) -> [String] {
+        let folder = (path as NSString).deletingLastPathComponent
+        let own = (path as NSString).lastPathComponent
+        let status = (folder.isEmpty ? "." : folder) + "/archive_status"
+        let waiting = Set(((try? FileManager.default.contentsOfDirectory(atPath: status)) ?? [])
+            .filter { $0.hasSuffix(".ready") }.map { String($0.dropLast(".ready".count)) })
+        let marked = Set(((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".pushed") }.map { String($0.dropLast(".pushed".count)) })
+        for stale in marked.subtracting(waiting) { unlink(directory + "/" + stale + ".pushed") }
+        return waiting.subtracting(marked).subtracting([own])
+            .filter { (try? WALFileName($0)) != nil && !$0.hasSuffix(".history") }
+            .sorted().prefix(limit).map { (folder.isEmpty ? "" : folder + "/") + $0 }
     }
 }

@@ -21,6 +21,9 @@ struct WALPushCommandLine: AsyncParsableCommand {
             SHA-256) is written last. Pushing a file that is archived with the same
             contents succeeds; a different file under the same name is refused (exit 1)
             and never overwritten. Exits 0 only when the file is safely stored.
+            With --push-ahead N --spool-dir DIR, a push also archives up to N other
+            segments PostgreSQL has ready (archive_status/*.ready), in parallel, and
+            notes each in DIR: PostgreSQL's call for one of them returns at once.
             """)
 
     @Argument(help: "The file to archive: %p, relative to the data directory.")
@@ -30,13 +33,34 @@ struct WALPushCommandLine: AsyncParsableCommand {
     @OptionGroup(title: "WAL") var scope: ScopeOptions
     @OptionGroup(title: "WAL") var encryption: EncryptionOptions
     @OptionGroup(title: "WAL") var compression: CompressionOptions
+
+    @Option(name: .customLong(WorkerOption.pushAhead.flag),
+            help: "Also archive up to N other segments PostgreSQL has ready, in parallel, so its next calls return at once (env \(WorkerOption.pushAhead.environmentVariable); needs --spool-dir).")
+    var pushAhead: String?
+
+    @Option(name: .customLong(WorkerOption.spoolDir.flag),
+            help: "A folder of the server's (outside the data directory) where push-ahead notes what it archived (env \(WorkerOption.spoolDir.environmentVariable)).")
+    var spoolDir: String?
+
     @OptionGroup(title: "S3") var s3: S3AccessOptions
     @OptionGroup(title: "S3 objects written") var s3Write: S3WriteOptions
 
     func run() async throws {
         let context = try WorkerSetup.context(storage: storage, s3: s3, write: s3Write, scope: scope)
         let (algorithm, level) = try compression.resolved()
-        let options = WALArchiveCommand.Options(compression: algorithm, level: level, encryption: try encryption.source())
+        var ahead = 0
+        if let given = WorkerOption.pushAhead.resolved(pushAhead) {
+            guard let count = Int(given.value), (0...32).contains(count) else {
+                throw CommandLineError.usage("\(given.shown): give a number of segments from 0 to 32")
+            }
+            ahead = count
+        }
+        let spool = WorkerOption.spoolDir.resolved(spoolDir)?.value
+        if ahead > 0, spool == nil {
+            throw CommandLineError.usage("--push-ahead needs --spool-dir (or \(WorkerOption.spoolDir.environmentVariable)): a folder where it notes the segments it archived ahead")
+        }
+        let options = WALArchiveCommand.Options(compression: algorithm, level: level, encryption: try encryption.source(),
+                                                pushAhead: ahead, spoolDirectory: spool)
         let path = self.path
         do {
             _ = try await runInterruptibly { try await WALArchiveCommand(context: context, options: options).push(path) }

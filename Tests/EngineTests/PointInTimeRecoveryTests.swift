@@ -92,7 +92,8 @@ struct PointInTimeRecoveryTests {
         let port = ClusterTools.freePort()
         let rig = Rig(root: root, port: port, location: location, variables: variables)
         let pushEnvironment = variables.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
-        let push = "env \(pushEnvironment) \(root)/bin/backstop wal-push %p \((location + rig.key).joined(separator: " "))"
+        // With push-ahead, as a busy server would run it: later segments go in parallel.
+        let push = "env \(pushEnvironment) \(root)/bin/backstop wal-push %p --push-ahead 4 --spool-dir \(root)/spool \((location + rig.key).joined(separator: " "))"
         try await ClusterTools.asPostgres("initdb", ["-D", root + "/data", "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
         try ClusterTools.append([
             "listen_addresses = '127.0.0.1'", "port = \(port)", "unix_socket_directories = '\(root)'", "fsync = off",

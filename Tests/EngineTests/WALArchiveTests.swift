@@ -48,6 +48,44 @@ struct WALArchiveTests {
         #expect(try await context.storage.get(context.location.walObjectKey(name)) == stored, "the archived file is untouched")
     }
 
+    @Test("push-ahead archives the other ready segments and marks them: PostgreSQL's call for one returns without storage; a changed file or a stale mark is not trusted")
+    func pushAhead() async throws {
+        let (context, root) = try TestEnvironment.makeContext(environment: "ahead")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let folder = try CommandLineTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder + "/pg_wal/archive_status", withIntermediateDirectories: true)
+        let names = ["000000010000000000000003", "000000010000000000000004", "000000010000000000000005"]
+        for (index, name) in names.enumerated() {
+            _ = try writeSegment(folder + "/pg_wal", name: name, seed: UInt8(index + 1))
+            FileManager.default.createFile(atPath: folder + "/pg_wal/archive_status/\(name).ready", contents: nil)
+        }
+        let spool = folder + "/spool"
+        let options = WALArchiveCommand.Options(encryption: .none, pushAhead: 4, spoolDirectory: spool)
+        #expect(try await WALArchiveCommand(context: context, options: options).push(folder + "/pg_wal/" + names[0]) != .alreadyArchived)
+        for name in names {
+            #expect(try await context.storage.head(context.location.walRecordKey(try WALFileName(name))).size > 0, "\(name) archived")
+        }
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: spool)) == Set(names.dropFirst().map { $0 + ".pushed" }))
+
+        // Storage that cannot be reached: only a marked, unchanged file can succeed.
+        var unreachable = context
+        unreachable.storage = try StorageLocation.open("file://\(folder)/blocked")
+        try FileManager.default.removeItem(atPath: folder + "/blocked")
+        try Data("not a folder any more".utf8).write(to: URL(fileURLWithPath: folder + "/blocked"))
+        let offline = WALArchiveCommand(context: unreachable, options: options)
+        #expect(try await offline.push(folder + "/pg_wal/" + names[1]) == .alreadyArchived)
+        _ = try writeSegment(folder + "/pg_wal", name: names[2], seed: 9)  // written again: another file under that name
+        await #expect(throws: EngineError.self) { try await offline.push(folder + "/pg_wal/" + names[2]) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty, "marks are used once")
+
+        // A mark whose segment is no longer waiting goes at the next scan.
+        FileManager.default.createFile(atPath: spool + "/000000010000000000000009.pushed", contents: Data("x".utf8))
+        try FileManager.default.removeItem(atPath: folder + "/pg_wal/archive_status/\(names[1]).ready")
+        _ = try await WALArchiveCommand(context: context, options: options).push(folder + "/pg_wal/" + names[0])
+        #expect(!FileManager.default.fileExists(atPath: spool + "/000000010000000000000009.pushed"))
+    }
+
     @Test("fetch restores exactly the pushed bytes; a file not archived is `notArchived`; a changed byte, a wrong key or a bad name fail")
     func fetch() async throws {
         let (context, root) = try TestEnvironment.makeContext(environment: "walfetch")
