@@ -43,6 +43,8 @@ public enum WorkerOption: String, CaseIterable, Sendable {
     /// `wal-push`: how many other ready segments a push archives ahead, and where it notes them.
     case pushAhead = "push-ahead"
     case spoolDir = "spool-dir"
+    /// `wal-fetch`: how many following segments a fetch restores ahead into the spool.
+    case prefetch
 
     /// The long flag, without dashes: `encryption-key-file`.
     public var flag: String { rawValue }

@@ -22,14 +22,19 @@ public struct WALArchiveCommand: Sendable {
         /// PostgreSQL has marked ready (`archive_status/*.ready`), in parallel, and notes each
         /// in `spoolDirectory`; PostgreSQL's call for such a segment then returns at once.
         public var pushAhead: Int
+        /// Prefetch: after a segment, a fetch also restores up to this many following ones,
+        /// checked, into `spoolDirectory`; PostgreSQL's call for such a segment moves it into
+        /// place without reaching the storage.
+        public var prefetch: Int
         public var spoolDirectory: String?
 
         public init(compression: CompressionAlgorithm = .zstd, level: Int? = nil, encryption: EncryptionSource,
-                    pushAhead: Int = 0, spoolDirectory: String? = nil) {
+                    pushAhead: Int = 0, prefetch: Int = 0, spoolDirectory: String? = nil) {
             self.compression = compression
             self.level = level
             self.encryption = encryption
             self.pushAhead = pushAhead
+            self.prefetch = prefetch
             self.spoolDirectory = spoolDirectory
         }
     }
@@ -158,9 +163,49 @@ public struct WALArchiveCommand: Sendable {
 
     /// Restores the archived `file` (`%f`) to `path` (`%p`): checked against its record
     /// (stored and plaintext SHA-256, size), written beside `path` and renamed into place.
+    /// With prefetch, a segment already restored into the spool is moved into place instead,
+    /// and the following segments are fetched into the spool.
     public func fetch(_ file: String, to path: String) async throws(EngineError) -> FetchOutcome {
         let name = try Self.fileName(file)
-        guard let record = try await record(of: name) else { return .notArchived }
+        let spool = options.prefetch > 0 ? options.spoolDirectory.map(PrefetchSpool.init(directory:)) : nil
+        if let spool, let taken = try? await runBlocking(name: "wal-spool", { try spool.take(name.rawValue, to: path) }) {
+            context.logger.info("restored \(name) from the prefetched copy")
+            await prefetch(after: name, segmentHeader: taken.header, into: spool)
+            return .restored(bytes: taken.size)
+        }
+        guard let plaintext = try await decodeChecked(name) else {
+            try await checkArchiveReachable(asked: name)
+            return .notArchived
+        }
+        do {
+            try await runBlocking(name: "wal-write") { try Self.write(plaintext, as: name, to: path) }
+        } catch {
+            throw EngineError.wrapping(error, context: "restoring \(name)")
+        }
+        context.logger.info("restored \(name) from the archive")
+        if let spool { await prefetch(after: name, segmentHeader: Array(plaintext.prefix(64)), into: spool) }
+        return .restored(bytes: Int64(plaintext.count))
+    }
+
+    /// "Not archived" ends recovery, and PostgreSQL may promote there: before saying it of a
+    /// segment, make sure the archive is there at all. The timeline's folder holds at least
+    /// the base backup's segments or the timeline's history file, so an empty one means an
+    /// unmounted volume, a wrong location or a deleted bucket, not the end of the archive.
+    /// History files are exempt: PostgreSQL probes for timelines that do not exist.
+    private func checkArchiveReachable(asked name: WALFileName) async throws(EngineError) {
+        guard !name.rawValue.hasSuffix(".history") else { return }
+        let folder = context.location.walPrefix + name.timeline + "/"
+        let objects: [ObjectInfo]
+        do { objects = try await context.storage.list(prefix: folder) }
+        catch { throw EngineError.wrapping(error, context: "checking that the archive is reachable") }
+        guard !objects.isEmpty else {
+            throw EngineError(.storage, "\(context.storage.displayName)/\(folder) holds no WAL of timeline \(name.timeline): the archive is not where restore_command looks (an unmounted volume, another location or environment, a deleted bucket); recovery stops here instead of ending as if \(name) were past the archive's end")
+        }
+    }
+
+    /// The archived file's plaintext, every check passed; nil when it is not archived.
+    private func decodeChecked(_ name: WALFileName) async throws(EngineError) -> [UInt8]? {
+        guard let record = try await record(of: name) else { return nil }
         let key = try options.encryption.key(for: record.encryption, of: "archived \(name)")
         let stored: [UInt8]
         do { stored = try await context.storage.get(context.location.walObjectKey(name)) }
@@ -169,7 +214,7 @@ public struct WALArchiveCommand: Sendable {
             throw EngineError(.integrity, "archived \(name) does not match its record (\(stored.count) bytes stored, \(record.storedSize) recorded, or another SHA-256): it was changed or damaged in storage; recovery cannot use it")
         }
         do {
-            let bytes = try await runBlocking(name: "wal-decode") { () throws -> Int64 in
+            return try await runBlocking(name: "wal-decode") { () throws -> [UInt8] in
                 var stages: [any StreamStage] = []
                 if let key { stages.append(ChunkDecryptor(key: key, backupID: BackupIDBytes(name.rawValue))) }
                 stages.append(try Compression.decompressor(record.compression.algorithm))
@@ -177,22 +222,47 @@ public struct WALArchiveCommand: Sendable {
                 guard Int64(plaintext.count) == record.plaintextSize, SHA256Hasher.hash(plaintext).hexString == record.plaintextSHA256 else {
                     throw EngineError(.integrity, "archived \(name) decodes to other bytes than were archived; recovery cannot use it")
                 }
-                // Beside the target, then renamed: PostgreSQL never sees half a segment.
-                let temporary = path + ".backstop-partial"
-                guard FileManager.default.createFile(atPath: temporary, contents: Data(plaintext)) else {
-                    throw EngineError(.storage, "cannot write \(temporary) (restore_command runs as the server's user, in the data directory)")
-                }
-                guard rename(temporary, path) == 0 else {
-                    let reason = String(cString: strerror(errno))
-                    unlink(temporary)
-                    throw EngineError(.storage, "cannot move \(name) into \(path): \(reason)")
-                }
-                return Int64(plaintext.count)
+                return plaintext
             }
-            context.logger.info("restored \(name) from the archive")
-            return .restored(bytes: bytes)
         } catch {
             throw EngineError.wrapping(error, context: "restoring \(name)")
+        }
+    }
+
+    /// Beside the target, then renamed: PostgreSQL never sees half a segment.
+    static func write(_ bytes: [UInt8], as name: WALFileName, to path: String) throws {
+        let temporary = path + ".backstop-partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
+            throw EngineError(.storage, "cannot write \(temporary) (restore_command runs as the server's user, in the data directory)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw EngineError(.storage, "cannot move \(name) into \(path): \(reason)")
+        }
+    }
+
+    /// Fetches the segments after `name` that are archived and not in the spool yet, in
+    /// parallel, into the spool; drops spooled segments before `name` (replay has passed
+    /// them). The segment size comes from the segment's own long page header, or from the
+    /// spool's neighbours. Failures are only logged: PostgreSQL's own call fetches the file.
+    private func prefetch(after name: WALFileName, segmentHeader: [UInt8]?, into spool: PrefetchSpool) async {
+        let count = options.prefetch
+        let next: [WALFileName]
+        do {
+            next = try await runBlocking(name: "wal-spool") { spool.following(name, header: segmentHeader, count: count) }
+        } catch { return }
+        await withTaskGroup(of: Void.self) { group in
+            for segment in next {
+                group.addTask {
+                    do {
+                        guard let plaintext = try await decodeChecked(segment) else { return }
+                        try await runBlocking(name: "wal-spool") { try spool.put(plaintext, as: segment) }
+                    } catch {
+                        context.logger.info("prefetch of \(segment) failed (PostgreSQL's call fetches it): \(EngineError.wrapping(error).message)")
+                    }
+                }
+            }
         }
     }
 
@@ -303,5 +373,51 @@ struct PushAheadSpool: Sendable {
         return waiting.subtracting(marked).subtracting([own])
             .filter { (try? WALFileName($0)) != nil && !$0.hasSuffix(".history") }
             .sorted().prefix(limit).map { (folder.isEmpty ? "" : folder + "/") + $0 }
+    }
+}
+
+/// Prefetch's spool: segments restored and checked ahead of PostgreSQL's calls, under their
+/// own names, written whole then renamed, so a file there is always complete.
+struct PrefetchSpool: Sendable {
+    let directory: String
+
+    /// Moves the spooled `name` to `path` (copying across file systems): its size and first
+    /// bytes (the page header prefetch reads the segment size from); nil when not spooled.
+    func take(_ name: String, to path: String) throws -> (size: Int64, header: [UInt8])? {
+        let spooled = directory + "/" + name
+        var info = stat()
+        guard stat(spooled, &info) == 0 else { return nil }
+        if rename(spooled, path) != 0 {
+            guard errno == EXDEV, let data = FileManager.default.contents(atPath: spooled) else { return nil }
+            try WALArchiveCommand.write([UInt8](data), as: try WALFileName(name), to: path)
+            unlink(spooled)
+        }
+        let header = FileHandle(forReadingAtPath: path).flatMap { handle in
+            defer { try? handle.close() }
+            return try? handle.read(upToCount: 64)
+        }
+        return (Int64(info.st_size), header.map { [UInt8]($0) } ?? [])
+    }
+
+    func put(_ bytes: [UInt8], as name: WALFileName) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try WALArchiveCommand.write(bytes, as: name, to: directory + "/" + name.rawValue)
+    }
+
+    /// The `count` segment names after `name` on its timeline not spooled yet; spooled
+    /// segments at or before `name` are removed.
+    func following(_ name: WALFileName, header: [UInt8]?, count: Int) -> [WALFileName] {
+        let raw = name.rawValue
+        guard raw.utf8.count == 24, let timeline = UInt32(raw.prefix(8), radix: 16),
+              let high = UInt64(raw.dropFirst(8).prefix(8), radix: 16), let low = UInt64(raw.suffix(8), radix: 16) else { return [] }
+        let spooled = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for old in spooled where old.utf8.count == 24 && old.prefix(8) == raw.prefix(8) && old <= raw { unlink(directory + "/" + old) }
+        // xlp_seg_size: bytes 32..<36 of a segment's first (long) page header, little-endian.
+        guard let header, header.count >= 36 else { return [] }
+        let size = UInt64(header[32]) | UInt64(header[33]) << 8 | UInt64(header[34]) << 16 | UInt64(header[35]) << 24
+        guard size >= 1 << 20, size <= 1 << 30, size & (size - 1) == 0 else { return [] }
+        let segment = high * (0x1_0000_0000 / size) + low
+        let wanted = (1...max(1, count)).compactMap { try? WALFileName(WALSegment.name(timeline: timeline, segment: segment + UInt64($0), segmentSize: size)) }
+        return wanted.filter { !spooled.contains($0.rawValue) }
     }
 }

@@ -48,17 +48,7 @@ struct WALPushCommandLine: AsyncParsableCommand {
     func run() async throws {
         let context = try WorkerSetup.context(storage: storage, s3: s3, write: s3Write, scope: scope)
         let (algorithm, level) = try compression.resolved()
-        var ahead = 0
-        if let given = WorkerOption.pushAhead.resolved(pushAhead) {
-            guard let count = Int(given.value), (0...32).contains(count) else {
-                throw CommandLineError.usage("\(given.shown): give a number of segments from 0 to 32")
-            }
-            ahead = count
-        }
-        let spool = WorkerOption.spoolDir.resolved(spoolDir)?.value
-        if ahead > 0, spool == nil {
-            throw CommandLineError.usage("--push-ahead needs --spool-dir (or \(WorkerOption.spoolDir.environmentVariable)): a folder where it notes the segments it archived ahead")
-        }
+        let (ahead, spool) = try spooling(.pushAhead, pushAhead, spoolDir, purpose: "notes the segments it archived ahead")
         let options = WALArchiveCommand.Options(compression: algorithm, level: level, encryption: try encryption.source(),
                                                 pushAhead: ahead, spoolDirectory: spool)
         let path = self.path
@@ -89,6 +79,8 @@ struct WALFetchCommandLine: AsyncParsableCommand {
             1 the file is not in the archive (the end of the archive: recovery ends
             there); 255 any other failure, usage errors included (a damaged file, a
             wrong key, unreachable storage): recovery stops instead of ending early.
+            With --prefetch N --spool-dir DIR, a fetch also restores up to N following
+            segments, checked, into DIR, and the calls for them move them into place.
             """)
 
     @Argument(help: "The file PostgreSQL asks for: %f.")
@@ -100,13 +92,23 @@ struct WALFetchCommandLine: AsyncParsableCommand {
     @OptionGroup(title: "WAL") var storage: StorageOption
     @OptionGroup(title: "WAL") var scope: ScopeOptions
     @OptionGroup(title: "WAL") var encryption: EncryptionOptions
+
+    @Option(name: .customLong(WorkerOption.prefetch.flag),
+            help: "Also restore up to N following segments, checked, into --spool-dir, so the next calls need no storage (env \(WorkerOption.prefetch.environmentVariable)).")
+    var prefetch: String?
+
+    @Option(name: .customLong(WorkerOption.spoolDir.flag),
+            help: "A folder of the server's (outside the data directory) for prefetched segments (env \(WorkerOption.spoolDir.environmentVariable)).")
+    var spoolDir: String?
+
     @OptionGroup(title: "S3") var s3: S3AccessOptions
 
     func run() async throws {
         let outcome: WALArchiveCommand.FetchOutcome
         do {
             let context = try WorkerSetup.context(storage: storage, s3: s3, scope: scope)
-            let options = WALArchiveCommand.Options(encryption: try encryption.source())
+            let (ahead, spool) = try spooling(.prefetch, prefetch, spoolDir, purpose: "keeps the segments it fetched ahead")
+            let options = WALArchiveCommand.Options(encryption: try encryption.source(), prefetch: ahead, spoolDirectory: spool)
             let (file, path) = (self.file, self.path)
             outcome = try await runInterruptibly { try await WALArchiveCommand(context: context, options: options).fetch(file, to: path) }
         } catch {
@@ -168,4 +170,20 @@ struct WALStatusCommandLine: AsyncParsableCommand {
             report.message = status.newest.map { "last archived \($0.fileName) at \($0.archivedAt)" } ?? "the archive is empty"
         }
     }
+}
+
+/// `--push-ahead` or `--prefetch` (0–32 segments) and the `--spool-dir` they need.
+func spooling(_ option: WorkerOption, _ flag: String?, _ spoolDir: String?, purpose: String) throws(CommandLineError) -> (Int, String?) {
+    var count = 0
+    if let given = option.resolved(flag) {
+        guard let parsed = Int(given.value), (0...32).contains(parsed) else {
+            throw .usage("\(given.shown): give a number of segments from 0 to 32")
+        }
+        count = parsed
+    }
+    let spool = WorkerOption.spoolDir.resolved(spoolDir)?.value
+    if count > 0, spool == nil {
+        throw .usage("--\(option.flag) needs --spool-dir (or \(WorkerOption.spoolDir.environmentVariable)): a folder where it \(purpose)")
+    }
+    return (count, spool)
 }

@@ -86,6 +86,42 @@ struct WALArchiveTests {
         #expect(!FileManager.default.fileExists(atPath: spool + "/000000010000000000000009.pushed"))
     }
 
+    @Test("prefetch restores the following segments into the spool, checked; the calls for them move them into place without storage")
+    func prefetch() async throws {
+        let (context, root) = try TestEnvironment.makeContext(environment: "prefetch")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let folder = try CommandLineTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let names = ["000000010000000000000003", "000000010000000000000004", "000000010000000000000005", "000000010000000000000006"]
+        var contents: [String: [UInt8]] = [:]
+        for (index, name) in names.enumerated() {
+            // A long page header as PostgreSQL writes it: xlp_seg_size (16 MiB) at byte 32.
+            var bytes = [UInt8](repeating: UInt8(index + 1), count: 16 << 20)
+            bytes.replaceSubrange(32..<36, with: [0, 0, 0, 1])
+            try Data(bytes).write(to: URL(fileURLWithPath: folder + "/" + name))
+            contents[name] = bytes
+            _ = try await archive(context, key: nil).push(folder + "/" + name)
+        }
+        let spool = folder + "/spool"
+        let options = WALArchiveCommand.Options(encryption: .none, prefetch: 2, spoolDirectory: spool)
+        try FileManager.default.createDirectory(atPath: folder + "/restored", withIntermediateDirectories: true)
+        #expect(try await WALArchiveCommand(context: context, options: options).fetch(names[0], to: folder + "/restored/RECOVERYXLOG") == .restored(bytes: 16 << 20))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: spool)) == [names[1], names[2]])
+
+        // Storage that cannot be reached: spooled segments still come, the others do not.
+        var unreachable = context
+        unreachable.storage = try StorageLocation.open("file://\(folder)/blocked")
+        try FileManager.default.removeItem(atPath: folder + "/blocked")
+        try Data("not a folder any more".utf8).write(to: URL(fileURLWithPath: folder + "/blocked"))
+        let offline = WALArchiveCommand(context: unreachable, options: options)
+        for name in names[1...2] {
+            #expect(try await offline.fetch(name, to: folder + "/restored/" + name) == .restored(bytes: 16 << 20))
+            #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: folder + "/restored/" + name))) == contents[name], "\(name) as archived")
+        }
+        await #expect(throws: EngineError.self) { try await offline.fetch(names[3], to: folder + "/restored/" + names[3]) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty, "spooled segments are moved, not copied")
+    }
+
     @Test("fetch restores exactly the pushed bytes; a file not archived is `notArchived`; a changed byte, a wrong key or a bad name fail")
     func fetch() async throws {
         let (context, root) = try TestEnvironment.makeContext(environment: "walfetch")
@@ -105,6 +141,12 @@ struct WALArchiveTests {
         #expect(try await archive(context, key: key).fetch("00000002.history", to: folder + "/RECOVERYHISTORY") == .restored(bytes: 41))
         #expect(try await archive(context, key: key).fetch("000000010000000000000004", to: target) == .notArchived)
         #expect(try await archive(context, key: key).fetch("00000003.history", to: target) == .notArchived)
+        // An archive that is not there (an unmounted volume, another location) is no end of
+        // the archive: a segment asked of it fails, so recovery stops instead of promoting.
+        let (elsewhere, elsewhereRoot) = try TestEnvironment.makeContext(environment: "nothing-here")
+        defer { try? FileManager.default.removeItem(atPath: elsewhereRoot) }
+        let missing = await #expect(throws: EngineError.self) { try await archive(elsewhere, key: key).fetch("000000010000000000000004", to: target) }
+        #expect(missing?.message.contains("holds no WAL of timeline 00000001") == true, "\(missing?.message ?? "")")
 
         let wrongKey = await #expect(throws: EngineError.self) { try await archive(context, key: try TestEnvironment.keyFile()).fetch(Self.segment, to: target) }
         #expect(wrongKey?.kind == .encryption, "\(wrongKey?.message ?? "")")
