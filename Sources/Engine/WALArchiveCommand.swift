@@ -243,10 +243,10 @@ public struct WALArchiveCommand: Sendable {
     }
 
     /// Fetches the segments after `name` that are archived and not in the spool yet, in
-    /// parallel, into the spool; drops spooled segments before `name` (replay has passed
-    /// them). The segment size comes from the segment's own long page header, or from the
-    /// spool's neighbours. Failures are only logged: PostgreSQL's own call fetches the file.
-    private func prefetch(after name: WALFileName, segmentHeader: [UInt8]?, into spool: PrefetchSpool) async {
+    /// parallel, into the spool; drops spooled segments up to `name` (replay has passed them).
+    /// The segment size comes from the segment's own long page header. Failures are only
+    /// logged: PostgreSQL's own call fetches the file.
+    private func prefetch(after name: WALFileName, segmentHeader: [UInt8], into spool: PrefetchSpool) async {
         let count = options.prefetch
         let next: [WALFileName]
         do {
@@ -406,14 +406,14 @@ struct PrefetchSpool: Sendable {
 
     /// The `count` segment names after `name` on its timeline not spooled yet; spooled
     /// segments at or before `name` are removed.
-    func following(_ name: WALFileName, header: [UInt8]?, count: Int) -> [WALFileName] {
+    func following(_ name: WALFileName, header: [UInt8], count: Int) -> [WALFileName] {
         let raw = name.rawValue
         guard raw.utf8.count == 24, let timeline = UInt32(raw.prefix(8), radix: 16),
               let high = UInt64(raw.dropFirst(8).prefix(8), radix: 16), let low = UInt64(raw.suffix(8), radix: 16) else { return [] }
         let spooled = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for old in spooled where old.utf8.count == 24 && old.prefix(8) == raw.prefix(8) && old <= raw { unlink(directory + "/" + old) }
         // xlp_seg_size: bytes 32..<36 of a segment's first (long) page header, little-endian.
-        guard let header, header.count >= 36 else { return [] }
+        guard header.count >= 36 else { return [] }
         let size = UInt64(header[32]) | UInt64(header[33]) << 8 | UInt64(header[34]) << 16 | UInt64(header[35]) << 24
         guard size >= 1 << 20, size <= 1 << 30, size & (size - 1) == 0 else { return [] }
         let segment = high * (0x1_0000_0000 / size) + low

@@ -172,12 +172,13 @@ struct WALStatusCommandLine: AsyncParsableCommand {
     }
 }
 
-/// `--push-ahead` or `--prefetch` (0–32 segments) and the `--spool-dir` they need.
+/// `--push-ahead` or `--prefetch` (0–8 segments: each one in flight holds its stored and its
+/// plain bytes, 32 MiB for a default segment) and the `--spool-dir` they need.
 func spooling(_ option: WorkerOption, _ flag: String?, _ spoolDir: String?, purpose: String) throws(CommandLineError) -> (Int, String?) {
     var count = 0
     if let given = option.resolved(flag) {
-        guard let parsed = Int(given.value), (0...32).contains(parsed) else {
-            throw .usage("\(given.shown): give a number of segments from 0 to 32")
+        guard let parsed = Int(given.value), (0...8).contains(parsed) else {
+            throw .usage("\(given.shown): give a number of segments from 0 to 8")
         }
         count = parsed
     }
