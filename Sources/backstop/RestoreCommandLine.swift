@@ -151,13 +151,13 @@ extension RestoreCommandLine {
         if let given, !given.hasPrefix("/") { throw .usage("--wal-fetch-path \(given) is relative: give the binary's absolute path in the server's container") }
         let executable = given ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var words = [executable, "wal-fetch", "%f", "%p"]
-        let given: [(WorkerOption, String?)] = [
+        let passedOn: [(WorkerOption, String?)] = [
             (.storage, storage.storage), (.namespace, scope.namespace), (.policy, scope.policy), (.environment, scope.environment),
             (.encryptionKeyFile, encryption.encryptionKeyFile), (.passphraseFile, encryption.passphraseFile),
             (.s3Endpoint, s3.endpoint), (.s3Region, s3.region), (.s3CAFile, s3.caFile), (.s3CredentialsDir, s3.credentialsDirectory),
         ]
         let paths: Set<WorkerOption> = [.encryptionKeyFile, .passphraseFile, .s3CAFile, .s3CredentialsDir]
-        for (option, flag) in given {
+        for (option, flag) in passedOn {
             guard let value = option.resolved(flag)?.value else { continue }
             let absolute = paths.contains(option) && !value.hasPrefix("/") ? FileManager.default.currentDirectoryPath + "/" + value : value
             if option == .storage, value.hasPrefix("file://"), !value.hasPrefix("file:///") {
