@@ -166,6 +166,12 @@ extension RestoreCommandLine {
             words += ["--" + option.flag, absolute]
         }
         if try WorkerOption.s3PathStyle.resolvedSwitch(s3.pathStyle) { words.append("--" + WorkerOption.s3PathStyle.flag) }
+        // The spool is the server's folder, written by restore_command as the server's user.
+        let (ahead, spool) = try spooling(.prefetch, recovery.prefetch, recovery.spoolDir, purpose: "keeps the segments restore_command fetched ahead")
+        if ahead > 0, let spool {
+            guard spool.hasPrefix("/") else { throw .usage("--spool-dir \(spool) is relative: give an absolute path the server may write") }
+            words += ["--" + WorkerOption.prefetch.flag, String(ahead), "--" + WorkerOption.spoolDir.flag, spool]
+        }
         // PostgreSQL substitutes %f and %p (left unquoted) and reads %% as a percent sign, then
         // hands the command to sh: every other word is single-quoted for sh, its % doubled.
         return words.map { word in
@@ -207,6 +213,12 @@ struct RecoveryOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The worker binary as the server's container has it, for restore_command (default: this binary); /backstop/bin/backstop with the bundle of k8s/examples/postgres-archiving.yaml.", valueName: "path"))
     var walFetchPath: String?
 
+    @Option(help: ArgumentHelp("restore_command prefetches up to N following segments into --spool-dir (wal-fetch --prefetch).", valueName: "n"))
+    var prefetch: String?
+
+    @Option(help: ArgumentHelp("With --prefetch: a folder the server may write, outside the data directory.", valueName: "directory"))
+    var spoolDir: String?
+
     @Option(help: ArgumentHelp("latest: follow every later timeline in the archive (PostgreSQL's default); current: stay on the base backup's; or a timeline number.", valueName: "latest|current|N"))
     var targetTimeline: String = "latest"
 
@@ -220,6 +232,7 @@ struct RecoveryOptions: ParsableArguments {
             ("--run-as", runAs), ("--owner", owner), ("--port", port.map(String.init)),
             ("--archive-mode", archiveMode == "preserve" ? nil : archiveMode),
             ("--target-timeline", targetTimeline == "latest" ? nil : targetTimeline), ("--wal-fetch-path", walFetchPath), ("--start", start ? "" : nil),
+            ("--prefetch", prefetch), ("--spool-dir", spoolDir),
         ]
         let given = values.filter { $0.value != nil }.map(\.flag)
         if let first = given.first { throw .usage("\(first) goes with --physical (point-in-time recovery of a base backup)") }

@@ -151,11 +151,13 @@ struct PointInTimeRecoveryTests {
         // Without --start: the data directory and the settings for a server started elsewhere
         // (a BackupRestore with pointInTime), its restore_command naming the bundle's path there.
         let settingsOnly = try await rig.backstop(["restore", "--physical"] + rig.key + ["--data-dir", rig.root + "/settings-only",
-                                                   "--wal-fetch-path", "/backstop/bin/backstop", "--target-name", "after_300"])
+                                                   "--wal-fetch-path", "/backstop/bin/backstop", "--target-name", "after_300",
+                                                   "--prefetch", "2", "--spool-dir", "/backstop-spool"])
         #expect(settingsOnly.termination.succeeded, "\(settingsOnly.standardError)")
         let autoConf = try String(contentsOfFile: rig.root + "/settings-only/postgresql.auto.conf", encoding: .utf8)
         #expect(autoConf.contains("restore_command = '''/backstop/bin/backstop'' ''wal-fetch'' %f %p"), "\(autoConf)")
         #expect(autoConf.contains("recovery_target_name = 'after_300'") && autoConf.contains("recovery_target_action = 'promote'"))
+        #expect(autoConf.contains("''--prefetch'' ''2'' ''--spool-dir'' ''/backstop-spool''"), "\(autoConf)")
         #expect(FileManager.default.fileExists(atPath: rig.root + "/settings-only/recovery.signal"))
         #expect(FileManager.default.fileExists(atPath: rig.root + "/settings-only/global/pg_control"))
 
