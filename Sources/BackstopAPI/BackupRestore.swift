@@ -169,6 +169,9 @@ public struct BackupRestore: Codable, Sendable, Equatable {
                                        fix: "use latest, or an id from `backstop list` or the policy's status, like 20261201T020000Z-3f9a")
             }
         }
+        if let deadline = spec.activeDeadlineSeconds, deadline < 1 {
+            throw BackstopAPIError(field: "spec.activeDeadlineSeconds", problem: "\(deadline) is not a positive number of seconds", fix: "use e.g. 3600")
+        }
         if let pointInTime = spec.pointInTime {
             return try resolvePointInTime(pointInTime, environment: environment, backup: backup)
         }
@@ -201,9 +204,6 @@ public struct BackupRestore: Codable, Sendable, Equatable {
                 throw BackstopAPIError(field: "spec.confirm", problem: "mode: Replace swaps the restored copy in for \(name) and drops the old database",
                                        fix: "set confirm: \(name) to confirm")
             }
-        }
-        if let deadline = spec.activeDeadlineSeconds, deadline < 1 {
-            throw BackstopAPIError(field: "spec.activeDeadlineSeconds", problem: "\(deadline) is not a positive number of seconds", fix: "use e.g. 3600")
         }
         return Resolved(environment: environment, backup: backup, target: target, mode: mode, noOwner: spec.noOwner ?? false,
                         activeDeadlineSeconds: spec.activeDeadlineSeconds ?? Self.defaultActiveDeadlineSeconds)
@@ -246,9 +246,6 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         let user = pointInTime.runAsUser ?? Self.defaultPostgresUser
         guard user > 0 else {
             throw BackstopAPIError(field: "spec.pointInTime.runAsUser", problem: "\(user) is root or not a user id", fix: "use the server image's user, 999 for the official postgres image")
-        }
-        if let deadline = spec.activeDeadlineSeconds, deadline < 1 {
-            throw BackstopAPIError(field: "spec.activeDeadlineSeconds", problem: "\(deadline) is not a positive number of seconds", fix: "use e.g. 3600")
         }
         return Resolved(environment: environment, backup: backup, target: environment.database, mode: .newDatabase, noOwner: false,
                         activeDeadlineSeconds: spec.activeDeadlineSeconds ?? Self.defaultActiveDeadlineSeconds,
