@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "Postgres", dependencies: ["CLibPQ", "CChildProcess", "BlockingCalls"],
                 swiftSettings: swiftSettings),
         .target(name: "Engine", dependencies: [
-            "BackstopAPI", "KubeObjects", "Pipeline", "Storage", "Postgres", "BlockingCalls",
+            "BackstopAPI", "KubeObjects", "KubeClient", "Pipeline", "Storage", "Postgres", "BlockingCalls",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         // Plain TCP listening and accepting: the controller's health endpoint, and the test servers.
@@ -76,7 +76,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeObjects", "KubeRuntime", "KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop", dependencies: [
-            "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls", "Workloads", "YAML", "KubeObjects",
+            "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls", "Workloads", "YAML", "KubeObjects", "KubeClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "HTTP", "TestSupport", "BlockingCalls"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "EngineTests", dependencies: [
-            "Engine", "BackstopAPI", "Storage", "Pipeline", "Postgres", "TestSupport", "BlockingCalls",
+            "Engine", "BackstopAPI", "Storage", "Pipeline", "Postgres", "TestSupport", "BlockingCalls", "KubeTestServer", "KubeClient", "KubeObjects",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
     ]

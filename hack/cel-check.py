@@ -34,6 +34,22 @@ CASES = {
         [{"storage": {}, "environments": []},
          {"storage": {"s3": {"bucket": "acme"}, "file": {"path": "/backups"}}, "environments": []}],
     ),
+    "backuppolicies.spec#2": (
+        [{"storage": {}, "environments": [{"name": "p"}]},
+         {"storage": {}, "encryption": {"keySecret": {"name": "k"}}, "objects": {"serviceAccountName": "s"},
+          "environments": [{"name": "p", "objects": {"serviceAccountName": "s"}}]}],
+        [{"storage": {}, "objects": {"serviceAccountName": "s"}, "environments": [{"name": "p"}]},
+         {"storage": {}, "environments": [{"name": "p"}, {"name": "q", "objects": {"serviceAccountName": "s"}}]}],
+    ),
+    "backuppolicies.spec.objects": (
+        [{"serviceAccountName": "s", "secrets": {"selector": {"matchLabels": {"a": "b"}}}},
+         {"serviceAccountName": "s", "configMaps": {"selector": {"matchLabels": {"a": "b"}}}}],
+        [{"serviceAccountName": "s"}],
+    ),
+    "backuppolicies.spec.environments[].objects": (
+        [{"serviceAccountName": "s", "secrets": {"selector": {"matchLabels": {"a": "b"}}}}],
+        [{"serviceAccountName": "s"}],
+    ),
     "backuppolicies.spec.encryption": (
         [{}, {"keySecret": {"name": "k"}}, {"passphraseSecret": {"name": "p"}}],
         [{"keySecret": {"name": "k"}, "passphraseSecret": {"name": "p"}}],
@@ -182,8 +198,11 @@ def main():
         plural = crd["spec"]["names"]["plural"]
         for version in crd["spec"]["versions"]:
             root = version["schema"]["openAPIV3Schema"]
+            at_path = {}
             for path, rule in rules(root, plural):
-                key = path.replace(f"{plural}.spec", f"{plural}.spec", 1)
+                # The second and later rules of one schema node are `path#2`, `path#3` …
+                at_path[path] = at_path.get(path, 0) + 1
+                key = path if at_path[path] == 1 else f"{path}#{at_path[path]}"
                 seen.add(key)
                 problem = type_check(node(root, path, plural), "Self", rule["rule"])
                 if problem:

@@ -42,26 +42,7 @@ extension BackupManifest {
                                    fix: "the manifest is damaged; restore from another backup")
         }
         for (index, object) in objects.enumerated() {
-            let path = "objects[\(index)]"
-            guard !object.name.isEmpty, !object.name.contains("/") else {
-                throw BackstopAPIError(field: "\(path).name", problem: "\"\(object.name)\" is not a file name",
-                                       fix: "the manifest is damaged; restore from another backup")
-            }
-            try Self.checkSHA256(object.sha256, field: "\(path).sha256")
-            guard object.size >= 0, object.blockSize > 0 else {
-                throw BackstopAPIError(field: "\(path).blockSize", problem: "size and block size must be positive",
-                                       fix: "the manifest is damaged; restore from another backup")
-            }
-            let expectedBlocks = object.size == 0 ? 0 : Int((object.size - 1) / Int64(object.blockSize)) + 1
-            guard object.blockSHA256.count == expectedBlocks else {
-                throw BackstopAPIError(
-                    field: "\(path).blockSHA256",
-                    problem: "\(object.blockSHA256.count) block hashes for \(object.size) bytes in blocks of \(object.blockSize) (expected \(expectedBlocks))",
-                    fix: "the manifest is damaged; restore from another backup")
-            }
-            for (block, hash) in object.blockSHA256.enumerated() {
-                try Self.checkSHA256(hash, field: "\(path).blockSHA256[\(block)]")
-            }
+            try Self.check(object, field: "objects[\(index)]")
         }
         try Self.checkSHA256(plaintext.sha256, field: "plaintext.sha256")
         guard isPhysical == (physical != nil), dump.format == DumpInfo().format || isPhysical else {
@@ -71,6 +52,14 @@ extension BackupManifest {
         if let physical, physical.stopLSN < physical.startLSN || physical.walSegmentSize == 0 || physical.walSegmentSize & (physical.walSegmentSize - 1) != 0 {
             throw BackstopAPIError(field: "physical", problem: "stops before it starts, or has a WAL segment size that is not a power of two",
                                    fix: "the manifest is damaged; restore from another backup")
+        }
+        if let namespaceObjects {
+            try Self.check(namespaceObjects.object, field: "namespaceObjects.object")
+            try Self.checkSHA256(namespaceObjects.plaintext.sha256, field: "namespaceObjects.plaintext.sha256")
+            guard encryption != nil, !objects.contains(where: { $0.name == namespaceObjects.object.name }) else {
+                throw BackstopAPIError(field: "namespaceObjects", problem: "stored unencrypted, or under the dump's name",
+                                       fix: "the manifest is damaged; restore from another backup")
+            }
         }
         if let previous = previousManifestSHA256 {
             try Self.checkSHA256(previous, field: "previousManifestSHA256")
@@ -86,6 +75,28 @@ extension BackupManifest {
                 throw BackstopAPIError(field: "encryption", problem: "chunkSize and keyFingerprint are required",
                                        fix: "the manifest is damaged; restore from another backup")
             }
+        }
+    }
+
+    static func check(_ object: StoredObject, field path: String) throws(BackstopAPIError) {
+        guard !object.name.isEmpty, !object.name.contains("/") else {
+            throw BackstopAPIError(field: "\(path).name", problem: "\"\(object.name)\" is not a file name",
+                                   fix: "the manifest is damaged; restore from another backup")
+        }
+        try Self.checkSHA256(object.sha256, field: "\(path).sha256")
+        guard object.size >= 0, object.blockSize > 0 else {
+            throw BackstopAPIError(field: "\(path).blockSize", problem: "size and block size must be positive",
+                                   fix: "the manifest is damaged; restore from another backup")
+        }
+        let expectedBlocks = object.size == 0 ? 0 : Int((object.size - 1) / Int64(object.blockSize)) + 1
+        guard object.blockSHA256.count == expectedBlocks else {
+            throw BackstopAPIError(
+                field: "\(path).blockSHA256",
+                problem: "\(object.blockSHA256.count) block hashes for \(object.size) bytes in blocks of \(object.blockSize) (expected \(expectedBlocks))",
+                fix: "the manifest is damaged; restore from another backup")
+        }
+        for (block, hash) in object.blockSHA256.enumerated() {
+            try Self.checkSHA256(hash, field: "\(path).blockSHA256[\(block)]")
         }
     }
 

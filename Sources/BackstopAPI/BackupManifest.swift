@@ -28,6 +28,9 @@ public struct BackupManifest: Codable, Equatable, Sendable {
     public var previousManifestSHA256: String?
     /// Present exactly for a physical base backup (`dump.format` `basebackup-tar`).
     public var physical: PhysicalInfo?
+    /// The Secrets and ConfigMaps stored beside the dump, when the policy asks for them. Not
+    /// in `objects`: readers of the dump need not know of it, and an older reader ignores it.
+    public var namespaceObjects: NamespaceObjectsInfo?
 
     public init(
         formatVersion: Int = BackupManifest.currentFormatVersion, id: BackupID, namespace: String,
@@ -35,7 +38,7 @@ public struct BackupManifest: Codable, Equatable, Sendable {
         startedAt: UTCTimestamp, completedAt: UTCTimestamp, durationSeconds: Double,
         dump: DumpInfo, compression: CompressionInfo, encryption: EncryptionInfo?,
         objects: [StoredObject], plaintext: PlaintextInfo, tables: [TableRowCount],
-        previousManifestSHA256: String?, physical: PhysicalInfo? = nil
+        previousManifestSHA256: String?, physical: PhysicalInfo? = nil, namespaceObjects: NamespaceObjectsInfo? = nil
     ) {
         self.formatVersion = formatVersion
         self.id = id
@@ -55,10 +58,26 @@ public struct BackupManifest: Codable, Equatable, Sendable {
         self.tables = tables
         self.previousManifestSHA256 = previousManifestSHA256
         self.physical = physical
+        self.namespaceObjects = namespaceObjects
     }
 
     /// Stored size of all objects.
-    public var storedBytes: Int64 { objects.reduce(0) { $0 + $1.size } }
+    public var storedBytes: Int64 { objects.reduce(0) { $0 + $1.size } + (namespaceObjects?.object.size ?? 0) }
+
+    /// `objects.json.zst.enc`: a `v1` `List` of the selected objects (docs/format.md),
+    /// compressed with the backup's algorithm and always encrypted with its key.
+    public struct NamespaceObjectsInfo: Codable, Equatable, Sendable {
+        public var object: StoredObject
+        public var plaintext: PlaintextInfo
+        /// How many of each kind (`Secret`, `ConfigMap`); names and values are inside only.
+        public var counts: [String: Int]
+
+        public init(object: StoredObject, plaintext: PlaintextInfo, counts: [String: Int]) {
+            self.object = object
+            self.plaintext = plaintext
+            self.counts = counts
+        }
+    }
 
     public struct DatabaseInfo: Codable, Equatable, Sendable {
         public var name: String

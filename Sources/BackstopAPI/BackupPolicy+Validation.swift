@@ -22,6 +22,8 @@ extension BackupPolicy {
         public var method: BackupMethod = .logical
         /// Whether the cluster archives its WAL into this environment.
         public var walArchiving = false
+        /// The Secrets and ConfigMaps its backups store beside the dump.
+        public var objects: NamespaceObjects.Resolved?
     }
 
     public struct ResolvedDrill: Sendable, Equatable {
@@ -61,7 +63,8 @@ extension BackupPolicy {
                                     ?? .sidecar(image: drill.scratch?.image))
                 },
                 method: environment.method ?? .logical,
-                walArchiving: environment.walArchiving?.enabled ?? false))
+                walArchiving: environment.walArchiving?.enabled ?? false,
+                objects: try resolvedObjects(environment, field: field)))
         }
         return resolved
     }
@@ -94,6 +97,7 @@ extension BackupPolicy {
         guard spec.environments.count <= Self.maximumEnvironments else {
             throw BackstopAPIError(field: "spec.environments", problem: "\(spec.environments.count) environments", fix: "use at most \(Self.maximumEnvironments), or split the policy")
         }
+        try checkNotifications()
         var seen: Set<String> = []
         let base = Database(port: 5432, sslMode: "require").overridden(by: spec.database)
         for (index, environment) in spec.environments.enumerated() {
@@ -112,6 +116,7 @@ extension BackupPolicy {
             if let rpo = environment.objectives?.rpo { _ = try FixedDuration(parsing: rpo, field: field + ".objectives.rpo") }
             if let rto = environment.objectives?.rto { _ = try FixedDuration(parsing: rto, field: field + ".objectives.rto") }
             if let drill = environment.drill { try Self.checkDrill(drill, field: field + ".drill") }
+            _ = try resolvedObjects(environment, field: field)
             if environment.method == .physical {
                 guard environment.walArchiving?.enabled == true else {
                     throw BackstopAPIError(field: field + ".method", problem: "physical backups without WAL archiving cannot be recovered",
@@ -121,6 +126,36 @@ extension BackupPolicy {
                     throw BackstopAPIError(field: field + ".drill", problem: "restore drills restore logical dumps, and this environment takes physical base backups",
                                            fix: "remove drill here, or add a logical environment with the drill")
                 }
+            }
+        }
+    }
+
+    /// The environment's own `objects`, else the policy's; checked against encryption and the
+    /// job template's account.
+    private func resolvedObjects(_ environment: Environment, field: String) throws(BackstopAPIError) -> NamespaceObjects.Resolved? {
+        let (objects, at) = environment.objects.map { ($0, field + ".objects") } ?? (spec.objects, "spec.objects")
+        guard let objects else { return nil }
+        let encrypted = spec.encryption?.keySecret != nil || spec.encryption?.passphraseSecret != nil
+        return try objects.resolved(field: at, encrypted: encrypted, jobTemplateAccount: spec.jobTemplate?.serviceAccountName)
+    }
+
+    private func checkNotifications() throws(BackstopAPIError) {
+        var names: Set<String> = []
+        for (index, notification) in (spec.notifications ?? []).enumerated() {
+            let field = "spec.notifications[\(index)]"
+            guard !notification.name.isEmpty, notification.name.count <= 63,
+                  notification.name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) else {
+                throw BackstopAPIError(field: field + ".name", problem: "\"\(notification.name)\" is not a short lowercase name", fix: "use letters, digits and -, e.g. oncall-slack")
+            }
+            guard names.insert(notification.name).inserted else {
+                throw BackstopAPIError(field: field + ".name", problem: "\"\(notification.name)\" is listed twice", fix: "give every target its own name")
+            }
+            guard !notification.webhook.secretName.isEmpty else {
+                throw BackstopAPIError(field: field + ".webhook.secretName", problem: "no Secret is named",
+                                       fix: "name a Secret in the controller's namespace whose key url holds the webhook's URL")
+            }
+            if let events = notification.events, events.isEmpty {
+                throw BackstopAPIError(field: field + ".events", problem: "no event is listed", fix: "list events, or leave events out for all of them")
             }
         }
     }

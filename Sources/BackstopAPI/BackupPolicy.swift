@@ -135,6 +135,8 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         /// cluster, for point-in-time recovery with the WAL archive).
         public var method: BackupMethod?
         public var walArchiving: WALArchiving?
+        /// Secrets and ConfigMaps this environment's backups store; replaces `spec.objects` whole.
+        public var objects: NamespaceObjects?
     }
 
     public enum BackupMethod: String, Codable, Sendable, Equatable, CaseIterable {
@@ -184,6 +186,10 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var storage: Storage
         public var environments: [Environment]
         public var jobTemplate: JobTemplate?
+        /// Secrets and ConfigMaps every environment's backups store (unless it names its own).
+        public var objects: NamespaceObjects?
+        /// Who hears about failures and breaches.
+        public var notifications: [Notification]?
     }
 
     /// An environment's record of its backups, filled from its Jobs' reports.
@@ -321,6 +327,7 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public var environments: [EnvironmentStatus]?
         public var summary: Summary?
         public var lastHandledRunNow: String?
+        public var notifications: NotificationStatus?
 
         public init() {}
     }

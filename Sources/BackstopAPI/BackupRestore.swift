@@ -69,9 +69,14 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         public var noOwner: Bool?
         public var activeDeadlineSeconds: Int?
         public var pointInTime: PointInTime?
+        /// Also put back the Secrets and ConfigMaps the backup stored (those missing from the
+        /// namespace; existing ones are kept), as the environment's objects ServiceAccount.
+        public var objects: Bool?
 
         public init(policy: String, environment: String, backup: String? = nil, target: Target? = nil, mode: Mode? = nil,
-                    confirm: String? = nil, noOwner: Bool? = nil, activeDeadlineSeconds: Int? = nil, pointInTime: PointInTime? = nil) {
+                    confirm: String? = nil, noOwner: Bool? = nil, activeDeadlineSeconds: Int? = nil, pointInTime: PointInTime? = nil,
+                    objects: Bool? = nil) {
+            self.objects = objects
             self.policy = policy
             self.environment = environment
             self.backup = backup
@@ -134,6 +139,8 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         public var mode: Mode
         public var noOwner: Bool
         public var activeDeadlineSeconds: Int
+        /// Restore the Secrets and ConfigMaps too.
+        public var objects = false
         /// Set for a point-in-time recovery into a claim.
         public var pointInTime: ResolvedPointInTime?
     }
@@ -172,6 +179,16 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         if let deadline = spec.activeDeadlineSeconds, deadline < 1 {
             throw BackstopAPIError(field: "spec.activeDeadlineSeconds", problem: "\(deadline) is not a positive number of seconds", fix: "use e.g. 3600")
         }
+        if spec.objects == true {
+            guard environment.objects != nil else {
+                throw BackstopAPIError(field: "spec.objects", problem: "environment \(environment.name) stores no Secrets or ConfigMaps (its policy has no objects)",
+                                       fix: "remove objects, or set objects in the policy first (backups after that hold them)")
+            }
+            guard spec.pointInTime == nil else {
+                throw BackstopAPIError(field: "spec.objects", problem: "a point-in-time recovery restores the cluster's files only",
+                                       fix: "restore the objects with a BackupRestore of a logical environment, or with backstop restore-objects")
+            }
+        }
         if let pointInTime = spec.pointInTime {
             return try resolvePointInTime(pointInTime, environment: environment, backup: backup)
         }
@@ -205,8 +222,10 @@ public struct BackupRestore: Codable, Sendable, Equatable {
                                        fix: "set confirm: \(name) to confirm")
             }
         }
-        return Resolved(environment: environment, backup: backup, target: target, mode: mode, noOwner: spec.noOwner ?? false,
-                        activeDeadlineSeconds: spec.activeDeadlineSeconds ?? Self.defaultActiveDeadlineSeconds)
+        var resolved = Resolved(environment: environment, backup: backup, target: target, mode: mode, noOwner: spec.noOwner ?? false,
+                                activeDeadlineSeconds: spec.activeDeadlineSeconds ?? Self.defaultActiveDeadlineSeconds)
+        resolved.objects = spec.objects ?? false
+        return resolved
     }
 
     private func resolvePointInTime(_ pointInTime: PointInTime, environment: BackupPolicy.ResolvedEnvironment,

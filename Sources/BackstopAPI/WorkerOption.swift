@@ -45,6 +45,9 @@ public enum WorkerOption: String, CaseIterable, Sendable {
     case spoolDir = "spool-dir"
     /// `wal-fetch`: how many following segments a fetch restores ahead into the spool.
     case prefetch
+    /// `backup`: label selectors of the namespace's Secrets and ConfigMaps stored beside the dump.
+    case secrets
+    case configMaps = "config-maps"
 
     /// The long flag, without dashes: `encryption-key-file`.
     public var flag: String { rawValue }

@@ -1,6 +1,7 @@
 public import BackstopAPI
 internal import BlockingCalls
 internal import Foundation
+internal import KubeObjects
 internal import Logging
 internal import Pipeline
 public import Postgres
@@ -27,9 +28,12 @@ public struct BackupCommand: Sendable {
         public var physical: Bool
         /// How long a physical backup waits for its last WAL segment to reach the archive.
         public var walArchiveTimeout: Duration
+        /// Secrets and ConfigMaps of the namespace stored beside the dump (always encrypted).
+        public var objects: NamespaceObjectsSource?
 
         public init(database: ConnectionSettings, compression: CompressionAlgorithm, level: Int?,
-                    encryption: EncryptionSource, physical: Bool = false, walArchiveTimeout: Duration = .seconds(300)) throws(EngineError) {
+                    encryption: EncryptionSource, physical: Bool = false, walArchiveTimeout: Duration = .seconds(300),
+                    objects: NamespaceObjectsSource? = nil) throws(EngineError) {
             let level = level ?? compression.defaultLevel
             guard compression.levels.contains(level) else {
                 throw EngineError(.invalidOption, "--level \(level) is outside \(compression.rawValue)'s range \(compression.levels.lowerBound)-\(compression.levels.upperBound); pick a level in it")
@@ -40,6 +44,7 @@ public struct BackupCommand: Sendable {
             self.encryption = encryption
             self.physical = physical
             self.walArchiveTimeout = walArchiveTimeout
+            self.objects = objects
         }
     }
 
@@ -106,13 +111,21 @@ public struct BackupCommand: Sendable {
             }
         } catch { throw EngineError.wrapping(error) }
         let key = try options.encryption.keyForNewBackup()
+        var namespaceObjects: [JSONValue]?
+        if let source = options.objects {
+            guard key != nil else {
+                throw EngineError(.invalidOption, "Secrets and ConfigMaps (--secrets, --config-maps) are only stored encrypted; pass --encryption-key-file or --passphrase-file (spec.encryption in a BackupPolicy)")
+            }
+            // Read before the dump starts: a missing permission fails the run in a second.
+            namespaceObjects = try await NamespaceObjectsArchive.read(source)
+        }
         if key == nil {
             logger.warning("this backup is not encrypted: whoever can read \(context.storage.displayName) can read the data; pass --encryption-key-file or --passphrase-file (spec.encryption in a BackupPolicy)")
         }
         // One backup of an environment at a time: two would both chain to the same predecessor.
         return try await EnvironmentLease(context: context, purpose: .backup).holding { lease throws(EngineError) in
             try await backUp(tools: tools, connection: connection, source: source, started: started, version: version,
-                             databaseSize: databaseSize, key: key, lease: lease)
+                             databaseSize: databaseSize, key: key, namespaceObjects: namespaceObjects, lease: lease)
         }
     }
 
@@ -134,7 +147,7 @@ public struct BackupCommand: Sendable {
     }
 
     private func backUp(tools: PostgresTools, connection: PostgresConnection, source: Source, started: Double, version: PostgresConnection.ServerVersion,
-                        databaseSize: Int64, key: EncryptionKey?, lease: EnvironmentLease) async throws(EngineError) -> Result {
+                        databaseSize: Int64, key: EncryptionKey?, namespaceObjects: [JSONValue]?, lease: EnvironmentLease) async throws(EngineError) -> Result {
         let logger = context.logger
         let catalog = BackupCatalog(context: context)
         let committed = try await catalog.committedIDs()
@@ -149,6 +162,18 @@ public struct BackupCommand: Sendable {
         logger.info("\(physical ? "physical base backup" : "backup") \(id) of \(options.database) (PostgreSQL \(version.text), about \(formatBytes(databaseSize))) to \(context.storage.displayName)/\(context.location.backupPrefix(id))")
 
         do throws(EngineError) {
+            var objectsInfo: BackupManifest.NamespaceObjectsInfo?
+            if let namespaceObjects, let key {
+                objectsInfo = try await NamespaceObjectsArchive.store(namespaceObjects, id: id, context: context, compression: options.compression,
+                                                                      level: options.level, key: key)
+                let names = namespaceObjects.map { "\($0["kind"]?.string ?? "")/\($0[path: "metadata.name"]?.string ?? "")" }
+                let namespace = options.objects?.namespace ?? ""
+                if names.isEmpty {
+                    logger.warning("no Secret or ConfigMap in namespace \(namespace) matches the selectors; check their labels against objects.secrets.selector and objects.configMaps.selector")
+                } else {
+                    logger.info("stored \(names.count) object(s) of namespace \(namespace), encrypted: \(names.joined(separator: ", "))")
+                }
+            }
             let executable: String
             var arguments: [String]
             switch source {
@@ -227,7 +252,7 @@ public struct BackupCommand: Sendable {
                     },
                     objects: [streamed.object], plaintext: streamed.plaintext,
                     tables: tables.map { .init(schema: $0.schema, name: $0.name, rows: $0.rows) },
-                    previousManifestSHA256: previous?.sha256, physical: physicalInfo)
+                    previousManifestSHA256: previous?.sha256, physical: physicalInfo, namespaceObjects: objectsInfo)
             }
 
             // Once pg_dump is done, the stored object is read back (our CPU and pg_restore) while

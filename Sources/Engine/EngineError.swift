@@ -1,4 +1,5 @@
 internal import BackstopAPI
+internal import KubeClient
 internal import Pipeline
 internal import Postgres
 internal import Storage
@@ -24,6 +25,8 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
         public static let busy = Kind("busy")
         /// What is stored already says otherwise (a hold with another reason).
         public static let conflict = Kind("conflict")
+        /// The Kubernetes API refused or could not be reached (Secrets and ConfigMaps).
+        public static let kubernetes = Kind("kubernetes")
     }
 
     public let kind: Kind
@@ -51,6 +54,8 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
         case let error as PipelineError:
             let kind: Kind = error.kind == .wrongKey || error.kind == .invalidKey ? .encryption : .integrity
             return EngineError(kind, prefix + error.message, underlying: error)
+        case let error as KubeAPIError:
+            return EngineError(.kubernetes, prefix + error.message, underlying: error)
         case let error as BackstopAPIError:
             return EngineError(.invalidOption, prefix + error.description, underlying: error)
         case is CancellationError:

@@ -118,6 +118,13 @@ public struct VerifyCommand: Sendable {
             let stream = PlaintextStream(storage: context.storage, location: context.location, manifest: manifest, key: key)
             try await stream.checkSizes()
             checks.append("object sizes")
+            if let info = manifest.namespaceObjects {
+                let items = try await NamespaceObjectsArchive.load(manifest, context: context, key: key)
+                guard NamespaceObjectsArchive.counts(items) == info.counts.filter({ $0.value > 0 }) else {
+                    throw EngineError(.integrity, "the Secrets and ConfigMaps of \(manifest.id) are not the ones its manifest counts; restore them from another backup")
+                }
+                checks.append("Secrets and ConfigMaps")
+            }
             if manifest.isPhysical {
                 let digest = try await stream.run(into: nil, consumerMayStopEarly: false, hashPlaintext: hashPlaintext,
                                                   baseBackup: .check, progress: TransferProgress())

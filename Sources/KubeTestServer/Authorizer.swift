@@ -64,7 +64,11 @@ struct Authorizer {
         (binding["subjects"]?.array ?? []).contains { subject in
             let name = subject["name"]?.string ?? ""
             switch subject["kind"]?.string {
-            case "ServiceAccount": return user.name == "system:serviceaccount:\(subject["namespace"]?.string ?? ""):\(name)"
+            // As rbac's appliesToUser: a RoleBinding's subject without a namespace is in the
+            // binding's (a ClusterRoleBinding's must name one).
+            case "ServiceAccount":
+                let namespace = subject["namespace"]?.string ?? binding[path: "metadata.namespace"]?.string ?? ""
+                return user.name == "system:serviceaccount:\(namespace):\(name)"
             case "User": return user.name == name
             case "Group": return user.groups.contains(name)
             default: return false

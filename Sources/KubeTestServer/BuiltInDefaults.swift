@@ -37,6 +37,16 @@ enum BuiltInDefaults {
     /// on servers that drop `spec.timeZone` (v1.24).
     static func apply(to object: inout JSONValue, kind: String, cronJobTimeZone: Bool) {
         switch kind {
+        case "Secret":
+            // core/v1 conversion: stringData overwrites data's keys and is never stored or
+            // returned; SetDefaults_Secret: type Opaque.
+            if let strings = object["stringData"]?.object {
+                var data = object["data"]?.object ?? [:]
+                for (key, value) in strings { data[key] = .string(Data((value.string ?? "").utf8).base64EncodedString()) }
+                object["data"] = .object(data)
+                object["stringData"] = nil
+            }
+            fill(&object, "type", "Opaque")
         case "Namespace":
             var labels = object[path: "metadata.labels"]?.object ?? [:]
             labels["kubernetes.io/metadata.name"] = object[path: "metadata.name"] ?? .null

@@ -28,6 +28,14 @@ public struct JobRun: Sendable {
     public let environment: [String: String]
     /// Mounted Secret volumes: mount path → file name → content.
     public let secretFiles: [String: [String: String]]
+    /// The pod's ServiceAccount token and where to use it, when one is mounted.
+    public let apiAccess: APIAccess?
+
+    public struct APIAccess: Sendable {
+        public let server: String
+        public let token: String
+        public let namespace: String
+    }
 }
 
 public struct JobResult: Sendable {
@@ -75,15 +83,23 @@ extension JobRunner {
             }
             rewrites.append((mountPath, local))
         }
-        let environment = job.environment.mapValues { value in
+        var environment = job.environment.mapValues { value in
             rewrites.reduce(value) { text, rewrite in text.hasPrefix(rewrite.0) ? rewrite.1 + text.dropFirst(rewrite.0.count) : text }
         }
+        // A pod sees the API only through a mounted token: here a kubeconfig in its folder,
+        // where a real pod would use the token file and KUBERNETES_SERVICE_HOST.
+        var inherited = ProcessInfo.processInfo.environment
+        inherited["KUBECONFIG"] = nil
+        if let access = job.apiAccess, let kubeconfig = try? TestAPIServer.writeKubeconfig(server: access.server, token: access.token, namespace: access.namespace) {
+            environment["KUBECONFIG"] = kubeconfig
+        }
+        defer { if let kubeconfig = environment["KUBECONFIG"] { try? FileManager.default.removeItem(atPath: kubeconfig) } }
         let output = folder + "/output"
         _ = FileManager.default.createFile(atPath: output, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, job in job }
+        process.environment = inherited.merging(environment) { _, job in job }
         guard let handle = FileHandle(forWritingAtPath: output) else {
             return JobResult(exitCode: 126, terminationMessage: "cannot open \(output)")
         }

@@ -61,6 +61,8 @@ final class ObjectStore: @unchecked Sendable {
     private var latency: Duration = .zero
     private var bookmarkInterval: Duration = .seconds(1)
     private var jobRunner: JobRunner?
+    /// Where pods that mount a ServiceAccount token reach this server.
+    private var serverURL: String?
     /// Pod logs (`namespace/name` → text) from the Job runner, for the `log` subresource.
     private var podLogs: [String: String] = [:]
 
@@ -82,6 +84,7 @@ final class ObjectStore: @unchecked Sendable {
     func setBookmarkInterval(_ value: Duration) { locked { bookmarkInterval = value } }
     func get(_ key: Key) -> JSONValue? { locked { objects[key] } }
     func setJobRunner(_ runner: JobRunner?) { locked { jobRunner = runner } }
+    func setServerURL(_ url: String) { locked { serverURL = url } }
     func register(token: String, for user: APIUser) { locked { users[token] = user } }
     func user(forToken token: String) -> APIUser? { locked { users[token] } }
 
@@ -673,6 +676,17 @@ final class ObjectStore: @unchecked Sendable {
                   let secretName = volume[path: "secret.secretName"]?.string else { continue }
             secretFiles[mountPath] = secretData(namespace: namespace, name: secretName)
         }
+        // The token the kubelet mounts unless the pod says not to, for the pod's account (or
+        // `default`); a pod naming an account that does not exist is never created.
+        var apiAccess: JobRun.APIAccess?
+        if job[path: "spec.template.spec.automountServiceAccountToken"] != .bool(false) {
+            let account = job[path: "spec.template.spec.serviceAccountName"]?.string ?? "default"
+            guard account == "default" || locked({ objects[Key(resource: Self.resourceID(.serviceAccounts), namespace: namespace, name: account)] }) != nil,
+                  let url = locked({ serverURL }) else { return }
+            let token = "sa-\(namespace)-\(account)-\(UUID().uuidString.prefix(8))"
+            register(token: token, for: .serviceAccount(namespace: namespace, name: account))
+            apiAccess = JobRun.APIAccess(server: url, token: token, namespace: namespace)
+        }
         let fallBackToLogs = container["terminationMessagePolicy"]?.string == "FallbackToLogsOnError"
         let jobStarted = Self.now()
         var failed = 0
@@ -698,7 +712,7 @@ final class ObjectStore: @unchecked Sendable {
             var result = await runner.run(JobRun(namespace: namespace, jobName: jobName, podName: podName, attempt: attempt,
                                                  command: (container["command"]?.array ?? []).compactMap(\.string),
                                                  args: (container["args"]?.array ?? []).compactMap(\.string), environment: environment,
-                                                 secretFiles: secretFiles))
+                                                 secretFiles: secretFiles, apiAccess: apiAccess))
             let finished = Self.now()
             let succeeded = result.exitCode == 0
             locked { podLogs["\(namespace)/\(podName)"] = result.log }
@@ -868,14 +882,34 @@ public struct TriggerFailure: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// `a=b,c!=d,e,!f` (the equality-based subset).
+/// A label selector as the list query takes it: `a=b,c!=d,e,!f`, and the set-based
+/// `g in (x,y)`, `h notin (z)` (commas inside parentheses belong to the set).
 struct LabelSelector {
-    enum Requirement { case equals(String, String), notEquals(String, String), exists(String), absent(String) }
+    enum Requirement { case equals(String, String), notEquals(String, String), exists(String), absent(String), within(String, Set<String>), outside(String, Set<String>) }
     let requirements: [Requirement]
 
     init(_ text: String) {
-        requirements = text.split(separator: ",").map { part in
-            let clause = part.trimmingCharacters(in: .whitespaces)
+        var clauses: [String] = []
+        var current = ""
+        var depth = 0
+        for character in text {
+            if character == "(" { depth += 1 } else if character == ")" { depth -= 1 }
+            if character == ",", depth == 0 {
+                clauses.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        clauses.append(current)
+        requirements = clauses.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { clause in
+            for (word, isIn) in [(" notin ", false), (" in ", true)] {
+                if let range = clause.range(of: word), let open = clause.firstIndex(of: "("), let close = clause.lastIndex(of: ")") {
+                    let key = clause[..<range.lowerBound].trimmingCharacters(in: .whitespaces)
+                    let values = Set(clause[clause.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+                    return isIn ? .within(key, values) : .outside(key, values)
+                }
+            }
             if let range = clause.range(of: "!=") { return .notEquals(String(clause[..<range.lowerBound]), String(clause[range.upperBound...])) }
             if let range = clause.range(of: "==") { return .equals(String(clause[..<range.lowerBound]), String(clause[range.upperBound...])) }
             if let range = clause.range(of: "=") { return .equals(String(clause[..<range.lowerBound]), String(clause[range.upperBound...])) }
@@ -896,6 +930,9 @@ struct LabelSelector {
             case let .notEquals(key, value): labels[key]?.string != value
             case let .exists(key): labels[key] != nil
             case let .absent(key): labels[key] == nil
+            case let .within(key, values): labels[key]?.string.map(values.contains) ?? false
+            // As labels.Selector: notin matches objects without the key too.
+            case let .outside(key, values): !(labels[key]?.string.map(values.contains) ?? false)
             }
         }
     }

@@ -28,6 +28,7 @@ public final class TestAPIServer: Sendable {
         server = try LoopbackHTTPServer { request in
             TestAPIServer.handle(request, store: store, anonymous: allowAnonymous ? .admin : nil)
         }
+        store.setServerURL(url)
     }
 
     /// A token for a ServiceAccount: its requests are allowed only as far as the Roles,

@@ -87,10 +87,11 @@ public struct PolicyReconciler: Sendable {
             server: capabilities.snapshot, now: now(), acceptedFieldHashes: memo.acceptedFieldHashes(for: cronJobs))
 
         var plan: PolicyPlan?
-        var invalid: String?
+        var invalid = await missingServiceAccount(policy, namespace: namespace)
+        let waitsForAccount = invalid != nil
         var outcome = ApplyOutcome()
         // At most twice: a server that refuses a field it does not serve is planned for again.
-        for _ in 0..<2 {
+        for _ in 0..<(waitsForAccount ? 0 : 2) {
             do {
                 plan = try PolicyPlan.make(observation, workerImage: workerImage)
             } catch {
@@ -116,9 +117,32 @@ public struct PolicyReconciler: Sendable {
         // Only an edit can mend an invalid policy. Someone else's CronJob may be deleted or a
         // refused apply allowed without the policy changing (neither is watched): looked at
         // again in minutes, not hot. The RPO is a clock that needs looking at anyway.
+        // ServiceAccounts are not watched: one made after the policy is seen within a minute.
+        if waitsForAccount { return .requeue(after: .seconds(60)) }
         if invalid != nil { return .awaitChange }
         let blocked = !outcome.conflicts.isEmpty || !(plan?.conflicts.isEmpty ?? true) || !outcome.failures.isEmpty
         return .requeue(after: blocked ? min(update.nextCheck, .seconds(300)) : update.nextCheck)
+    }
+
+    /// The first ServiceAccount an environment names to read Secrets and ConfigMaps that does
+    /// not exist, as `Ready=False` says it: backup pods could not even be created. The
+    /// controller may `get` ServiceAccounts and nothing more of them; a refusal or an
+    /// unreachable server is not taken as missing.
+    func missingServiceAccount(_ policy: BackupPolicy, namespace: String) async -> String? {
+        guard let environments = try? policy.resolvedEnvironments() else { return nil }
+        var checked: Set<String> = []
+        for (index, environment) in environments.enumerated() {
+            guard let account = environment.objects?.serviceAccountName, checked.insert(account).inserted else { continue }
+            do {
+                _ = try await client.get(.serviceAccounts, namespace: namespace, name: account, as: Acknowledgement.self)
+            } catch where error.isNotFound {
+                let field = policy.spec.environments[index].objects != nil ? "spec.environments[\(index)].objects" : "spec.objects"
+                return "\(field).serviceAccountName: ServiceAccount \(account) does not exist in namespace \(namespace); create it and bind it to a Role with get and list on the selected Secrets and ConfigMaps (k8s/examples/objects-rbac.yaml)"
+            } catch {
+                logger.warning("cannot check ServiceAccount \(namespace)/\(account) of policy \(policy.metadata.name): \(error.message)")
+            }
+        }
+        return nil
     }
 
     // MARK: Apply

@@ -90,6 +90,9 @@ public struct CronJobBuilder: Sendable {
         var (variables, mounts, volumes) = worker(policy, environment, database: databaseVariables(environment.database, option: .database))
         variables += retentionVariables(environment)
         if environment.method == .physical { variables.append(.plain(WorkerOption.physical.environmentVariable, "true")) }
+        for kind in NamespaceObjects.Kind.allCases {
+            if let selector = environment.objects?.selectors[kind] { variables.append(.plain(kind.workerOption.environmentVariable, selector)) }
+        }
         return CronJob(
             metadata: ObjectMeta(name: Self.name(policy: policy.metadata.name, environment: environment.name),
                                      namespace: policy.metadata.namespace, labels: labels, ownerReferences: owner),
@@ -103,7 +106,8 @@ public struct CronJobBuilder: Sendable {
                             activeDeadlineSeconds: template?.activeDeadlineSeconds ?? 6 * 3_600,
                             ttlSecondsAfterFinished: nil,
                             template: podTemplate(policy, labels: labels, container: "backup", arguments: ["backup"],
-                                                  variables: variables, mounts: mounts, volumes: volumes)))))
+                                                  variables: variables, mounts: mounts, volumes: volumes,
+                                                  apiAccount: environment.objects?.serviceAccountName)))))
     }
 
     /// The `app.kubernetes.io/name` of backup Jobs: the policy controller watches only these.
@@ -123,16 +127,19 @@ public struct CronJobBuilder: Sendable {
 
     /// The worker's pod as every Backstop Job runs it: restricted security, no API token, the
     /// user's `jobTemplate` settings, one container with the worker's `arguments`.
+    /// `apiAccount` is the exception: a pod that reads or writes Secrets and ConfigMaps runs as
+    /// that ServiceAccount with its token mounted.
     func podTemplate(_ policy: BackupPolicy, labels: [String: String], container name: String, arguments: [String],
-                     variables: [EnvVar], mounts: [VolumeMount], volumes: [Volume]) -> PodTemplate {
+                     variables: [EnvVar], mounts: [VolumeMount], volumes: [Volume], apiAccount: String? = nil) -> PodTemplate {
         let template = policy.spec.jobTemplate
         // The user's pod labels and annotations first, Backstop's own over them: its labels
         // are how the controller finds its Jobs.
         let podLabels = (template?.labels ?? [:]).merging(labels) { _, ours in ours }
         let pod = PodSpec(
-            serviceAccountName: template?.serviceAccountName,
-            // The worker needs no Kubernetes API access: it reads the database and storage only.
-            automountServiceAccountToken: false,
+            serviceAccountName: apiAccount ?? template?.serviceAccountName,
+            // Otherwise the worker needs no Kubernetes API access: it reads the database and
+            // storage only.
+            automountServiceAccountToken: apiAccount != nil,
             restartPolicy: "Never",
             securityContext: .init(runAsNonRoot: true, runAsUser: settings.userID, runAsGroup: settings.userID, fsGroup: settings.userID,
                                    seccompProfile: .init(type: "RuntimeDefault")),

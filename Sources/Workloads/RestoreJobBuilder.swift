@@ -40,8 +40,10 @@ extension CronJobBuilder {
         }
         if resolved.mode == .replace { arguments += ["--replace", "--confirm", resolved.target.name ?? ""] }
         if resolved.noOwner { arguments.append("--no-owner") }
+        if resolved.objects { arguments.append("--with-objects") }
         var template = podTemplate(policy, labels: labels, container: "restore", arguments: arguments,
-                                   variables: variables, mounts: mounts, volumes: volumes)
+                                   variables: variables, mounts: mounts, volumes: volumes,
+                                   apiAccount: resolved.objects ? resolved.environment.objects?.serviceAccountName : nil)
         if let user = resolved.pointInTime?.runAsUser {
             template.spec.securityContext.runAsUser = user
             template.spec.securityContext.runAsGroup = user

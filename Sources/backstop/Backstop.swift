@@ -21,7 +21,7 @@ struct Backstop: AsyncParsableCommand {
             value, a file that cannot be read). Shell completion: backstop completion.
             """,
         version: WorkerContext.toolVersion,
-        subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self, DrillCommandLine.self, DoctorCommandLine.self,
+        subcommands: [BackupCommandLine.self, VerifyCommandLine.self, ListCommandLine.self, RestoreCommandLine.self, RestoreObjectsCommandLine.self, DrillCommandLine.self, DoctorCommandLine.self,
                       WALPushCommandLine.self, WALFetchCommandLine.self, WALStatusCommandLine.self,
                       PruneCommandLine.self, HoldCommandLine.self, ReleaseCommandLine.self, RenderCommandLine.self,
                       CompletionCommandLine.self])

@@ -15,6 +15,10 @@ struct BackupCommandLine: AsyncParsableCommand {
                 --storage file:///var/backups --environment production \\
                 --database postgres://backup@localhost:5432/orders \\
                 --encryption-key-file /secrets/backup-key/key --keep-daily 7
+            With --secrets / --config-maps (label selectors), the namespace's
+            matching Secrets and ConfigMaps are stored too, encrypted, beside the dump
+            (restore-objects puts them back); the API is reached through kubeconfig
+            or the pod's ServiceAccount.
             With --physical, the whole cluster is copied by pg_basebackup (tar, no WAL)
             and committed once the WAL it needs is in the environment's archive
             (archive_command = 'backstop wal-push %p'); restore --physical recovers it
@@ -37,6 +41,9 @@ struct BackupCommandLine: AsyncParsableCommand {
           help: "A physical base backup of the whole cluster (pg_basebackup), for point-in-time recovery with the WAL archive (wal-push); needs archive_mode = on and a role with REPLICATION (env \(WorkerOption.physical.environmentVariable)=true).")
     var physical = false
 
+    @OptionGroup(title: "Secrets and ConfigMaps of the namespace (read through the Kubernetes API)")
+    var objects: NamespaceObjectsOptions
+
     @OptionGroup(title: "Retention (a prune after the backup, when any --keep-* is given)")
     var retention: RetentionOptions
 
@@ -45,7 +52,7 @@ struct BackupCommandLine: AsyncParsableCommand {
 
     func run() async throws {
         let context = try WorkerSetup.context(storage: storage, s3: s3, write: s3Write, scope: scope, tools: tools)
-        let options = try backupOptions()
+        let options = try backupOptions(namespace: context.location.namespace)
         let pruning = retention.anyGiven ? try retention.pruneOptions(dryRun: false) : nil
         let run = CommandRun(command: "backup", reportPath: report.reportPath)
         let logger = context.logger
@@ -85,11 +92,15 @@ struct BackupCommandLine: AsyncParsableCommand {
         }
     }
 
-    private func backupOptions() throws(CommandLineError) -> BackupCommand.Options {
+    private func backupOptions(namespace: String) throws(CommandLineError) -> BackupCommand.Options {
         let (algorithm, resolvedLevel) = try compression.resolved()
         let settings = try database.settings()
         let source = try encryption.source()
-        do { return try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel, encryption: source, physical: try WorkerOption.physical.resolvedSwitch(physical)) }
+        let objects = try objects.source(namespace: namespace)
+        do {
+            return try BackupCommand.Options(database: settings, compression: algorithm, level: resolvedLevel, encryption: source,
+                                             physical: try WorkerOption.physical.resolvedSwitch(physical), objects: objects)
+        }
         catch { throw CommandLineError(error) }
     }
 }

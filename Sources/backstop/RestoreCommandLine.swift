@@ -3,6 +3,7 @@ import BackstopAPI
 import BlockingCalls
 import Engine
 import Foundation
+import Logging
 
 struct RestoreCommandLine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,6 +47,9 @@ struct RestoreCommandLine: AsyncParsableCommand {
     @OptionGroup(title: "Restore") var encryption: EncryptionOptions
     @OptionGroup(title: "Restore") var report: ReportOptions
     @OptionGroup(title: "Restore") var tools: ToolOptions
+    @Flag(help: "After the database, create the Secrets and ConfigMaps the backup stored that the namespace lacks (as restore-objects --apply; existing ones are kept).")
+    var withObjects = false
+
     @OptionGroup(title: "Point-in-time recovery (--physical)") var recovery: RecoveryOptions
     @OptionGroup(title: "S3") var s3: S3AccessOptions
 
@@ -57,13 +61,31 @@ struct RestoreCommandLine: AsyncParsableCommand {
         }
         let settings = try connectionSettings(given, passwordFile: target.passwordFile)
         let context = try WorkerSetup.context(storage: storage, s3: s3, scope: scope, tools: tools)
-        let options = RestoreCommand.Options(target: settings, encryption: try encryption.source(),
+        let encryptionSource = try encryption.source()
+        let options = RestoreCommand.Options(target: settings, encryption: encryptionSource,
                                              mode: try target.mode(), noOwner: target.noOwner)
+        let objectsOptions = withObjects
+            ? RestoreObjectsCommand.Options(encryption: encryptionSource, mode: .apply(overwrite: false), targetNamespace: nil,
+                                            client: try kubernetesClient(purpose: "--with-objects writes"))
+            : nil
         let run = CommandRun(command: "restore", reportPath: report.reportPath)
         let reference = backup
         let result: RestoreCommand.Result
+        var objectsLine = ""
         do {
             result = try await runInterruptibly { try await RestoreCommand(context: context, options: options).run(reference) }
+            if let objectsOptions {
+                // The same backup the database came from, by id: `latest` may have moved on.
+                let id = result.backupID.rawValue
+                let restored = try await runInterruptibly { try await RestoreObjectsCommand(context: context, options: objectsOptions).run(id) }
+                for item in restored.items { context.logger.info("objects: \(item.line)") }
+                let failures = restored.failures
+                guard failures.isEmpty else {
+                    throw EngineError(.kubernetes, "restored \(result.backupID) into \(result.database), but \(failures.count) Secret(s) or ConfigMap(s) could not be created: \(failures.map { "\($0.kind)/\($0.name)" }.joined(separator: ", ")); see the log")
+                }
+                let created = restored.items.filter { $0.action == .create }.count
+                objectsLine = "; \(created) Secret(s) and ConfigMap(s) created, \(restored.items.count - created) kept or skipped"
+            }
         } catch {
             throw run.failed(error)
         }
@@ -77,7 +99,7 @@ struct RestoreCommandLine: AsyncParsableCommand {
             report.dumpBytes = result.dumpBytes
             report.tablesChecked = result.tablesCompared
             report.message = (result.replacedDatabase ? "replaced \(result.database) with the restored copy" : "restored into \(result.database)")
-                + "; row counts of \(result.tablesCompared) tables match the backup"
+                + "; row counts of \(result.tablesCompared) tables match the backup" + objectsLine
         }
     }
 }

@@ -130,10 +130,17 @@ struct PolicyManifestTests {
         let (status, output) = try await Self.run(["kubectl", "kustomize", base])
         #expect(status == 0, "\(output)")
         let kinds = output.split(separator: "\n").filter { $0.hasPrefix("kind: ") }.map { String($0.dropFirst(6)) }.sorted()
-        #expect(kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "ServiceAccount"])
+        #expect(kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "Namespace",
+                          "Role", "Role", "RoleBinding", "RoleBinding", "ServiceAccount"])
         #expect(output.contains("name: backuppolicies.backstop.dev") && output.contains("name: backuprestores.backstop.dev"))
+        // Secrets: `get` in the controller's own namespace (notification webhooks), never
+        // cluster-wide, never list or watch.
         let rbac = try String(contentsOfFile: base + "/rbac.yaml", encoding: .utf8)
-        #expect(!rbac.contains("secrets"), "the controller gets no access to Secrets")
+        let objects = try YAMLNode.parseDocuments(rbac, source: "rbac.yaml").map { try YAMLDecoder().decode(JSONValue.self, from: $0, source: "rbac.yaml") }
+        let secretRules = objects.flatMap { object in
+            (object["rules"]?.array ?? []).filter { $0["resources"]?.array?.contains("secrets") == true }.map { (object["kind"]?.string, $0) }
+        }
+        #expect(secretRules.count == 1 && secretRules[0].0 == "Role" && secretRules[0].1["verbs"] == ["get"], "\(secretRules)")
     }
 
     /// No API server runs here to compile or evaluate CEL: hack/cel-check.py type-checks every

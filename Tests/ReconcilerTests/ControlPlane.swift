@@ -24,9 +24,15 @@ enum ControlPlane {
         let admin = try KubeClient(connection: server.connection(namespace: namespace))
         _ = try await admin.create(.customResourceDefinitions, try crd ?? PolicyReconcilerTests.manifest("k8s/crds/backuppolicy.yaml"))
         _ = try await admin.create(.customResourceDefinitions, try PolicyReconcilerTests.manifest("k8s/crds/backuprestore.yaml"))
-        let text = try String(contentsOfFile: PolicyReconcilerTests.root + "/k8s/rbac.yaml", encoding: .utf8)
-        for document in try YAMLNode.parseDocuments(text, source: "k8s/rbac.yaml") {
-            let object = try YAMLDecoder().decode(JSONValue.self, from: document, source: "k8s/rbac.yaml")
+        try await apply("k8s/rbac.yaml", namespace: namespace, on: server)
+    }
+
+    /// Creates the RBAC objects of a file of the repository (`kubectl apply -n namespace -f`).
+    static func apply(_ file: String, namespace: String, on server: TestAPIServer) async throws {
+        let admin = try KubeClient(connection: server.connection(namespace: namespace))
+        let text = try String(contentsOfFile: PolicyReconcilerTests.root + "/" + file, encoding: .utf8)
+        for document in try YAMLNode.parseDocuments(text, source: file) {
+            let object = try YAMLDecoder().decode(JSONValue.self, from: document, source: file)
             guard let kind = object["kind"]?.string, let type = kinds[kind] else { continue }
             let _: JSONValue = try await admin.create(type, namespace: type.namespaced ? namespace : nil, object)
         }

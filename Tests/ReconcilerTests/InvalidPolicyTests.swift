@@ -63,9 +63,23 @@ struct InvalidPolicyTests {
         ("missing credentials secret", spec { $0["database"]?["credentialsSecret"] = nil }, "credentialsSecret"),
         ("port out of range", environment(2) { $0["database"]?["port"] = 70000 }, "spec.environments[2].database.port"),
         ("ssl mode", spec { $0["database"]?["sslMode"] = "maybe" }, "sslMode"),
+        ("objects unencrypted", spec { $0["encryption"] = nil; $0["objects"] = objects }, "spec.objects"),
+        ("objects selector empty", spec { $0["objects"] = ["serviceAccountName": "backstop-objects", "secrets": ["selector": .object([:])]] },
+         "spec.objects.secrets.selector"),
+        ("objects account differs", spec { $0["objects"] = objects; $0["jobTemplate"] = ["serviceAccountName": "other"] },
+         "spec.objects.serviceAccountName"),
+        ("objects account missing", environment(1) { $0["objects"] = ["serviceAccountName": "nobody", "configMaps": ["selector": ["matchLabels": ["app": "shop"]]]] },
+         "spec.environments[1].objects.serviceAccountName: ServiceAccount nobody does not exist"),
+        ("objects bad operator", spec { $0["objects"] = ["serviceAccountName": "backstop-objects", "secrets": ["selector": ["matchExpressions": [["key": "app", "operator": "In"]]]]] },
+         "spec.objects.secrets.selector.matchExpressions[0].values"),
+        ("notification without secret", spec { $0["notifications"] = [["name": "oncall", "webhook": ["secretName": ""]]] }, "spec.notifications[0].webhook.secretName"),
+        ("notification names twice", spec { $0["notifications"] = [["name": "oncall", "webhook": ["secretName": "a"]], ["name": "oncall", "webhook": ["secretName": "b"]]] },
+         "spec.notifications[1]"),
     ]
 
-    @Test("28 kinds of wrong policy: refused by the schema or Ready=False naming the field; the controller carries on")
+    static let objects: JSONValue = ["serviceAccountName": "backstop-objects", "secrets": ["selector": ["matchLabels": ["app": "shop"]]]]
+
+    @Test("every kind of wrong policy: refused by the schema or Ready=False naming the field; the controller carries on")
     func invalidPolicies() async throws {
         let server = try TestAPIServer(token: "unused", allowAnonymous: true)
         defer { server.stop() }

@@ -71,9 +71,16 @@ struct ProductEndToEndTests {
                                      "stringData": .object(data.mapValues { .string($0) })]
             let _: JSONValue = try await client.create(.secrets, namespace: "shop", secret)
         }
+        // The application's own Secret, stored with the backups and put back by the restore,
+        // read and written as the example's account (k8s/examples/objects-rbac.yaml).
+        let apiSecret: JSONValue = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "shop-api", "labels": ["app": "shop"]],
+                                    "stringData": ["token": "product-secret-7d41"]]
+        let _: JSONValue = try await client.create(.secrets, namespace: "shop", apiSecret)
+        try await ControlPlane.apply("k8s/examples/objects-rbac.yaml", namespace: "shop", on: server)
         let policy: JSONValue = [
             "apiVersion": "backstop.dev/v1alpha1", "kind": "BackupPolicy", "metadata": ["name": "orders", "namespace": "shop"],
             "spec": [
+                "objects": ["serviceAccountName": "backstop-objects", "secrets": ["selector": ["matchLabels": ["app": "shop"]]]],
                 "database": ["host": "127.0.0.1", "port": .number(Double(port) ?? 5432), "name": .string(source), "sslMode": "disable",
                              "credentialsSecret": "orders-db"],
                 "encryption": ["keySecret": ["name": "backup-key", "key": "key"]],
@@ -108,6 +115,12 @@ struct ProductEndToEndTests {
         let status = try #require(try await production())
         #expect(status.lastFailure == nil, "\(status.lastFailure?.message ?? "")")
         let backupID = try #require(status.lastSuccessfulBackup?.id)
+        let manifest = try JSONDecoder().decode(BackupManifest.self, from: Data(contentsOf: URL(fileURLWithPath: storage + "/shop/orders/production/backups/\(backupID)/manifest.json")))
+        #expect(manifest.namespaceObjects?.counts == ["Secret": 1], "the pod read the Secrets as backstop-objects")
+        let pod = try #require(server.object(.cronJobs, namespace: "shop", name: "orders-production")?[path: "spec.jobTemplate.spec.template.spec"])
+        #expect(pod["serviceAccountName"] == "backstop-objects" && pod["automountServiceAccountToken"] == .bool(true))
+        let drillPod = server.object(.cronJobs, namespace: "shop", name: "orders-production-drill")?[path: "spec.jobTemplate.spec.template.spec"]
+        #expect(drillPod?["automountServiceAccountToken"] == .bool(false), "only the backup pods get the token")
 
         // The weekly drill, now: restored into a scratch database of its own, checked, dropped.
         #expect(try await test.eventually { try await test.cronJobs(client)["orders-production-drill"] != nil })
@@ -120,14 +133,18 @@ struct ProductEndToEndTests {
         let records = try FileManager.default.contentsOfDirectory(atPath: storage + "/shop/orders/production/drills")
         #expect(records.count == 1 && records[0].hasSuffix(".json"), "the drill's record beside the backups, for doctor")
 
+        let original = try #require(server.object(.secrets, namespace: "shop", name: "shop-api"))
+        try await client.delete(.secrets, namespace: "shop", name: "shop-api")
         let restore: JSONValue = ["apiVersion": "backstop.dev/v1alpha1", "kind": "BackupRestore", "metadata": ["name": "orders-check", "namespace": "shop"],
-                                  "spec": ["policy": "orders", "environment": "production"]]
+                                  "spec": ["policy": "orders", "environment": "production", "objects": true]]
         _ = try await client.create(.backupRestores, namespace: "shop", restore)
         func restoreStatus() async throws -> BackupRestore.Status? { try await client.get(.backupRestores, name: "orders-check", as: BackupRestore.self).status }
         #expect(try await PolicyReconcilerTests.eventually(timeout: .seconds(60)) { try await restoreStatus()?.phase?.isFinished == true })
         let result = try #require(try await restoreStatus())
         #expect(result.phase == .succeeded, "\(result.message ?? "")")
         #expect(result.backupID == backupID && result.tablesChecked == 3 && result.targetDatabase == restored)
+        #expect(server.object(.secrets, namespace: "shop", name: "shop-api")?["data"] == original["data"], "objects: true put the Secret back")
+        #expect(result.message?.contains("1 Secret(s) and ConfigMap(s) created") == true, "\(result.message ?? "")")
         for table in ["shop.customers", "shop.orders", "audit.events"] {
             #expect(try await psql(restored, "SELECT count(*) FROM \(table)") == psql(source, "SELECT count(*) FROM \(table)"), "\(table)")
         }

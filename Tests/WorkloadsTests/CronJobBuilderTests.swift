@@ -85,6 +85,31 @@ struct CronJobBuilderTests {
         #expect(cronJob.metadata.ownerReferences?.first?.kind == "BackupPolicy")
     }
 
+    @Test("an environment that stores Secrets and ConfigMaps: selectors in the worker's variables, its pods run as the named account with a token; the others get none")
+    func namespaceObjects() throws {
+        var policy = try Self.example()
+        policy.spec.objects = NamespaceObjects(
+            secrets: .init(selector: LabelSelector(matchLabels: ["app": "shop"], matchExpressions: [.init(key: "tier", operator: "NotIn", values: ["test", "dev"])])),
+            serviceAccountName: "backstop-objects")
+        policy.spec.environments[2].objects = NamespaceObjects(configMaps: .init(selector: LabelSelector(matchExpressions: [.init(key: "backstop.dev/backup", operator: "Exists")])),
+                                                               serviceAccountName: "dev-objects")
+        let cronJobs = try CronJobBuilder(settings: .init(workerImage: "backstop:test")).cronJobs(for: policy)
+        func variables(_ index: Int) -> [String: String] {
+            Dictionary(uniqueKeysWithValues: cronJobs[index].spec.jobTemplate.spec.template.spec.containers[0].env.compactMap { variable in variable.value.map { (variable.name, $0) } })
+        }
+        #expect(variables(0)["BACKSTOP_SECRETS"] == "app=shop,tier notin (test,dev)" && variables(0)["BACKSTOP_CONFIG_MAPS"] == nil)
+        #expect(variables(2)["BACKSTOP_CONFIG_MAPS"] == "backstop.dev/backup" && variables(2)["BACKSTOP_SECRETS"] == nil, "the environment's objects replace the policy's")
+        let pods = cronJobs.map(\.spec.jobTemplate.spec.template.spec)
+        #expect(pods[0].serviceAccountName == "backstop-objects" && pods[0].automountServiceAccountToken)
+        #expect(pods[2].serviceAccountName == "dev-objects" && pods[2].automountServiceAccountToken)
+
+        policy.spec.objects = nil
+        policy.spec.environments[2].objects = nil
+        #expect(try CronJobBuilder(settings: .init(workerImage: "backstop:test")).cronJobs(for: policy).allSatisfy {
+            !$0.spec.jobTemplate.spec.template.spec.automountServiceAccountToken && $0.spec.jobTemplate.spec.template.spec.serviceAccountName == nil
+        })
+    }
+
     @Test("names longer than a CronJob may have are shortened with a stable hash")
     func names() {
         #expect(CronJobBuilder.name(policy: "orders", environment: "production") == "orders-production")
