@@ -94,6 +94,11 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
     public struct Objectives: Codable, Sendable, Equatable {
         public var rpo: String?
         public var rto: String?
+
+        public init(rpo: String? = nil, rto: String? = nil) {
+            self.rpo = rpo
+            self.rto = rto
+        }
     }
 
     /// Restore drills on a schedule: the newest backup restored into a scratch database,
@@ -189,7 +194,7 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         /// Secrets and ConfigMaps every environment's backups store (unless it names its own).
         public var objects: NamespaceObjects?
         /// Who hears about failures and breaches.
-        public var notifications: [Notification]?
+        public var notifications: [NotificationTarget]?
     }
 
     /// An environment's record of its backups, filled from its Jobs' reports.

@@ -6,28 +6,29 @@ internal import Glibc
 #endif
 
 /// A small HTTP/1.1 server on 127.0.0.1 for tests: one thread per connection, keep-alive,
-/// Content-Length request bodies, and chunked streaming answers (watches).
-final class LoopbackHTTPServer: Sendable {
-    struct Request: Sendable {
-        let method: String
-        let path: String
-        let query: [String: String]
-        let headers: [String: String]
-        let body: [UInt8]
+/// Content-Length request bodies, and chunked streaming answers (watches). Public for tests
+/// that need a receiver of their own (notification webhooks).
+public final class LoopbackHTTPServer: Sendable {
+    public struct Request: Sendable {
+        public let method: String
+        public let path: String
+        public let query: [String: String]
+        public let headers: [String: String]
+        public let body: [UInt8]
     }
 
-    enum Response: Sendable {
+    public enum Response: Sendable {
         case full(status: Int, contentType: String, body: [UInt8])
         /// Writes chunks until it returns; `write` reports false once the client is gone.
         case stream(status: Int, contentType: String, body: @Sendable (_ write: (String) -> Bool) -> Void)
     }
 
-    let port: Int
+    public let port: Int
     private let listener: Int32
     private let handler: @Sendable (Request) -> Response
     private let connections = Mutex<Set<Int32>>([])
 
-    init(handler: @escaping @Sendable (Request) -> Response) throws {
+    public init(handler: @escaping @Sendable (Request) -> Response) throws {
         let (listener, port) = try TCPSocket.listen()
         self.port = port
         self.listener = listener
@@ -36,7 +37,7 @@ final class LoopbackHTTPServer: Sendable {
         Thread.detachNewThread { server.acceptLoop() }
     }
 
-    func stop() {
+    public func stop() {
         TCPSocket.closeListener(listener)
         dropConnections()
     }

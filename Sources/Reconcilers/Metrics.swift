@@ -19,6 +19,14 @@ public final class Metrics: Sendable {
         /// namespace/policy/environment → its gauges (numbers only: one per environment of
         /// every policy is kept).
         var environments: [String: Gauges] = [:]
+        /// namespace/policy/target → delivery attempts that failed, and deliveries made.
+        var notificationFailures: [NotificationTargetKey: Int] = [:]
+        var notificationsSent: [NotificationTargetKey: Int] = [:]
+    }
+    struct NotificationTargetKey: Hashable, Comparable {
+        let namespace: String, policy: String, target: String
+        static func < (lhs: Self, rhs: Self) -> Bool { (lhs.namespace, lhs.policy, lhs.target) < (rhs.namespace, rhs.policy, rhs.target) }
+        var labels: String { "{namespace=\"\(namespace)\",policy=\"\(policy)\",target=\"\(target)\"}" }
     }
     struct Gauges {
         let namespace: String, policy: String, environment: String
@@ -62,6 +70,13 @@ public final class Metrics: Sendable {
     }
 
     public func setQueueDepth(_ depth: Int) { state.withLock { $0.queueDepth = depth } }
+
+    func recordNotification(namespace: String, policy: String, target: String, delivered: Bool) {
+        let key = NotificationTargetKey(namespace: namespace, policy: policy, target: target)
+        state.withLock {
+            if delivered { $0.notificationsSent[key, default: 0] += 1 } else { $0.notificationFailures[key, default: 0] += 1 }
+        }
+    }
 
     func recordRestore(succeeded: Bool) {
         state.withLock { if succeeded { $0.restoresSucceeded += 1 } else { $0.restoresFailed += 1 } }
@@ -127,7 +142,12 @@ public final class Metrics: Sendable {
                 "# HELP backstop_restores_total BackupRestores this controller saw finish, by outcome.", "# TYPE backstop_restores_total counter",
                 "backstop_restores_total{outcome=\"succeeded\"} \(state.restoresSucceeded)",
                 "backstop_restores_total{outcome=\"failed\"} \(state.restoresFailed)",
+                "# HELP backstop_notifications_failed_total Notification deliveries that failed (each attempt), by target.",
+                "# TYPE backstop_notifications_failed_total counter",
             ]
+            lines += state.notificationFailures.keys.sorted().map { "backstop_notifications_failed_total\($0.labels) \(state.notificationFailures[$0] ?? 0)" }
+            lines += ["# HELP backstop_notifications_sent_total Notifications delivered, by target.", "# TYPE backstop_notifications_sent_total counter"]
+            lines += state.notificationsSent.keys.sorted().map { "backstop_notifications_sent_total\($0.labels) \(state.notificationsSent[$0] ?? 0)" }
             let families: [(String, String, String)] = [
                 ("backstop_last_success_timestamp_seconds", "gauge", "Time of the environment's last successful backup."),
                 ("backstop_backup_duration_seconds", "gauge", "Duration of the last successful backup."),

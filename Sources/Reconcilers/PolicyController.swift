@@ -11,14 +11,14 @@ extension PolicyReconciler {
     /// reconciler reads), and `workers` reconcilers.
     public static func controller(client: KubeClient, namespace: String?, workerImage: String, workers: Int = 2,
                                   logger: Logger, metrics: Metrics = Metrics(), backoff: Backoff = Backoff(),
-                                  capabilities: ServerCapabilities = ServerCapabilities(),
+                                  capabilities: ServerCapabilities = ServerCapabilities(), notifications: NotificationOutbox? = nil,
                                   now: @escaping @Sendable () -> Date = { Date() }) -> Controller<ObservedPolicy> {
         let owned = OwnedObjects()
         let reconciler = PolicyReconciler(client: client, workerImage: workerImage, owned: owned, logger: logger, metrics: metrics,
-                                          capabilities: capabilities, now: now)
+                                          capabilities: capabilities, notifications: notifications, now: now)
         // Backup CronJobs and Jobs only: restore Jobs have a controller of their own.
         let ours = "app.kubernetes.io/managed-by=\(CronJobBuilder.managedBy),app.kubernetes.io/name=\(CronJobBuilder.backupWorkerName)"
-        return Controller(
+        let controller = Controller(
             watcher: Watcher(client: client, resource: .backupPolicies, namespace: namespace, backoff: backoff),
             owned: [
                 .init(Watcher(client: client, resource: .cronJobs, namespace: namespace, labelSelector: ours, backoff: backoff),
@@ -30,5 +30,8 @@ extension PolicyReconciler {
             workers: workers, logger: logger, needsReconcile: needsReconcile, errorPolicy: errorPolicy) { key, object in
                 try await reconciler.reconcile(key: key, object: object)
             }
+        // A finished delivery asks for a pass, which writes its outcome into the status.
+        notifications?.setWake { [queue = controller.queue] key in Task { await queue.add(key) } }
+        return controller
     }
 }

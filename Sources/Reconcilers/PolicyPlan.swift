@@ -23,6 +23,10 @@ public struct PolicyObservation: Sendable {
     /// CronJob name → the hash of Backstop's applied fields an earlier pass confirmed for the
     /// same desired state: no need to compute the fields again.
     public var acceptedFieldHashes: [String: UInt64]
+    /// Deliveries finished since the status was written (`NotificationOutbox`).
+    public var notificationOutcomes: [NotificationOutcome] = []
+    /// The first wait before a failed notification is sent again (it doubles).
+    public var notificationRetryBase: TimeInterval = 30
 
     public init(policy: BackupPolicy, cronJobs: [ObservedCronJob], jobs: [ObservedJob], runs: [String: FinishedRun] = [:],
                 drills: [String: FinishedRun] = [:], archivingChecks: [String: FinishedRun] = [:], server: ServerCapabilities.Snapshot, now: Date,
@@ -356,6 +360,21 @@ extension PolicyPlan {
         status.conditions = conditions
         status.environments = environments
         status.summary = summary(of: environments)
+
+        // Notifications: what this pass newly found is owed to the targets that want it, in
+        // the same status write that records it (so it is told once, whoever leads next).
+        let found = NotificationLedger.occurrences(before: policy.status?.environments ?? [], after: environments, resolved: resolved, now: observation.now)
+        let ledger = NotificationLedger.update(status.notifications, targets: policy.spec.notifications ?? [], occurrences: found,
+                                               outcomes: observation.notificationOutcomes, retryBase: observation.notificationRetryBase,
+                                               now: observation.now)
+        status.notifications = ledger.ledger
+        for failure in ledger.gaveUp {
+            statusEvents.append(PlannedEvent(.warning, "NotificationFailed",
+                                             "\(failure.target): gave up on \(failure.identity) after \(NotificationStatus.maximumAttempts) attempts: \(failure.message)"))
+        }
+        if let next = status.notifications?.pending?.compactMap(\.nextAttemptAt).min() {
+            nextCheck = min(nextCheck, .seconds(max(1, next.date.timeIntervalSince(observation.now))))
+        }
         if let runNow = plan?.runNow { status.lastHandledRunNow = runNow.value }
 
         // What the pass did.
@@ -436,14 +455,7 @@ extension PolicyPlan {
             return []
         }
         func problem(_ environment: BackupPolicy.EnvironmentStatus) -> (reason: Condition.Reason, text: String)? {
-            guard let state = environment.walArchiving else { return nil }
-            if state.failing == true {
-                return (.archiveFailing, "\(environment.name): archive_command is failing (last failed \(state.lastFailedFile ?? "?"))")
-            }
-            let limit = Double(resolved[environment.name]?.rpo?.seconds ?? 3_600)
-            guard let last = state.lastArchivedAt else { return (.archiveLagging, "\(environment.name): nothing archived yet") }
-            let age = now.timeIntervalSince(last.date)
-            return age > limit ? (.archiveLagging, "\(environment.name): last archived \(Int(age / 60)) min ago, beyond \(Int(limit / 60)) min") : nil
+            archivingProblem(environment, rpo: resolved[environment.name]?.rpo, now: now)
         }
         let problems = archiving.compactMap { environment in problem(environment).map { (environment.name, $0) } }
         let unchecked = archiving.filter { $0.walArchiving == nil }
@@ -464,6 +476,19 @@ extension PolicyPlan {
             set(.continuousArchiving, true, .archivingCurrent, "every environment with walArchiving archives within its RPO")
         }
         return events
+    }
+
+    /// What is wrong with an environment's archiving, as its last check found it: failing, or
+    /// the newest archived file older than the RPO (an hour without one). nil before a check.
+    static func archivingProblem(_ environment: BackupPolicy.EnvironmentStatus, rpo: FixedDuration?, now: Date) -> (reason: Condition.Reason, text: String)? {
+        guard let state = environment.walArchiving else { return nil }
+        if state.failing == true {
+            return (.archiveFailing, "\(environment.name): archive_command is failing (last failed \(state.lastFailedFile ?? "?"))")
+        }
+        let limit = Double(rpo?.seconds ?? 3_600)
+        guard let last = state.lastArchivedAt else { return (.archiveLagging, "\(environment.name): nothing archived yet") }
+        let age = now.timeIntervalSince(last.date)
+        return age > limit ? (.archiveLagging, "\(environment.name): last archived \(Int(age / 60)) min ago, beyond \(Int(limit / 60)) min") : nil
     }
 
     /// Folds a finished drill into an environment's status, only forward in time.

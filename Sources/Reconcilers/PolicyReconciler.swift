@@ -24,11 +24,15 @@ public struct PolicyReconciler: Sendable {
     let capabilities: ServerCapabilities
     let events: EventRecorder
     let memo = ReconcileMemo()
+    /// Delivers what `status.notifications` says is owed; none: nothing is sent.
+    let notifications: NotificationOutbox?
     /// The clock, injected so tests can name times.
     let now: @Sendable () -> Date
 
     public init(client: KubeClient, workerImage: String, owned: OwnedObjects, logger: Logger, metrics: Metrics = Metrics(),
-                capabilities: ServerCapabilities = ServerCapabilities(), now: @escaping @Sendable () -> Date = { Date() }) {
+                capabilities: ServerCapabilities = ServerCapabilities(), notifications: NotificationOutbox? = nil,
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.notifications = notifications
         self.client = client
         self.workerImage = workerImage
         self.owned = owned
@@ -85,6 +89,9 @@ public struct PolicyReconciler: Sendable {
         var observation = PolicyObservation(
             policy: policy, cronJobs: cronJobs, jobs: jobs, runs: finished.backups, drills: finished.drills, archivingChecks: finished.archiving,
             server: capabilities.snapshot, now: now(), acceptedFieldHashes: memo.acceptedFieldHashes(for: cronJobs))
+        observation.notificationOutcomes = notifications?.outcomes(for: key, observed: policy.status?.notifications,
+                                                                   targets: Set((policy.spec.notifications ?? []).map(\.name))) ?? []
+        if let notifications { observation.notificationRetryBase = notifications.retryBase / .seconds(1) }
 
         var plan: PolicyPlan?
         var invalid = await missingServiceAccount(policy, namespace: namespace)
@@ -110,7 +117,13 @@ public struct PolicyReconciler: Sendable {
         var updated = policy
         updated.status = update.status
         metrics.record(updated)
-        let wrote = try await writeStatus(key: key, policy: policy, status: update.status)
+        guard let wrote = try await writeStatus(key: key, policy: policy, status: update.status) else {
+            // The cache is behind the server: the watch brings the newer policy in a moment
+            // and enqueues it; this pass wrote nothing and sends nothing.
+            return .requeue(after: .milliseconds(200))
+        }
+        // Only now, with the status holding what is owed, is it sent.
+        notifications?.dispatch(NotificationLedger.due(update.status.notifications, now: observation.now), of: updated, key: key)
         for event in update.actionEvents + (wrote ? update.statusEvents : []) {
             await events.record(Self.involvedObject(policy.metadata), event.type, reason: event.reason, message: event.message)
         }
@@ -293,14 +306,23 @@ public struct PolicyReconciler: Sendable {
     /// One merge patch of what changed; nothing when nothing did, or when the same status was
     /// already written over the version the cache still shows (its watch event is on the
     /// way). Returns whether it wrote.
-    func writeStatus(key: String, policy: BackupPolicy, status: BackupPolicy.Status) async throws(KubeAPIError) -> Bool {
+    /// Writes the status when it changed: true when written, false when there was nothing to
+    /// write, nil when the server holds a newer policy than the one this pass started from.
+    func writeStatus(key: String, policy: BackupPolicy, status: BackupPolicy.Status) async throws(KubeAPIError) -> Bool? {
         guard let patch = JSONValue.mergePatch(from: Self.json(policy.status ?? BackupPolicy.Status()), to: Self.json(status)),
               !memo.isWritten(key, status: status, over: policy.metadata.resourceVersion) else { return false }
+        // Conditional on the version this pass started from: a pass that began from a cached
+        // status older than the server's (the watch has not brought the last write yet) would
+        // otherwise write back what it did not see, such as a notification already delivered.
+        var body: JSONValue = ["status": patch]
+        if let version = policy.metadata.resourceVersion { body["metadata"] = ["resourceVersion": .string(version)] }
         do {
             let _: Acknowledgement = try await client.patch(.backupPolicies, namespace: policy.metadata.namespace, name: policy.metadata.name,
-                                                            .merge(["status": patch]), subresource: "status")
+                                                            .merge(body), subresource: "status")
         } catch where error.isNotFound {
             return false  // deleted meanwhile
+        } catch where error.code == 409 {
+            return nil
         }
         memo.remember(key, status: status, over: policy.metadata.resourceVersion)
         return true

@@ -76,16 +76,19 @@ struct BackstopController: AsyncParsableCommand {
 
         let scopes: [String?] = watched.isEmpty ? [nil] : watched.map { Optional($0) }
         let capabilities = await ServerCapabilities.discover(client: client, logger: logger)
-        let policyControllers = scopes.map { namespace in
+        // Notification webhooks' Secrets are read in the controller's own namespace only.
+        let ownNamespace = environment["POD_NAMESPACE"] ?? connection.namespace
+        let policyControllers = try scopes.map { namespace in
             PolicyReconciler.controller(client: client, namespace: namespace, workerImage: image, workers: workers,
-                                        logger: logger, metrics: metrics, capabilities: capabilities)
+                                        logger: logger, metrics: metrics, capabilities: capabilities,
+                                        notifications: try NotificationOutbox(client: client, secretNamespace: ownNamespace, metrics: metrics, logger: logger))
         }
         let restoreControllers = scopes.map { namespace in
             RestoreReconciler.controller(client: client, namespace: namespace, workerImage: image, logger: logger, metrics: metrics)
         }
         let controllers: [any RunnableController] = policyControllers + restoreControllers
         let elector: LeaderElector? = electing
-            ? LeaderElector(client: client, namespace: environment["POD_NAMESPACE"] ?? connection.namespace, name: "backstop-controller",
+            ? LeaderElector(client: client, namespace: ownNamespace, name: "backstop-controller",
                             identity: environment["HOSTNAME"] ?? "backstop-controller-\(getpid())", logger: logger)
             : nil
         let lead: @Sendable () async -> Void = {

@@ -44,11 +44,12 @@ struct PolicyReconcilerTests {
 
     /// The controller for every namespace, as its own ServiceAccount (see `ControlPlane`).
     func controller(_ server: TestAPIServer, metrics: Metrics = Metrics(), maximumAttempts: Int = 5,
-                    capabilities: ServerCapabilities = ServerCapabilities(),
+                    capabilities: ServerCapabilities = ServerCapabilities(), notifications: NotificationOutbox? = nil,
                     now: @escaping @Sendable () -> Date = { Date() }) throws -> Controller<ObservedPolicy> {
         PolicyReconciler.controller(client: try ControlPlane.controllerClient(server, maximumAttempts: maximumAttempts), namespace: nil,
                                     workerImage: "backstop:test", logger: Self.logger, metrics: metrics,
-                                    backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(200)), capabilities: capabilities, now: now)
+                                    backoff: Backoff(base: .milliseconds(10), cap: .milliseconds(200)), capabilities: capabilities,
+                                    notifications: notifications, now: now)
     }
 
     /// A test API server with the CRD and RBAC installed and, unless `policy` is false, the

@@ -3,7 +3,7 @@ public import KubeObjects
 /// A webhook the controller tells about failures and breaches of a policy's environments.
 /// The URL carries a token, so it lives in a Secret of the controller's own namespace, made by
 /// the platform's admin; the policy only names it.
-public struct Notification: Codable, Sendable, Equatable {
+public struct NotificationTarget: Codable, Sendable, Equatable {
     public struct Webhook: Codable, Sendable, Equatable {
         public var secretName: String
         /// The Secret's key that holds the URL; `url` when left out.
