@@ -60,6 +60,7 @@ def all_options():
                                 tolerations=[{"key": "dedicated", "operator": "Exists"}], priorityClassName="system-cluster-critical",
                                 podAnnotations={"example.com/team": "platform"}, affinity={"podAntiAffinity": {}})
     values["worker"]["image"] = "registry.example/backstop-worker:0.1.0"
+    values["notifications"]["secretNames"] = ["backstop-slack", "backstop-oncall"]
     for part in ("serviceMonitor", "prometheusRule", "dashboard"):
         values["metrics"][part]["enabled"] = True
     values["metrics"]["serviceMonitor"]["labels"] = {"release": "prometheus"}
@@ -244,10 +245,17 @@ def main():
     default = render(None)
     kinds = check_rendered(default, "chart, default values", crds)
     check(kinds == sorted(["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment",
-                           "Role", "RoleBinding", "Service", "ServiceAccount"]), f"chart, default values: renders {kinds}")
+                           "Role", "Role", "RoleBinding", "RoleBinding", "Service", "ServiceAccount"]), f"chart, default values: renders {kinds}")
+    # Secrets: get, in the release's namespace only (notification webhooks), never cluster-wide.
+    secret_rules = [(o["kind"], o["metadata"].get("namespace"), r) for o in default for r in o.get("rules", []) if "secrets" in r.get("resources", [])]
+    check(len(secret_rules) == 1 and secret_rules[0][0] == "Role" and secret_rules[0][2]["verbs"] == ["get"],
+          f"chart: the controller may only get Secrets, in its own namespace: {secret_rules}")
     full = render(all_options())
     kinds = check_rendered(full, "chart, every option on", crds)
     check({"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(kinds), f"chart, every option on: renders the optional parts ({kinds})")
+    named = [r for o in full for r in o.get("rules", []) if "secrets" in r.get("resources", [])]
+    check(named and named[0].get("resourceNames") == ["backstop-slack", "backstop-oncall"],
+          f"notifications.secretNames narrows the controller's Secret access to them: {named}")
     deployment = next(o for o in full if o["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     check(container["image"] == "ghcr.io/backstop/backstop@sha256:" + "ab" * 32, f"the digest wins over the tag: {container['image']}")

@@ -45,7 +45,8 @@ for suite in "End to end against PostgreSQL" "S3Storage against moto" "Watcher, 
              "Restoring in place of a database, and reading under a lease" "BackupRestore reconciler against the test API server" \
              "Restore Job builder" "The product end to end: controller, worker and PostgreSQL" "Restore drills against PostgreSQL" \
              "backstop doctor against PostgreSQL and storage" "The WAL archive: wal-push and wal-fetch" \
-             "Continuous archiving against PostgreSQL" "Point-in-time recovery against PostgreSQL"; do
+             "Continuous archiving against PostgreSQL" "Point-in-time recovery against PostgreSQL" \
+             "Secrets and ConfigMaps in backups" "Notifications to webhooks"; do
     if ! grep -q "Suite \"$suite\" passed" "$log"; then
         echo "hack/test.sh: the suite \"$suite\" did not run" >&2
         exit 1

@@ -110,6 +110,18 @@ struct CronJobBuilderTests {
         })
     }
 
+    @Test("the objects and notifications example: production stores both kinds, staging its ConfigMaps only; two webhook targets")
+    func objectsExample() throws {
+        let file = "k8s/examples/backuppolicy-objects-notifications.yaml"
+        let policy = try YAMLDecoder().decode(BackupPolicy.self, from: String(contentsOfFile: Self.root + "/" + file, encoding: .utf8), source: file)
+        let environments = try policy.resolvedEnvironments()
+        #expect(environments[0].objects?.selectors == [.secret: "app.kubernetes.io/part-of=orders", .configMap: "app.kubernetes.io/part-of in (orders)"])
+        #expect(environments[1].objects?.selectors == [.configMap: "app.kubernetes.io/part-of=orders"])
+        #expect(environments.allSatisfy { $0.objects?.serviceAccountName == "backstop-objects" })
+        #expect(policy.spec.notifications?.map(\.name) == ["team-slack", "oncall"])
+        #expect(policy.spec.notifications?[0].format == .slack && policy.spec.notifications?[1].wantedEvents == [.rpoBreached, .rtoBreached, .archivingStalled])
+    }
+
     @Test("names longer than a CronJob may have are shortened with a stable hash")
     func names() {
         #expect(CronJobBuilder.name(policy: "orders", environment: "production") == "orders-production")
