@@ -106,7 +106,10 @@ public struct NotificationStatus: Codable, Sendable, Hashable {
     /// `target identity` of the newest deliveries (at most `deliveredLimit`): what is here is
     /// never sent again.
     public var delivered: [String]?
-    /// Notifications given up on (after `maximumAttempts`), and the last one.
+    /// `target identity` of the newest notifications given up on (after `maximumAttempts`):
+    /// not owed again.
+    public var abandoned: [String]?
+    /// Notifications given up on, and the last one.
     public var failed: Int?
     public var lastFailure: Failure?
 

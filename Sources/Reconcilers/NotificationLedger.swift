@@ -44,7 +44,7 @@ public struct NotificationOutcome: Sendable, Equatable {
         if let owed = ledger?.pending?.first(where: { $0.target == target && $0.identity == identity }) {
             return error != nil && owed.attempts >= attempt
         }
-        return error != nil && ledger?.lastFailure?.target == target && ledger?.lastFailure?.identity == identity
+        return error != nil && ledger?.abandoned?.contains(NotificationLedger.key(target, identity)) == true
     }
 }
 
@@ -54,7 +54,7 @@ public struct NotificationOutcome: Sendable, Equatable {
 enum NotificationLedger {
     /// What changed between the environments' status before and after this pass.
     static func occurrences(before: [BackupPolicy.EnvironmentStatus], after: [BackupPolicy.EnvironmentStatus],
-                            resolved: [String: BackupPolicy.ResolvedEnvironment], now: Date) -> [NotificationOccurrence] {
+                            resolved: [String: BackupPolicy.ResolvedEnvironment], policyCreated: Date?, now: Date) -> [NotificationOccurrence] {
         var found: [NotificationOccurrence] = []
         for environment in after {
             let name = environment.name
@@ -75,13 +75,18 @@ enum NotificationLedger {
                                        message: "the restore drill took \(DrillRecord.seconds(seconds)) s, over the RTO of \(rto)", time: drill.time))
                 }
             }
-            if environment.rpo == .breached, earlier?.rpo != .breached, let rpo = resolved[name]?.rpo {
-                // The breach began when the last success grew older than the RPO.
-                let began = environment.lastSuccessfulBackup.map { KubeTimestamp($0.time.date.addingTimeInterval(Double(rpo.seconds))) }
-                found.append(.init(event: .rpoBreached, environment: name, cause: began?.description ?? "never-succeeded",
-                                   message: "no successful backup for longer than the RPO of \(rpo)"
-                                       + (environment.lastSuccessfulBackup.map { " (last: \($0.id) at \($0.time))" } ?? " (none yet)"),
-                                   time: began ?? KubeTimestamp(now)))
+            // A breach is a state, not a step: told once it has lasted past the RPO counted
+            // from the last success (or, before any, from the policy's creation, so a new
+            // policy is not reported the moment it exists); the ledger keeps it from repeating.
+            if environment.rpo == .breached, let rpo = resolved[name]?.rpo,
+               let base = environment.lastSuccessfulBackup?.time.date ?? policyCreated {
+                let began = KubeTimestamp(base.addingTimeInterval(Double(rpo.seconds)))
+                if now >= began.date {
+                    found.append(.init(event: .rpoBreached, environment: name, cause: began.description,
+                                       message: "no successful backup for longer than the RPO of \(rpo)"
+                                           + (environment.lastSuccessfulBackup.map { " (last: \($0.id) at \($0.time))" } ?? " (none since the policy was made)"),
+                                       time: began))
+                }
             }
             if let resolvedEnvironment = resolved[name], resolvedEnvironment.walArchiving,
                let problem = PolicyPlan.archivingProblem(environment, rpo: resolvedEnvironment.rpo, now: now),
@@ -107,6 +112,7 @@ enum NotificationLedger {
         var ledger = ledger ?? NotificationStatus()
         var pending = ledger.pending ?? []
         var delivered = ledger.delivered ?? []
+        var abandoned = ledger.abandoned ?? []
         var gaveUp: [NotificationStatus.Failure] = []
         for outcome in outcomes {
             guard let index = pending.firstIndex(where: { $0.target == outcome.target && $0.identity == outcome.identity }),
@@ -120,6 +126,7 @@ enum NotificationLedger {
             pending[index].lastError = error
             if pending[index].attempts >= NotificationStatus.maximumAttempts {
                 gaveUp.append(.init(target: outcome.target, identity: outcome.identity, time: outcome.time, message: error))
+                abandoned.append(key(outcome.target, outcome.identity))
                 pending.remove(at: index)
             } else {
                 pending[index].nextAttemptAt = KubeTimestamp(outcome.time.date.addingTimeInterval(retryDelay(afterAttempt: pending[index].attempts, base: retryBase)))
@@ -130,13 +137,15 @@ enum NotificationLedger {
         for occurrence in occurrences {
             for target in targets where target.wantedEvents.contains(occurrence.event) {
                 let owed = pending.contains { $0.target == target.name && $0.identity == occurrence.identity }
-                guard !owed, !delivered.contains(key(target.name, occurrence.identity)) else { continue }
+                let settled = delivered.contains(key(target.name, occurrence.identity)) || abandoned.contains(key(target.name, occurrence.identity))
+                guard !owed, !settled else { continue }
                 pending.append(.init(target: target.name, identity: occurrence.identity, event: occurrence.event, environment: occurrence.environment,
                                      message: occurrence.message, occurredAt: occurrence.time))
             }
         }
         ledger.pending = pending.isEmpty ? nil : pending
         ledger.delivered = delivered.isEmpty ? nil : Array(delivered.suffix(NotificationStatus.deliveredLimit))
+        ledger.abandoned = abandoned.isEmpty ? nil : Array(abandoned.suffix(NotificationStatus.deliveredLimit))
         if let last = gaveUp.last {
             ledger.failed = (ledger.failed ?? 0) + gaveUp.count
             ledger.lastFailure = last

@@ -363,7 +363,8 @@ extension PolicyPlan {
 
         // Notifications: what this pass newly found is owed to the targets that want it, in
         // the same status write that records it (so it is told once, whoever leads next).
-        let found = NotificationLedger.occurrences(before: policy.status?.environments ?? [], after: environments, resolved: resolved, now: observation.now)
+        let found = NotificationLedger.occurrences(before: policy.status?.environments ?? [], after: environments, resolved: resolved,
+                                                   policyCreated: policy.metadata.creationTimestamp.flatMap(KubeTimestamp.init)?.date, now: observation.now)
         let ledger = NotificationLedger.update(status.notifications, targets: policy.spec.notifications ?? [], occurrences: found,
                                                outcomes: observation.notificationOutcomes, retryBase: observation.notificationRetryBase,
                                                now: observation.now)

@@ -117,16 +117,16 @@ public struct PolicyReconciler: Sendable {
         var updated = policy
         updated.status = update.status
         metrics.record(updated)
-        guard let wrote = try await writeStatus(key: key, policy: policy, status: update.status) else {
-            // The cache is behind the server: the watch brings the newer policy in a moment
-            // and enqueues it; this pass wrote nothing and sends nothing.
-            return .requeue(after: .milliseconds(200))
-        }
-        // Only now, with the status holding what is owed, is it sent.
-        notifications?.dispatch(NotificationLedger.due(update.status.notifications, now: observation.now), of: updated, key: key)
-        for event in update.actionEvents + (wrote ? update.statusEvents : []) {
+        let wrote = try await writeStatus(key: key, policy: policy, status: update.status)
+        // What the pass did happened either way; what the status says is told only once written.
+        for event in update.actionEvents + (wrote == true ? update.statusEvents : []) {
             await events.record(Self.involvedObject(policy.metadata), event.type, reason: event.reason, message: event.message)
         }
+        // The cache is behind the server: the watch brings the newer policy in a moment and
+        // enqueues it; this pass wrote nothing and sends nothing.
+        guard wrote != nil else { return .requeue(after: .milliseconds(200)) }
+        // Only now, with the status holding what is owed, is it sent.
+        notifications?.dispatch(NotificationLedger.due(update.status.notifications, now: observation.now), of: updated, key: key)
         // Only an edit can mend an invalid policy. Someone else's CronJob may be deleted or a
         // refused apply allowed without the policy changing (neither is watched): looked at
         // again in minutes, not hot. The RPO is a clock that needs looking at anyway.

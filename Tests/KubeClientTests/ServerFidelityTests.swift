@@ -67,6 +67,44 @@ struct ServerFidelityTests {
         _ = try await app.listAll(.cronJobs, namespace: "billing", as: GenericObject.self)
     }
 
+    /// core/v1 Secret (its API reference: "stringData … merged into the data field on write,
+    /// overwriting any existing values … never output when reading"; SetDefaults_Secret: type
+    /// Opaque), labels.Selector's set-based requirements, and rbac's appliesToUser (a
+    /// RoleBinding's ServiceAccount subject without a namespace is in the binding's).
+    @Test("Secrets fold stringData into data and default their type; set-based label selectors; a RoleBinding subject without a namespace is the binding's")
+    func secretsSelectorsAndSubjects() async throws {
+        let server = try TestAPIServer()
+        defer { server.stop() }
+        let admin = try KubeClient(connection: server.connection(namespace: "shop"))
+        let secret: JSONValue = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "db", "labels": ["tier": "db"]],
+                                 "data": ["user": .string(Data("old".utf8).base64EncodedString()), "host": .string(Data("h".utf8).base64EncodedString())],
+                                 "stringData": ["user": "app"]]
+        let created: JSONValue = try await admin.create(.secrets, namespace: "shop", secret)
+        #expect(created["stringData"] == nil && created["type"] == "Opaque")
+        #expect(created["data"] == ["user": .string(Data("app".utf8).base64EncodedString()), "host": .string(Data("h".utf8).base64EncodedString())])
+        let _: JSONValue = try await admin.create(.secrets, namespace: "shop", ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "web", "labels": ["tier": "web"]]])
+        let _: JSONValue = try await admin.create(.secrets, namespace: "shop", ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "bare"]])
+        func names(_ selector: String) async throws -> [String] {
+            try await admin.listAll(.secrets, namespace: "shop", labelSelector: selector, as: GenericObject.self).items.map(\.metadata.name).sorted()
+        }
+        #expect(try await names("tier in (db,cache)") == ["db"])
+        #expect(try await names("tier notin (db)") == ["bare", "web"], "notin matches objects without the key")
+        #expect(try await names("tier,tier notin (web)") == ["db"])
+
+        let token = server.token(forServiceAccount: "reader", namespace: "shop")
+        let reader = try KubeClient(connection: server.connection(namespace: "shop", token: token), maximumAttempts: 1)
+        let _: JSONValue = try await admin.create(.roles, namespace: "shop", [
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": ["name": "secret-reader"],
+            "rules": [["apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]]],
+        ])
+        let _: JSONValue = try await admin.create(.roleBindings, namespace: "shop", [
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": ["name": "reader"],
+            "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "secret-reader"],
+            "subjects": [["kind": "ServiceAccount", "name": "reader"]],
+        ])
+        #expect(try await reader.listAll(.secrets, namespace: "shop", as: GenericObject.self).items.count == 3)
+    }
+
     @Test("printer columns: a [*] path shows its first value, filters pick the element, a missing value is empty, dates are ages, no Age is added to declared columns")
     func printerColumns() async throws {
         let server = try TestAPIServer()

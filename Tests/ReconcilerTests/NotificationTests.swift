@@ -29,33 +29,42 @@ struct NotificationTests {
         before.rpo = .met
         var failed = before
         failed.lastFailure = .init(time: Self.time("2026-12-01T02:00:00Z"), reason: .backupFailed, message: "could not connect")
-        var found = NotificationLedger.occurrences(before: [before], after: [failed], resolved: Self.resolved, now: now)
+        var found = NotificationLedger.occurrences(before: [before], after: [failed], resolved: Self.resolved, policyCreated: nil, now: now)
         #expect(found.map(\.identity) == ["BackupFailed/production/2026-12-01T02:00:00Z"])
-        #expect(NotificationLedger.occurrences(before: [failed], after: [failed], resolved: Self.resolved, now: now).isEmpty, "seen once")
+        #expect(NotificationLedger.occurrences(before: [failed], after: [failed], resolved: Self.resolved, policyCreated: nil, now: now).isEmpty, "seen once")
 
         var recovered = failed
         recovered.lastSuccessfulBackup = .init(id: "20261201T030000Z-bb02", time: Self.time("2026-12-01T03:00:00Z"), bytes: nil, durationSeconds: nil)
-        found = NotificationLedger.occurrences(before: [failed], after: [recovered], resolved: Self.resolved, now: now)
+        found = NotificationLedger.occurrences(before: [failed], after: [recovered], resolved: Self.resolved, policyCreated: nil, now: now)
         #expect(found.map(\.identity) == ["BackupRecovered/production/20261201T030000Z-bb02"])
         var again = recovered
         again.lastSuccessfulBackup?.id = "20261201T040000Z-cc03"
-        #expect(NotificationLedger.occurrences(before: [recovered], after: [again], resolved: Self.resolved, now: now).isEmpty, "a success after a success is no news")
+        #expect(NotificationLedger.occurrences(before: [recovered], after: [again], resolved: Self.resolved, policyCreated: nil, now: now).isEmpty, "a success after a success is no news")
 
         var drilled = recovered
         drilled.lastDrill = .init(backupID: "x", time: Self.time("2026-12-01T05:00:00Z"), restoreSeconds: 4_000, outcome: .succeeded, message: "ok")
-        #expect(NotificationLedger.occurrences(before: [recovered], after: [drilled], resolved: Self.resolved, now: now).map(\.event) == [.rtoBreached])
+        #expect(NotificationLedger.occurrences(before: [recovered], after: [drilled], resolved: Self.resolved, policyCreated: nil, now: now).map(\.event) == [.rtoBreached])
         drilled.lastDrill?.outcome = .failed
-        #expect(NotificationLedger.occurrences(before: [recovered], after: [drilled], resolved: Self.resolved, now: now).map(\.event) == [.drillFailed])
+        #expect(NotificationLedger.occurrences(before: [recovered], after: [drilled], resolved: Self.resolved, policyCreated: nil, now: now).map(\.event) == [.drillFailed])
 
         var breached = recovered
         breached.rpo = .breached
-        #expect(NotificationLedger.occurrences(before: [recovered], after: [breached], resolved: Self.resolved, now: now).map(\.identity)
-                == ["RPOBreached/production/2026-12-02T03:00:00Z"], "the breach is named by when it began")
+        #expect(NotificationLedger.occurrences(before: [recovered], after: [breached], resolved: Self.resolved, policyCreated: nil,
+                                               now: Self.time("2026-12-02T02:59:59Z").date).isEmpty, "not before the RPO has passed")
+        let breach = NotificationLedger.occurrences(before: [breached], after: [breached], resolved: Self.resolved, policyCreated: nil,
+                                                    now: Self.time("2026-12-02T04:00:00Z").date)
+        #expect(breach.map(\.identity) == ["RPOBreached/production/2026-12-02T03:00:00Z"], "named by when it began, whatever pass sees it")
+        var never = BackupPolicy.EnvironmentStatus(name: "production")
+        never.rpo = .breached
+        #expect(NotificationLedger.occurrences(before: [], after: [never], resolved: Self.resolved, policyCreated: Self.time("2026-12-01T11:00:00Z").date,
+                                               now: now).isEmpty, "a policy made an hour ago is not in breach of a 24h RPO")
+        #expect(NotificationLedger.occurrences(before: [never], after: [never], resolved: Self.resolved, policyCreated: Self.time("2026-11-30T11:00:00Z").date,
+                                               now: now).map(\.identity) == ["RPOBreached/production/2026-12-01T11:00:00Z"])
 
         var stalled = recovered
         stalled.walArchiving = .init(checkedAt: Self.time("2026-12-01T11:55:00Z"), failing: true, lastFailedFile: "000000010000000000000003")
-        #expect(NotificationLedger.occurrences(before: [recovered], after: [stalled], resolved: Self.resolved, now: now).map(\.event) == [.archivingStalled])
-        #expect(NotificationLedger.occurrences(before: [stalled], after: [stalled], resolved: Self.resolved, now: now).isEmpty)
+        #expect(NotificationLedger.occurrences(before: [recovered], after: [stalled], resolved: Self.resolved, policyCreated: nil, now: now).map(\.event) == [.archivingStalled])
+        #expect(NotificationLedger.occurrences(before: [stalled], after: [stalled], resolved: Self.resolved, policyCreated: nil, now: now).isEmpty)
     }
 
     @Test("the ledger: owed once per target that wants it, delivered never again, retried with a doubling wait, given up after the last attempt, dropped with its target")
@@ -91,6 +100,8 @@ struct NotificationTests {
             (ledger, gaveUp) = NotificationLedger.update(ledger, targets: targets, occurrences: [], outcomes: [refused(attempt)], now: now.date)
         }
         #expect(gaveUp.map(\.identity) == [failure.identity] && ledger?.failed == 1 && ledger?.lastFailure?.target == "chat")
+        (ledger, _) = NotificationLedger.update(ledger, targets: targets, occurrences: [failure], outcomes: [], now: now.date)
+        #expect(!(ledger?.pending ?? []).contains { $0.target == "chat" && $0.identity == failure.identity }, "given up is not owed again")
         #expect(NotificationLedger.retryDelay(afterAttempt: 3) == 120 && NotificationLedger.retryDelay(afterAttempt: 20) == 1_800)
 
         (ledger, _) = NotificationLedger.update(ledger, targets: [targets[0]], occurrences: [], outcomes: [], now: now.date)
