@@ -117,8 +117,23 @@ public struct DoctorCommand: Sendable {
         checks.append(await drill(newest: newest.manifest))
         checks.append(await chain(catalog))
         checks.append(key(newest.manifest))
+        if let objects = namespaceObjects(newest.manifest, anyEarlier: contents.entries.contains { $0.manifest.namespaceObjects != nil }) {
+            checks.append(objects)
+        }
         checks.append(await leftovers(contents))
         return checks
+    }
+
+    /// The Secrets and ConfigMaps beside the newest dump, when any backup holds some.
+    func namespaceObjects(_ manifest: BackupManifest, anyEarlier: Bool) -> Check? {
+        guard let part = manifest.namespaceObjects else {
+            return anyEarlier
+                ? Check("objects", .info, "The newest backup holds no Secrets or ConfigMaps; earlier ones do",
+                        hint: "the policy no longer selects them (objects): restore-objects takes them from an earlier backup")
+                : nil
+        }
+        let counts = part.counts.sorted { $0.key > $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return Check("objects", .ok, "Secrets and ConfigMaps stored with the newest backup, encrypted: \(counts.isEmpty ? "none matched" : counts)")
     }
 
     func recency(_ manifest: BackupManifest) -> Check {

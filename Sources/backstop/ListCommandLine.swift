@@ -35,6 +35,8 @@ struct ListCommandLine: AsyncParsableCommand {
         var verified: String
         var verifiedAt: String?
         var tables: Int?
+        /// Secrets and ConfigMaps stored beside the dump, by kind.
+        var namespaceObjects: [String: Int]?
         var storageClass: String?
         var held = false
         var heldSince: String?
@@ -61,7 +63,7 @@ struct ListCommandLine: AsyncParsableCommand {
                 encrypted: entry.manifest.encryption != nil,
                 verified: entry.verification.map { $0.succeeded ? "ok" : "FAILED" } ?? "never",
                 verifiedAt: entry.verification?.verifiedAt.rfc3339, tables: entry.manifest.tables.count,
-                storageClass: entry.storageClass ?? "STANDARD")
+                namespaceObjects: entry.manifest.namespaceObjects?.counts, storageClass: entry.storageClass ?? "STANDARD")
         }
         rows += contents.damaged.map { damage in
             Row(id: damage.id.rawValue, time: damage.id.secondsSince1970.map { UTCTimestamp(secondsSince1970: $0).rfc3339 } ?? "",
@@ -85,11 +87,12 @@ struct ListCommandLine: AsyncParsableCommand {
             print("no backups in \(context.storage.displayName)/\(context.location.environmentPrefix)")
             return
         }
-        let header = ["ID", "TIME", "STORED", "DUMP", "DURATION", "COMPRESSION", "ENCRYPTED", "VERIFIED", "TIER", "HELD"]
+        let header = ["ID", "TIME", "STORED", "DUMP", "DURATION", "COMPRESSION", "ENCRYPTED", "VERIFIED", "OBJECTS", "TIER", "HELD"]
         printTable(header, rows.map { row in
             [row.id, row.time, row.storedBytes.map(bytes) ?? "-", row.dumpBytes.map(bytes) ?? "-",
              row.durationSeconds.map { String(format: "%.1fs", $0) } ?? "-", row.compression ?? "-",
-             row.encrypted.map { $0 ? "yes" : "no" } ?? "-", row.verified, row.storageClass ?? "-", row.held ? "held" : ""]
+             row.encrypted.map { $0 ? "yes" : "no" } ?? "-", row.verified, row.namespaceObjects.map(Self.objectsCell) ?? "-",
+             row.storageClass ?? "-", row.held ? "held" : ""]
         })
         let notes = rows.compactMap { row -> String? in
             if let damage = row.damaged { return "\(row.id)  DAMAGED: \(damage)" }
@@ -100,6 +103,11 @@ struct ListCommandLine: AsyncParsableCommand {
             print("")
             notes.forEach { print($0) }
         }
+    }
+
+    /// `4 Secret, 1 ConfigMap`
+    static func objectsCell(_ counts: [String: Int]) -> String {
+        counts.isEmpty ? "none" : counts.sorted { $0.key > $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
     }
 
     private func bytes(_ count: Int64) -> String {

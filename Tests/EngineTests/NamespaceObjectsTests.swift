@@ -11,7 +11,7 @@ import Testing
 @Suite("Secrets and ConfigMaps in backups", .serialized, .enabled(if: TestEnvironment.integrationEnabled))
 struct NamespaceObjectsTests {
     /// Values that must never show in a log line or a stored object, nor their base64.
-    static let secretValues = ["s3cr3t-db-passw0rd-42", "api-token-7f1e9c0b2d", "helm-release-payload-xyz"]
+    static let secretValues = ["s3cr3t-db-passw0rd-42", "api-token-7f1e9c0b2d", "helm-release-payload-xyz", "sa-token-value"]
 
     static var forbidden: [String] {
         secretValues.flatMap { [$0, Data($0.utf8).base64EncodedString()] }
@@ -48,6 +48,9 @@ struct NamespaceObjectsTests {
         try await create(.secrets, "shop", secret("sh.helm.release.v1.shop.v1", labels: ["app": "shop"], type: "helm.sh/release.v1",
                                                   data: ["release": secretValues[2]]))
         try await create(.secrets, "shop", secret("unrelated", labels: ["app": "billing"], data: ["key": "not-selected"]))
+        var token = secret("shop-token", labels: ["app": "shop"], type: "kubernetes.io/service-account-token", data: ["token": "sa-token-value"])
+        token["metadata"]?["annotations"] = ["kubernetes.io/service-account.name": "shop"]
+        try await create(.secrets, "shop", token)
         try await create(.configMaps, "shop", ["apiVersion": "v1", "kind": "ConfigMap",
                                                "metadata": ["name": "shop-config", "labels": ["app": "shop"]], "data": ["mode": "live"]])
         try await create(.serviceAccounts, "shop", ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": "backstop-objects"]])
@@ -95,7 +98,7 @@ struct NamespaceObjectsTests {
                 ["KUBECONFIG": cluster.readerConfig, "BACKSTOP_SECRETS": "app=shop", "BACKSTOP_CONFIG_MAPS": "app in (shop,web)"])
             logs += backup.output + backup.errors
             #expect(backup.status == 0, "\(backup.errors)")
-            #expect(backup.errors.contains("stored 4 object(s) of namespace shop, encrypted"), "\(backup.errors)")
+            #expect(backup.errors.contains("stored 5 object(s) of namespace shop, encrypted"), "\(backup.errors)")
             #expect(!backup.errors.contains("unrelated"))
             #expect((backup.report["message"] as? String ?? "").contains("Secrets and ConfigMaps"), "verify reads the part back: \(backup.report)")
 
@@ -104,9 +107,14 @@ struct NamespaceObjectsTests {
             let id = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).first)
             let manifest = try JSONDecoder().decode(BackupManifest.self, from: Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(id)/manifest.json")))
             let part = try #require(manifest.namespaceObjects)
-            #expect(part.counts == ["Secret": 3, "ConfigMap": 1])
+            #expect(part.counts == ["Secret": 4, "ConfigMap": 1])
             #expect(part.object.name == "objects.json.zst.enc")
             #expect(FileManager.default.fileExists(atPath: "\(folder)/\(id)/\(part.object.name)"))
+
+            let doctor = try await CommandLineTests.backstop(["doctor"] + scope + passphrase)
+            #expect(doctor.output.contains("Secrets and ConfigMaps stored with the newest backup, encrypted: 4 Secret, 1 ConfigMap"), "\(doctor.output)")
+            let listed = try await CommandLineTests.backstop(["list"] + scope)
+            #expect(listed.output.contains("OBJECTS") && listed.output.contains("4 Secret, 1 ConfigMap"), "\(listed.output)")
 
             // The dry run: kinds and names, never values; the Helm record skipped.
             let dryRun = try await CommandLineTests.backstop(["restore-objects", "latest", "--target-namespace", "shop-restored"] + scope + passphrase,
@@ -117,6 +125,7 @@ struct NamespaceObjectsTests {
             #expect(dryRun.output.contains("create Secret/db-credentials"))
             #expect(dryRun.output.contains("create ConfigMap/shop-config"))
             #expect(dryRun.output.contains("skip Secret/sh.helm.release.v1.shop.v1 (a Helm release record"))
+            #expect(dryRun.output.contains("skip Secret/shop-token (a ServiceAccount token"))
             #expect(cluster.server.object(.secrets, namespace: "shop-restored", name: "db-credentials") == nil, "a dry run writes nothing")
 
             // Applied into another namespace: same data, no server-managed metadata carried over.
@@ -131,6 +140,7 @@ struct NamespaceObjectsTests {
             #expect(restored[path: "metadata.uid"] != original[path: "metadata.uid"])
             #expect(cluster.server.object(.configMaps, namespace: "shop-restored", name: "shop-config")?[path: "data.mode"] == "live")
             #expect(cluster.server.object(.secrets, namespace: "shop-restored", name: "sh.helm.release.v1.shop.v1") == nil)
+            #expect(cluster.server.object(.secrets, namespace: "shop-restored", name: "shop-token") == nil)
             #expect(cluster.server.object(.secrets, namespace: "shop-restored", name: "unrelated") == nil)
 
             // Existing objects are kept unless --overwrite, which replaces them.
@@ -150,13 +160,13 @@ struct NamespaceObjectsTests {
             // Exported for kubectl: a new file, mode 0600, stripped of what the server manages.
             let export = scratch + "/objects.yaml"
             let exported = try await CommandLineTests.backstop(["restore-objects", "latest", "-o", "yaml", "--output-file", export,
-                                                                "--include-helm-releases"] + scope + passphrase)
+                                                                "--include-helm-releases", "--include-service-account-tokens"] + scope + passphrase)
             logs += exported.output + exported.errors
             #expect(exported.status == 0, "\(exported.errors)")
             let mode = try FileManager.default.attributesOfItem(atPath: export)[.posixPermissions] as? Int
             #expect(mode == 0o600)
             let yaml = try String(contentsOfFile: export, encoding: .utf8)
-            #expect(yaml.contains("kind: List") && yaml.contains("sh.helm.release.v1.shop.v1"))
+            #expect(yaml.contains("kind: List") && yaml.contains("sh.helm.release.v1.shop.v1") && yaml.contains("shop-token"))
             // What the greps below look for is there when asked for: they can fail.
             #expect(yaml.contains(Data(Self.secretValues[0].utf8).base64EncodedString()))
             for managed in ["uid:", "resourceVersion:", "managedFields:", "creationTimestamp:"] { #expect(!yaml.contains(managed), "\(managed) was kept") }
