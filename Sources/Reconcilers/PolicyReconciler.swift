@@ -305,9 +305,8 @@ public struct PolicyReconciler: Sendable {
 
     /// One merge patch of what changed; nothing when nothing did, or when the same status was
     /// already written over the version the cache still shows (its watch event is on the
-    /// way). Returns whether it wrote.
-    /// Writes the status when it changed: true when written, false when there was nothing to
-    /// write, nil when the server holds a newer policy than the one this pass started from.
+    /// way). True when it wrote, false when there was nothing to write, nil when the server
+    /// holds a newer policy than the one this pass started from.
     func writeStatus(key: String, policy: BackupPolicy, status: BackupPolicy.Status) async throws(KubeAPIError) -> Bool? {
         guard let patch = JSONValue.mergePatch(from: Self.json(policy.status ?? BackupPolicy.Status()), to: Self.json(status)),
               !memo.isWritten(key, status: status, over: policy.metadata.resourceVersion) else { return false }
