@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "ReconcilerTests", dependencies: [
             "Reconcilers", "KubeRuntime", "KubeClient", "KubeObjects", "KubeTestServer", "Workloads", "BackstopAPI", "YAML", "HTTP", "TestSupport", "Sockets", "Postgres",
             .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: swiftSettings),
+        ], exclude: ["Golden"], swiftSettings: swiftSettings),
         .testTarget(name: "KubeRuntimeTests", dependencies: [
             "KubeRuntime", "KubeClient", "KubeObjects", "HTTP", "KubeTestServer", "BlockingCalls", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),

@@ -2,7 +2,7 @@ public import BackstopAPI
 internal import BlockingCalls
 internal import Foundation
 public import KubeClient
-public import KubeObjects
+internal import KubeObjects
 internal import Pipeline
 internal import Storage
 

@@ -1,4 +1,4 @@
-public import BackstopAPI
+internal import BackstopAPI
 internal import Foundation
 public import HTTP
 public import KubeClient
@@ -105,9 +105,11 @@ public final class NotificationOutbox: Sendable {
                 return "Secret \(secretNamespace)/\(target.webhook.secretName) has no key \(key) with the webhook's URL"
             }
             url = text
+        } catch where error.isNotFound {
+            return "Secret \(secretNamespace)/\(target.webhook.secretName) does not exist: create it in the controller's namespace with the webhook's URL under \(key)"
         } catch {
             return "cannot read Secret \(secretNamespace)/\(target.webhook.secretName): \(error.code.map { "HTTP \($0)" } ?? "the API is unreachable")"
-                + (error.code == 403 ? "; the controller reads Secrets only in its own namespace (\(secretNamespace)): create the Secret there" : "")
+                + (error.code == 403 ? "; the controller may read only the Secrets its Role names (the chart's notifications.secretNames)" : "")
         }
         guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
             return "Secret \(secretNamespace)/\(target.webhook.secretName) key \(key) does not hold an http(s) URL"

@@ -58,7 +58,7 @@ struct WALArchiveTests {
         let names = ["000000010000000000000003", "000000010000000000000004", "000000010000000000000005"]
         for (index, name) in names.enumerated() {
             _ = try writeSegment(folder + "/pg_wal", name: name, seed: UInt8(index + 1))
-            FileManager.default.createFile(atPath: folder + "/pg_wal/archive_status/\(name).ready", contents: nil)
+            _ = FileManager.default.createFile(atPath: folder + "/pg_wal/archive_status/\(name).ready", contents: nil)
         }
         let spool = folder + "/spool"
         let options = WALArchiveCommand.Options(encryption: .none, pushAhead: 4, spoolDirectory: spool)
@@ -80,7 +80,7 @@ struct WALArchiveTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty, "marks are used once")
 
         // A mark whose segment is no longer waiting goes at the next scan.
-        FileManager.default.createFile(atPath: spool + "/000000010000000000000009.pushed", contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: spool + "/000000010000000000000009.pushed", contents: Data("x".utf8))
         try FileManager.default.removeItem(atPath: folder + "/pg_wal/archive_status/\(names[1]).ready")
         _ = try await WALArchiveCommand(context: context, options: options).push(folder + "/pg_wal/" + names[0])
         #expect(!FileManager.default.fileExists(atPath: spool + "/000000010000000000000009.pushed"))
