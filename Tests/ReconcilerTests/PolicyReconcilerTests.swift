@@ -83,9 +83,12 @@ struct PolicyReconcilerTests {
             return policy.status?.conditions?.first { $0.type == "Ready" }?.status == .true && policy.status?.observedGeneration == 1
                 && policy.status?.environments?.map(\.cronJob) == ["orders-production", "orders-staging", "orders-development"]
         })
-        let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items
-        let created = events.filter { $0.fields["reason"] == .string("CronJobCreated") }
-        #expect(created.count == 1 && created.first?.fields["message"] == .string("created orders-production, orders-staging, orders-development"))
+        // The pass records its Events after the status write the condition above sees.
+        #expect(try await eventually {
+            let events = try await client.listAll(.events, namespace: "shop", as: GenericObject.self).items
+            let created = events.filter { $0.fields["reason"] == .string("CronJobCreated") }
+            return created.count == 1 && created.first?.fields["message"] == .string("created orders-production, orders-staging, orders-development")
+        })
 
         // A spec change reaches the CronJob.
         _ = try await client.patch(.backupPolicies, name: "orders", .json([
