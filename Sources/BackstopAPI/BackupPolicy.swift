@@ -1,3 +1,4 @@
+internal import Foundation
 public import KubeObjects
 
 /// `BackupPolicy` (`backstop.dev/v1alpha1`): what a user applies. Optional fields take their
@@ -276,6 +277,12 @@ public struct BackupPolicy: Codable, Sendable, Equatable {
         public init(name: String, cronJob: String? = nil) {
             self.name = name
             self.cronJob = cronJob
+        }
+
+        /// Whether its newest backup result is a failure.
+        public var isFailing: Bool {
+            guard let failure = lastFailure else { return false }
+            return failure.time > (lastSuccessfulBackup?.time ?? KubeTimestamp(.distantPast))
         }
     }
 

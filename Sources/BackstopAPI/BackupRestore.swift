@@ -246,22 +246,8 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         guard !subPath.isEmpty, !subPath.hasPrefix("/"), !subPath.split(separator: "/").contains("..") else {
             throw BackstopAPIError(field: "spec.pointInTime.subPath", problem: "\"\(subPath)\" is not a folder inside the claim", fix: "use a relative path such as pgdata")
         }
-        var targets: [RecoveryTarget] = []
-        if let time = pointInTime.targetTime {
-            do { targets.append(.time(try RecoveryTime(time))) } catch {
-                throw BackstopAPIError(field: "spec.pointInTime.targetTime", problem: error.problem, fix: error.fix)
-            }
-        }
-        if let lsn = pointInTime.targetLSN {
-            do { targets.append(.lsn(try LogSequenceNumber(lsn))) } catch {
-                throw BackstopAPIError(field: "spec.pointInTime.targetLSN", problem: error.problem, fix: error.fix)
-            }
-        }
-        if let name = pointInTime.targetName { targets.append(.name(name)) }
-        if pointInTime.targetImmediate == true { targets.append(.immediate) }
-        guard targets.count <= 1 else {
-            throw BackstopAPIError(field: "spec.pointInTime", problem: "\(targets.count) recovery targets", fix: "keep one of targetTime, targetLSN, targetName and targetImmediate")
-        }
+        let target = try RecoveryTarget.chosen(time: pointInTime.targetTime, lsn: pointInTime.targetLSN, name: pointInTime.targetName,
+                                               immediate: pointInTime.targetImmediate == true, fields: .backupRestore)
         let user = pointInTime.runAsUser ?? Self.defaultPostgresUser
         guard user > 0 else {
             throw BackstopAPIError(field: "spec.pointInTime.runAsUser", problem: "\(user) is root or not a user id", fix: "use the server image's user, 999 for the official postgres image")
@@ -269,7 +255,7 @@ public struct BackupRestore: Codable, Sendable, Equatable {
         return Resolved(environment: environment, backup: backup, target: environment.database, mode: .newDatabase, noOwner: false,
                         activeDeadlineSeconds: spec.activeDeadlineSeconds ?? Self.defaultActiveDeadlineSeconds,
                         pointInTime: ResolvedPointInTime(claimName: pointInTime.claimName, mountPath: Self.pointInTimeMountPath,
-                                                         dataDirectory: Self.pointInTimeMountPath + "/" + subPath, target: targets.first ?? .endOfArchive,
+                                                         dataDirectory: Self.pointInTimeMountPath + "/" + subPath, target: target,
                                                          runAsUser: user, walFetchPath: pointInTime.walFetchPath ?? Self.defaultWALFetchPath))
     }
 

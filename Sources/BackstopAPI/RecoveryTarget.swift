@@ -43,6 +43,45 @@ public enum RecoveryTarget: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+extension RecoveryTarget {
+    /// How the caller's input names the four ways to ask for a target (flags, or a
+    /// BackupRestore's fields), so a message names what the user wrote.
+    public struct Fields: Sendable {
+        public let time: String, lsn: String, name: String, immediate: String
+        /// Where "more than one target" is reported.
+        public let all: String
+
+        public static let commandLine = Fields(time: "--target-time", lsn: "--target-lsn", name: "--target-name", immediate: "--target immediate",
+                                               all: "--target-*")
+        public static let backupRestore = Fields(time: "spec.pointInTime.targetTime", lsn: "spec.pointInTime.targetLSN",
+                                                 name: "spec.pointInTime.targetName", immediate: "spec.pointInTime.targetImmediate",
+                                                 all: "spec.pointInTime")
+    }
+
+    /// The one target asked for, parsed; none asked for is the end of the archive.
+    public static func chosen(time: String?, lsn: String?, name: String?, immediate: Bool, fields: Fields) throws(BackstopAPIError) -> RecoveryTarget {
+        var targets: [RecoveryTarget] = []
+        if let time {
+            do { targets.append(.time(try RecoveryTime(time))) }
+            catch { throw BackstopAPIError(field: fields.time, problem: error.problem, fix: error.fix) }
+        }
+        if let lsn {
+            do { targets.append(.lsn(try LogSequenceNumber(lsn))) }
+            catch { throw BackstopAPIError(field: fields.lsn, problem: error.problem, fix: error.fix) }
+        }
+        if let name {
+            guard !name.isEmpty else { throw BackstopAPIError(field: fields.name, problem: "empty", fix: "name the restore point") }
+            targets.append(.name(name))
+        }
+        if immediate { targets.append(.immediate) }
+        guard targets.count <= 1 else {
+            throw BackstopAPIError(field: fields.all, problem: "\(targets.count) recovery targets",
+                                   fix: "give one of \(fields.time), \(fields.lsn), \(fields.name) and \(fields.immediate)")
+        }
+        return targets.first ?? .endOfArchive
+    }
+}
+
 /// A recovery target time given as RFC 3339 (`2026-12-01T10:15:00Z`, `…10:15:00.25+01:00`),
 /// kept to the digit for PostgreSQL (which reads `2026-12-01 10:15:00.25+01:00`) and as
 /// seconds since 1970 for choosing a base backup.

@@ -420,9 +420,7 @@ public struct BackupCommand: Sendable {
                     let info = try writer.finish()
                     return StreamedDump(
                         plaintext: .init(size: plaintext.byteCount, sha256: plaintext.sha256),
-                        object: .init(name: objectName, size: info.size, sha256: stored.sha256,
-                                      blockSize: stored.blockSize ?? BlockHashingStage.defaultBlockSize,
-                                      blockSHA256: stored.blockHashes),
+                        object: .init(name: objectName, size: info.size, hashed: stored),
                         baseBackup: baseBackup?.contents)
                 } catch {
                     writer.abort()

@@ -1,4 +1,5 @@
 internal import BackstopAPI
+internal import BlockingCalls
 internal import Foundation
 internal import Pipeline
 #if canImport(Glibc)
@@ -159,14 +160,8 @@ final class TarExtractor {
     }
 
     func data(_ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw EngineError(.restoreFailed, "cannot write into \(root): \(String(cString: strerror(errno)))")
-            }
-            offset += written
+        if let failure = writeAll(descriptor, bytes) {
+            throw EngineError(.restoreFailed, "cannot write into \(root): \(String(cString: strerror(failure)))")
         }
     }
 

@@ -2,6 +2,15 @@ internal import BackstopAPI
 internal import Pipeline
 internal import Storage
 
+extension BackupManifest.StoredObject {
+    /// The manifest's entry for an object whose stored bytes passed through `hashed` (a
+    /// block-hashing stage) as they were written: what `CheckedObjectReader` checks them against.
+    init(name: String, size: Int64, hashed: BlockHashingStage) {
+        self.init(name: name, size: size, sha256: hashed.sha256, blockSize: hashed.blockSize ?? BlockHashingStage.defaultBlockSize,
+                  blockSHA256: hashed.blockHashes)
+    }
+}
+
 /// Streams a stored object into a pipeline one block at a time, checking each block's
 /// SHA-256 against the manifest before any of its bytes go further: damaged data never
 /// reaches the decryptor, the decompressor or pg_restore. Blocks; run it on a dedicated thread.

@@ -86,14 +86,11 @@ enum NamespaceObjectsArchive {
             encoded = try await runBlocking(name: "objects-encode") { () throws -> Encoded in
                 let plaintextHash = BlockHashingStage(blockSize: nil)
                 let stored = BlockHashingStage()
-                var output: [UInt8] = []
-                let pipeline = StagePipeline([plaintextHash, try Compression.compressor(compression, level: level),
-                                              try ChunkEncryptor(key: key, backupID: BackupIDBytes(id.rawValue)), stored]) { output.append(contentsOf: $0) }
-                try pipeline.process(plaintext)
-                try pipeline.finish()
+                let output = try StagePipeline.transform(plaintext, through: [plaintextHash, try Compression.compressor(compression, level: level),
+                                                                              try ChunkEncryptor(key: key, backupID: BackupIDBytes(id.rawValue)), stored],
+                                                         expectedSize: plaintext.count)
                 return Encoded(bytes: output, plaintext: .init(size: plaintextHash.byteCount, sha256: plaintextHash.sha256),
-                               object: .init(name: name, size: Int64(output.count), sha256: stored.sha256,
-                                             blockSize: stored.blockSize ?? BlockHashingStage.defaultBlockSize, blockSHA256: stored.blockHashes))
+                               object: .init(name: name, size: Int64(output.count), hashed: stored))
             }
             try await context.storage.put(context.location.objectKey(id, name: name), bytes: encoded.bytes)
         } catch {

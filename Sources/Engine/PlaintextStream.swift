@@ -121,19 +121,12 @@ final class DescriptorSink {
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         byteCount += Int64(bytes.count)
         guard let descriptor, !consumerClosed else { return }
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                if errno == EPIPE {
-                    consumerClosed = true
-                    if consumerMayStopEarly { return }
-                    throw EngineError(.restoreFailed, "pg_restore stopped reading its input")
-                }
-                throw EngineError(.restoreFailed, "cannot write to pg_restore: \(String(cString: strerror(errno)))")
-            }
-            offset += written
+        guard let failure = writeAll(descriptor, bytes) else { return }
+        if failure == EPIPE {
+            consumerClosed = true
+            if consumerMayStopEarly { return }
+            throw EngineError(.restoreFailed, "pg_restore stopped reading its input")
         }
+        throw EngineError(.restoreFailed, "cannot write to pg_restore: \(String(cString: strerror(failure)))")
     }
 }

@@ -118,7 +118,7 @@ public struct WALArchiveCommand: Sendable {
                 if let key { stages.append(try ChunkEncryptor(key: key, backupID: BackupIDBytes(name.rawValue))) }
                 // Room for incompressible WAL and the encryption's per-chunk overhead: the
                 // output never grows (a copy of 16 MiB) while it is written.
-                return try Self.transform(plaintext, through: stages, expectedSize: plaintext.count + plaintext.count / 64 + (64 << 10))
+                return try StagePipeline.transform(plaintext, through: stages, expectedSize: plaintext.count + plaintext.count / 64 + (64 << 10))
             }
         } catch {
             throw EngineError.wrapping(error, context: "encoding \(name)")
@@ -218,7 +218,7 @@ public struct WALArchiveCommand: Sendable {
                 var stages: [any StreamStage] = []
                 if let key { stages.append(ChunkDecryptor(key: key, backupID: BackupIDBytes(name.rawValue))) }
                 stages.append(try Compression.decompressor(record.compression.algorithm))
-                let plaintext = try Self.transform(stored, through: stages, expectedSize: Int(record.plaintextSize))
+                let plaintext = try StagePipeline.transform(stored, through: stages, expectedSize: Int(record.plaintextSize))
                 guard Int64(plaintext.count) == record.plaintextSize, SHA256Hasher.hash(plaintext).hexString == record.plaintextSHA256 else {
                     throw EngineError(.integrity, "archived \(name) decodes to other bytes than were archived; recovery cannot use it")
                 }
@@ -305,23 +305,6 @@ public struct WALArchiveCommand: Sendable {
         return bytes
     }
 
-    /// `bytes` through `stages`, fed in the 1 MiB pieces the stages are built for (as a
-    /// backup streams them).
-    static func transform(_ bytes: [UInt8], through stages: [any StreamStage], expectedSize: Int) throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(expectedSize)
-        let pipeline = StagePipeline(stages) { out.append(contentsOf: $0) }
-        try bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let end = min(offset + (1 << 20), buffer.count)
-                try pipeline.process(UnsafeRawBufferPointer(rebasing: buffer[offset..<end]))
-                offset = end
-            }
-        }
-        try pipeline.finish()
-        return out
-    }
 
     static func fileName(_ text: String) throws(EngineError) -> WALFileName {
         do { return try WALFileName(text) } catch { throw EngineError(.invalidOption, error.description, underlying: error) }

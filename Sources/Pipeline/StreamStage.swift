@@ -43,3 +43,23 @@ public final class StagePipeline {
         try stages[index].process(bytes) { try feed($0, from: index + 1) }
     }
 }
+
+extension StagePipeline {
+    /// `bytes` through `stages` into memory (a WAL segment, a backup's small objects), fed in
+    /// the 1 MiB pieces the stages are built for, as a stream would feed them.
+    public static func transform(_ bytes: [UInt8], through stages: [any StreamStage], expectedSize: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(expectedSize)
+        let pipeline = StagePipeline(stages) { out.append(contentsOf: $0) }
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let end = min(offset + (1 << 20), buffer.count)
+                try pipeline.process(UnsafeRawBufferPointer(rebasing: buffer[offset..<end]))
+                offset = end
+            }
+        }
+        try pipeline.finish()
+        return out
+    }
+}

@@ -62,7 +62,7 @@ enum NotificationLedger {
             if let failure = environment.lastFailure, failure != earlier?.lastFailure {
                 found.append(.init(event: .backupFailed, environment: name, cause: failure.time.description, message: failure.message, time: failure.time))
             }
-            if let success = environment.lastSuccessfulBackup, success.id != earlier?.lastSuccessfulBackup?.id, let earlier, isFailing(earlier) {
+            if let success = environment.lastSuccessfulBackup, success.id != earlier?.lastSuccessfulBackup?.id, let earlier, earlier.isFailing {
                 found.append(.init(event: .backupRecovered, environment: name, cause: success.id,
                                    message: "backup \(success.id) succeeded after the failure of \(earlier.lastFailure?.time.description ?? "an earlier run")",
                                    time: success.time))
@@ -96,11 +96,6 @@ enum NotificationLedger {
             }
         }
         return found
-    }
-
-    private static func isFailing(_ environment: BackupPolicy.EnvironmentStatus) -> Bool {
-        guard let failure = environment.lastFailure else { return false }
-        return failure.time > (environment.lastSuccessfulBackup?.time ?? KubeTimestamp(.distantPast))
     }
 
     /// The ledger after this pass: outcomes folded in (delivered, retried later, given up),

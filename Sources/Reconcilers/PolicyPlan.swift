@@ -332,10 +332,7 @@ extension PolicyPlan {
             conditions.removeAll { $0.type == .rpoMet }
         }
 
-        let failing = environments.filter { entry in
-            guard let failure = entry.lastFailure else { return false }
-            return failure.time > (entry.lastSuccessfulBackup?.time ?? KubeTimestamp(.distantPast))
-        }
+        let failing = environments.filter(\.isFailing)
         if !failing.isEmpty {
             set(.lastBackupSucceeded, false, .backupFailed, failing.map { "\($0.name): \($0.lastFailure?.message ?? "")" }.joined(separator: "; "))
         } else if environments.contains(where: { $0.lastSuccessfulBackup != nil }) {

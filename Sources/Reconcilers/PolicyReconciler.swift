@@ -142,7 +142,9 @@ public struct PolicyReconciler: Sendable {
     /// controller may `get` ServiceAccounts and nothing more of them; a refusal or an
     /// unreachable server is not taken as missing.
     func missingServiceAccount(_ policy: BackupPolicy, namespace: String) async -> String? {
-        guard let environments = try? policy.resolvedEnvironments() else { return nil }
+        // Most policies store no objects: they pay for no second resolve here.
+        guard policy.spec.objects != nil || policy.spec.environments.contains(where: { $0.objects != nil }),
+              let environments = try? policy.resolvedEnvironments() else { return nil }
         var checked: Set<String> = []
         for (index, environment) in environments.enumerated() {
             guard let account = environment.objects?.serviceAccountName, checked.insert(account).inserted else { continue }

@@ -197,14 +197,8 @@ final class FileObjectWriter: ObjectWriter {
 
     func write(_ bytes: UnsafeRawBufferPointer) throws(StorageError) {
         guard descriptor >= 0 else { throw StorageError(.io, key: key, "write to \(key) after it was finished or aborted") }
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw StorageError(.io, key: key, "cannot write \(temporaryPath): \(String(cString: strerror(errno)))")
-            }
-            offset += written
+        if let failure = writeAll(descriptor, bytes) {
+            throw StorageError(.io, key: key, "cannot write \(temporaryPath): \(String(cString: strerror(failure)))")
         }
         size += Int64(bytes.count)
     }

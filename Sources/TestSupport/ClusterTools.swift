@@ -1,4 +1,4 @@
-public import Foundation
+internal import Foundation
 internal import Postgres
 
 /// Runs a PostgreSQL cluster of a test's own as the postgres user (tests that need archive

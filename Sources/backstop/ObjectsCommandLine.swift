@@ -156,17 +156,9 @@ struct RestoreObjectsCommandLine: AsyncParsableCommand {
             throw .usage("--output-file \(path): \(String(cString: strerror(errno))); name a new file (it is created with mode 0600)")
         }
         defer { close(descriptor) }
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                let problem = String(cString: strerror(errno))
-                unlink(path)
-                throw .failure("cannot write \(path): \(problem); it was removed")
-            }
-            offset += written
+        if let failure = Array(text.utf8).withUnsafeBytes({ writeAll(descriptor, $0) }) {
+            unlink(path)
+            throw .failure("cannot write \(path): \(String(cString: strerror(failure))); it was removed")
         }
         guard fsync(descriptor) == 0 else {
             unlink(path)

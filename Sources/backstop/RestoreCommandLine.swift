@@ -264,24 +264,15 @@ struct RecoveryOptions: ParsableArguments {
         guard let dataDir, !dataDir.isEmpty else {
             throw .usage("--physical needs --data-dir: an empty or new folder for the recovered cluster")
         }
-        var targets: [RecoveryTarget] = []
+        if let target, target != "immediate" {
+            throw .usage("--target \(target): with --physical, --target takes only immediate (stop once the base backup is consistent); use --target-time, --target-lsn or --target-name for a point")
+        }
+        let recoveryTarget: RecoveryTarget
         do {
-            if let targetTime { targets.append(.time(try RecoveryTime(targetTime))) }
-            if let targetLsn { targets.append(.lsn(try LogSequenceNumber(targetLsn))) }
+            recoveryTarget = try RecoveryTarget.chosen(time: targetTime, lsn: targetLsn, name: targetName, immediate: target != nil, fields: .commandLine)
         } catch {
-            throw .usage("\(error.field == "LSN" ? "--target-lsn" : error.field): \(error.problem); \(error.fix)")
+            throw .usage(error.description)
         }
-        if let targetName {
-            guard !targetName.isEmpty else { throw .usage("--target-name is empty; name the restore point") }
-            targets.append(.name(targetName))
-        }
-        if let target {
-            guard target == "immediate" else {
-                throw .usage("--target \(target): with --physical, --target takes only immediate (stop once the base backup is consistent); use --target-time, --target-lsn or --target-name for a point")
-            }
-            targets.append(.immediate)
-        }
-        guard targets.count <= 1 else { throw .usage("give one recovery target: --target-time, --target-lsn, --target-name or --target immediate") }
         if let port, !(1...65535).contains(port) { throw .usage("--port \(port) is not a TCP port") }
         guard ["latest", "current"].contains(targetTimeline) || UInt32(targetTimeline).map({ $0 > 0 }) == true else {
             throw .usage("--target-timeline \(targetTimeline): use latest, current or a timeline number such as 2")
@@ -305,7 +296,7 @@ struct RecoveryOptions: ParsableArguments {
         let resolvedOwner: PhysicalRestoreCommand.Owner?
         do { resolvedOwner = try user.map { (name: String) throws(EngineError) in try PhysicalRestoreCommand.Owner.lookUp(name) } }
         catch { throw CommandLineError(error) }
-        return PhysicalRestoreCommand.Options(target: targets.first ?? .endOfArchive, dataDirectory: absolute,
+        return PhysicalRestoreCommand.Options(target: recoveryTarget, dataDirectory: absolute,
                                               encryption: try encryption.source(), restoreCommand: restoreCommand,
                                               start: start, owner: resolvedOwner, port: port, keepsArchiving: archiveMode == "preserve", timeline: targetTimeline)
     }
