@@ -13,59 +13,125 @@ internal import Foundation
 public struct FieldSet: Hashable, Sendable {
     public typealias Path = [String]
 
-    public private(set) var members: Set<Path>
+    /// Kept as the tree `FieldsV1` is: a node per path segment, marked when the path to it is
+    /// a member. Building from an object, writing `fieldsV1` and the set operations then walk
+    /// the tree once instead of hashing every member's whole path (the test API server does
+    /// this for every write of every object). Every node but the root is a member or has
+    /// children, so equal sets are equal trees.
+    private var isMember = false
+    private var children: [String: FieldSet] = [:]
 
-    public init(members: Set<Path> = []) {
-        self.members = members
+    public init() {}
+
+    public init(members: Set<Path>) {
+        for path in members { insert(path[...]) }
+    }
+
+    private init(member: Bool, children: [String: FieldSet] = [:]) {
+        isMember = member
+        self.children = children
+    }
+
+    private mutating func insert(_ path: ArraySlice<String>) {
+        guard let first = path.first else {
+            isMember = true
+            return
+        }
+        children[first, default: FieldSet()].insert(path.dropFirst())
+    }
+
+    /// Every member path.
+    public var members: Set<Path> {
+        var members: Set<Path> = []
+        var path: Path = []
+        func walk(_ node: FieldSet) {
+            if node.isMember { members.insert(path) }
+            for (key, child) in node.children {
+                path.append(key)
+                walk(child)
+                path.removeLast()
+            }
+        }
+        for (key, child) in children {
+            path = [key]
+            walk(child)
+        }
+        return members
+    }
+
+    public func contains(_ path: Path) -> Bool {
+        var node = self
+        for segment in path {
+            guard let child = node.children[segment] else { return false }
+            node = child
+        }
+        return !path.isEmpty && node.isMember
     }
 
     /// From a `fieldsV1` tree.
     public init(fieldsV1: JSONValue) {
-        var members: Set<Path> = []
-        func walk(_ node: JSONValue, _ path: Path) {
-            guard let children = node.object else { return }
-            if children.isEmpty || children["."] != nil, !path.isEmpty { members.insert(path) }
-            for (key, child) in children where key != "." { walk(child, path + [key]) }
+        self = Self.node(fieldsV1: fieldsV1, isRoot: true) ?? FieldSet()
+    }
+
+    private static func node(fieldsV1: JSONValue, isRoot: Bool) -> FieldSet? {
+        guard let fields = fieldsV1.object else { return nil }
+        var node = FieldSet(member: !isRoot && (fields.isEmpty || fields["."] != nil))
+        for (key, child) in fields where key != "." {
+            if let child = Self.node(fieldsV1: child, isRoot: false) { node.children[key] = child }
         }
-        walk(fieldsV1, [])
-        self.members = members
+        return node
     }
 
     /// The fields an object sets, as server-side apply counts them when it is applied:
     /// `apiVersion`, `kind`, `metadata.name` and `metadata.namespace` identify the object and
     /// are not fields. (`status` counts when present: leave it out for the main resource.)
     public init(applying object: JSONValue, lists: ListTypes = .builtIn) {
-        var members: Set<Path> = []
-        func walk(_ value: JSONValue, _ path: Path, _ fieldPath: [String]) {
+        // The field path (names only, as `lists` knows them), grown and shrunk in place.
+        var fieldPath: [String] = []
+        func walk(_ value: JSONValue, depth: Int) -> FieldSet? {
             switch value {
             case .object(let fields):
-                if fields.isEmpty || (!path.isEmpty && lists.isAtomicStruct(fieldPath)) { members.insert(path); return }
+                if fields.isEmpty || (depth > 0 && lists.isAtomicStruct(fieldPath)) { return FieldSet(member: true) }
+                var node = FieldSet()
                 for (key, child) in fields {
-                    if path.isEmpty, ["apiVersion", "kind"].contains(key) { continue }
-                    if path == ["f:metadata"], ["name", "namespace"].contains(key) { continue }
-                    walk(child, path + ["f:" + key], fieldPath + [key])
+                    if depth == 0, key == "apiVersion" || key == "kind" { continue }
+                    if depth == 1, fieldPath == ["metadata"], key == "name" || key == "namespace" { continue }
+                    fieldPath.append(key)
+                    if let child = walk(child, depth: depth + 1) { node.children["f:" + key] = child }
+                    fieldPath.removeLast()
                 }
+                return node.children.isEmpty ? nil : node
             case .array(let items):
                 switch lists.type(of: fieldPath) {
                 case .map(let keys):
+                    guard !items.isEmpty else { return nil }
+                    var node = FieldSet()
                     for item in items {
-                        let element = path + [Self.elementKey(item, keys: keys)]
-                        members.insert(element)
-                        for (key, child) in item.object ?? [:] { walk(child, element + ["f:" + key], fieldPath + [key]) }
+                        var element = FieldSet(member: true)
+                        for (key, child) in item.object ?? [:] {
+                            fieldPath.append(key)
+                            if let child = walk(child, depth: depth + 1) { element.children["f:" + key] = child }
+                            fieldPath.removeLast()
+                        }
+                        node.children[Self.elementKey(item, keys: keys)] = element
                     }
+                    return node
                 case .set:
-                    for item in items { members.insert(path + ["v:" + String(decoding: item.encoded(), as: UTF8.self)]) }
+                    guard !items.isEmpty else { return nil }
+                    var node = FieldSet()
+                    for item in items { node.children["v:" + String(decoding: item.encoded(), as: UTF8.self)] = FieldSet(member: true) }
+                    return node
                 case .atomic:
-                    members.insert(path)
+                    return FieldSet(member: true)
                 }
             case .null:
-                break
+                return nil
             default:
-                members.insert(path)
+                return FieldSet(member: true)
             }
         }
-        walk(object, [], [])
-        self.members = members
+        self = walk(object, depth: 0) ?? FieldSet()
+        isMember = false
     }
 
     /// `k:{"name":"worker"}`: the key fields of an element, as compact JSON with sorted keys.
@@ -74,32 +140,57 @@ public struct FieldSet: Hashable, Sendable {
         return "k:" + String(decoding: JSONValue.object(fields).encoded(), as: UTF8.self)
     }
 
-    public func union(_ other: FieldSet) -> FieldSet { FieldSet(members: members.union(other.members)) }
-    public func subtracting(_ other: FieldSet) -> FieldSet { FieldSet(members: members.subtracting(other.members)) }
-    public func intersection(_ other: FieldSet) -> FieldSet { FieldSet(members: members.intersection(other.members)) }
-    public func isSubset(of other: FieldSet) -> Bool { members.isSubset(of: other.members) }
-    public var isEmpty: Bool { members.isEmpty }
+    public func union(_ other: FieldSet) -> FieldSet {
+        var result = self
+        result.isMember = isMember || other.isMember
+        for (key, child) in other.children {
+            result.children[key] = children[key].map { $0.union(child) } ?? child
+        }
+        return result
+    }
+
+    public func subtracting(_ other: FieldSet) -> FieldSet {
+        guard !other.isEmptyNode else { return self }
+        var result = FieldSet(member: isMember && !other.isMember)
+        for (key, child) in children {
+            guard let removed = other.children[key] else {
+                result.children[key] = child
+                continue
+            }
+            let rest = child.subtracting(removed)
+            if !rest.isEmptyNode { result.children[key] = rest }
+        }
+        return result
+    }
+
+    public func intersection(_ other: FieldSet) -> FieldSet {
+        var result = FieldSet(member: isMember && other.isMember)
+        let (small, large) = children.count <= other.children.count ? (children, other.children) : (other.children, children)
+        for (key, child) in small {
+            guard let match = large[key] else { continue }
+            let common = child.intersection(match)
+            if !common.isEmptyNode { result.children[key] = common }
+        }
+        return result
+    }
+
+    public func isSubset(of other: FieldSet) -> Bool {
+        if isMember && !other.isMember { return false }
+        return children.allSatisfy { key, child in other.children[key].map(child.isSubset(of:)) ?? false }
+    }
+
+    public var isEmpty: Bool { children.isEmpty }
+
+    private var isEmptyNode: Bool { !isMember && children.isEmpty }
 
     /// Back to a `fieldsV1` tree; associative-list elements and set elements carry `"."`.
     public var fieldsV1: JSONValue {
-        Self.tree(members.map { $0[...] })
-    }
-
-    /// The tree of paths, built level by level (grouping by the first segment), so no
-    /// nested dictionary is copied to add a path.
-    private static func tree(_ paths: [ArraySlice<String>]) -> JSONValue {
-        var groups: [String: [ArraySlice<String>]] = [:]
-        for path in paths {
-            guard let first = path.first else { continue }
-            groups[first, default: []].append(path.dropFirst())
-        }
         var fields: [String: JSONValue] = [:]
-        fields.reserveCapacity(groups.count)
-        for (key, rests) in groups {
-            let deeper = rests.filter { !$0.isEmpty }
-            var child = deeper.isEmpty ? JSONValue.object([:]) : tree(deeper)
-            if key.hasPrefix("k:") || key.hasPrefix("v:"), rests.contains(where: \.isEmpty) { child["."] = .object([:]) }
-            fields[key] = child
+        fields.reserveCapacity(children.count)
+        for (key, child) in children {
+            var tree = child.fieldsV1
+            if child.isMember, !child.children.isEmpty, key.hasPrefix("k:") || key.hasPrefix("v:") { tree["."] = .object([:]) }
+            fields[key] = tree
         }
         return .object(fields)
     }
@@ -108,34 +199,44 @@ public struct FieldSet: Hashable, Sendable {
     /// each member's own hash, so neither sorting nor a copy of the set is needed, and it can
     /// be computed straight from a `FieldsV1` tree (`stableHash(ofFieldsV1:)`).
     public var stableHash: UInt64 {
-        members.reduce(0) { $0 &+ Self.memberHash($1[...]) }
+        var total: UInt64 = 0
+        func walk(_ node: FieldSet, _ prefix: FNV1a) {
+            for (key, child) in node.children {
+                var hash = prefix
+                Self.combine(key, into: &hash)
+                if child.isMember { total &+= Self.finalized(hash) }
+                walk(child, hash)
+            }
+        }
+        walk(self, FNV1a())
+        return total
     }
 
     /// `stableHash` of `FieldSet(fieldsV1:)`, without building the set.
     public static func stableHash(ofFieldsV1 tree: JSONValue) -> UInt64 {
         var total: UInt64 = 0
-        var path: [String] = []
-        func walk(_ node: JSONValue) {
+        func walk(_ node: JSONValue, _ prefix: FNV1a, isRoot: Bool) {
             guard let children = node.object else { return }
-            if !path.isEmpty, children.isEmpty || children["."] != nil { total &+= memberHash(path[...]) }
+            if !isRoot, children.isEmpty || children["."] != nil { total &+= finalized(prefix) }
             for (key, child) in children where key != "." {
-                path.append(key)
-                walk(child)
-                path.removeLast()
+                var hash = prefix
+                combine(key, into: &hash)
+                walk(child, hash, isRoot: false)
             }
         }
-        walk(tree)
+        walk(tree, FNV1a(), isRoot: true)
         return total
     }
 
-    /// FNV-1a over the segments (with a separator), then a 64-bit finaliser (splitmix64's), so
-    /// sums of member hashes do not cancel out.
-    static func memberHash(_ path: ArraySlice<String>) -> UInt64 {
-        var fnv = FNV1a()
-        for segment in path {
-            fnv.combine(segment)
-            fnv.combine(0x1F)
-        }
+    /// A member's hash: FNV-1a over its segments (each followed by a separator), then a 64-bit
+    /// finaliser (splitmix64's), so sums of member hashes do not cancel out. A path's prefix is
+    /// hashed once for all the members under it.
+    private static func combine(_ segment: String, into hash: inout FNV1a) {
+        hash.combine(segment)
+        hash.combine(0x1F)
+    }
+
+    private static func finalized(_ fnv: FNV1a) -> UInt64 {
         var hash = fnv.value
         hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
         hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
@@ -170,16 +271,15 @@ extension FieldSet: Codable {
     }
 
     public init(from decoder: any Decoder) throws {
-        var members: Set<Path> = []
-        func walk(_ container: KeyedDecodingContainer<Key>, _ path: Path) throws {
+        func read(_ container: KeyedDecodingContainer<Key>, isRoot: Bool) throws -> FieldSet {
             let keys = container.allKeys
-            if !path.isEmpty, keys.isEmpty || keys.contains(where: { $0.stringValue == "." }) { members.insert(path) }
+            var node = FieldSet(member: !isRoot && (keys.isEmpty || keys.contains { $0.stringValue == "." }))
             for key in keys where key.stringValue != "." {
-                try walk(container.nestedContainer(keyedBy: Key.self, forKey: key), path + [key.stringValue])
+                node.children[key.stringValue] = try read(container.nestedContainer(keyedBy: Key.self, forKey: key), isRoot: false)
             }
+            return node
         }
-        try walk(decoder.container(keyedBy: Key.self), [])
-        self.members = members
+        self = try read(decoder.container(keyedBy: Key.self), isRoot: true)
     }
 
     public func encode(to encoder: any Encoder) throws {

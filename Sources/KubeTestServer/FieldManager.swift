@@ -159,7 +159,7 @@ struct FieldManager {
         let before = old.map { Self.fields(of: $0, subresource: subresource, lists: lists) } ?? FieldSet()
         let after = Self.fields(of: new, subresource: subresource, lists: lists)
         let changed = FieldSet(members: after.members.filter { path in
-            !before.members.contains(path) || (!Self.isElement(path) && Self.value(at: path, in: old ?? .null) != Self.value(at: path, in: new))
+            !before.contains(path) || (!Self.isElement(path) && Self.value(at: path, in: old ?? .null) != Self.value(at: path, in: new))
         })
         let removed = before.subtracting(after)
         for index in entries.indices where entries[index].subresource == subresource {

@@ -112,14 +112,19 @@ private struct ConnectionReader {
             if headEnd == nil, !fill() { return nil }
         }
         guard let end = headEnd else { return nil }
-        let lines = String(decoding: buffered[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        // Byte-level parsing: Foundation's string searching and trimming were a tenth of the
+        // server's time under the controller bench.
+        let lines = buffered[0..<end].split(separator: 10, omittingEmptySubsequences: false).map { line in
+            String(decoding: line.last == 13 ? line.dropLast() : line, as: UTF8.self)
+        }
         buffered.removeFirst(end + 4)
         let requestLine = lines[0].split(separator: " ")
         guard requestLine.count >= 2 else { return nil }
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
+            headers[line[..<colon].lowercased()] = String(value.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
         }
         var body: [UInt8] = []
         if headers["transfer-encoding"]?.lowercased() == "chunked" {
@@ -131,18 +136,47 @@ private struct ConnectionReader {
             body = Array(buffered[0..<length])
             buffered.removeFirst(length)
         }
-        let target = String(requestLine[1])
+        let target = requestLine[1]
         let parts = target.split(separator: "?", maxSplits: 1)
         var query: [String: String] = [:]
         if parts.count == 2 {
             for pair in parts[1].split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1)
-                let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
-                let value = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[1])) : ""
-                query[key] = value
+                query[Self.formDecoded(kv[0])] = kv.count > 1 ? Self.formDecoded(kv[1]) : ""
             }
         }
         return .init(method: String(requestLine[0]), path: String(parts[0]), query: query, headers: headers, body: body)
+    }
+
+    /// A query component as `application/x-www-form-urlencoded` writes it: `+` is a space,
+    /// `%XX` a byte; a malformed escape is kept as it is.
+    static func formDecoded(_ text: Substring) -> String {
+        guard text.contains(where: { $0 == "%" || $0 == "+" }) else { return String(text) }
+        let bytes = Array(text.utf8)
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%"), index + 2 < bytes.count,
+               let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+                decoded.append(high << 4 | low)
+                index += 3
+                continue
+            }
+            decoded.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+            index += 1
+        }
+        return String(decoding: decoded, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     private mutating func readChunked() -> [UInt8]? {
@@ -164,9 +198,10 @@ private struct ConnectionReader {
 
     static func find(_ bytes: [UInt8], _ needle: [UInt8] = [13, 10, 13, 10]) -> Int? {
         guard bytes.count >= needle.count else { return nil }
-        for index in 0...(bytes.count - needle.count) where bytes[index] == needle[0] && Array(bytes[index..<(index + needle.count)]) == needle {
-            return index
+        return bytes.withUnsafeBufferPointer { buffer in
+            (0...(buffer.count - needle.count)).first { index in
+                buffer[index] == needle[0] && needle.indices.allSatisfy { buffer[index + $0] == needle[$0] }
+            }
         }
-        return nil
     }
 }
