@@ -32,12 +32,14 @@ extension Int: JSONValueEncodable {
     public var jsonValue: JSONValue { .number(Double(self)) }
 }
 
+// Closures, not key paths: a generic key path is projected through the runtime, which cost
+// as much as building the values.
 extension Array: JSONValueEncodable where Element: JSONValueEncodable {
-    public var jsonValue: JSONValue { .array(map(\.jsonValue)) }
+    public var jsonValue: JSONValue { .array(map { $0.jsonValue }) }
 }
 
 extension Dictionary: JSONValueEncodable where Key == String, Value: JSONValueEncodable {
-    public var jsonValue: JSONValue { .object(mapValues(\.jsonValue)) }
+    public var jsonValue: JSONValue { .object(mapValues { $0.jsonValue }) }
 }
 
 extension ObjectMeta: JSONValueEncodable {

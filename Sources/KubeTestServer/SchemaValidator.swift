@@ -1,6 +1,7 @@
 internal import Foundation
 internal import KubeClient
 internal import KubeObjects
+internal import Synchronization
 
 /// A CRD's structural OpenAPI v3 schema applied as the API server does: defaults filled in,
 /// unknown fields pruned (unless `x-kubernetes-preserve-unknown-fields`), then types,
@@ -105,8 +106,7 @@ struct SchemaValidator {
             if let maximum = schema["maxLength"]?.number, Double(text.count) > maximum {
                 problems.append("\(path): Too long: may not be longer than \(Int(maximum))")
             }
-            if let pattern = schema["pattern"]?.string,
-               text.range(of: pattern, options: .regularExpression) == nil {
+            if let pattern = schema["pattern"]?.string, !Self.matches(text, pattern: pattern) {
                 problems.append("\(path): Invalid value: \"\(text)\": should match '\(pattern)'")
             }
         case "integer", "number":
@@ -132,6 +132,21 @@ struct SchemaValidator {
             problems.append("\(path): Unsupported value: \(String(decoding: value.encoded(), as: UTF8.self)): supported values: \(list)")
         }
         return value
+    }
+
+    /// Compiled patterns by their text: a CRD's few patterns are checked on every write, and
+    /// compiling one costs far more than matching it. Matched under the lock, as the
+    /// expression objects are not declared safe to share.
+    private static let compiled = Mutex<[String: NSRegularExpression?]>([:])
+
+    /// Whether a `pattern` (unanchored, as OpenAPI's) matches somewhere in the text; an
+    /// invalid pattern matches nothing.
+    static func matches(_ text: String, pattern: String) -> Bool {
+        compiled.withLock { cache in
+            if cache[pattern] == nil { cache[pattern] = .some(try? NSRegularExpression(pattern: pattern)) }
+            guard let expression = cache[pattern] ?? nil else { return false }
+            return expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+        }
     }
 
     static func typeName(_ value: JSONValue) -> String {

@@ -133,6 +133,8 @@ public struct PolicyReconciler: Sendable {
         // ServiceAccounts are not watched: one made after the policy is seen within a minute.
         if waitsForAccount { return .requeue(after: .seconds(60)) }
         if invalid != nil { return .awaitChange }
+        // Someone else changed a CronJob while it was being applied: look again now.
+        if memo.takeUnexplained(key) { return .requeue(after: .zero) }
         let blocked = !outcome.conflicts.isEmpty || !(plan?.conflicts.isEmpty ?? true) || !outcome.failures.isEmpty
         return .requeue(after: blocked ? min(update.nextCheck, .seconds(300)) : update.nextCheck)
     }
@@ -245,14 +247,28 @@ public struct PolicyReconciler: Sendable {
     func apply(_ cronJob: CronJob, configuration: JSONValue, namespace: String, force: Bool,
                policy: BackupPolicy) async throws(KubeAPIError) -> AppliedObject? {
         do {
-            let applied: AppliedObject = try await client.patch(.cronJobs, namespace: namespace, name: cronJob.metadata.name,
-                                                                .apply(configuration, fieldManager: Self.fieldManager, force: force))
-            memo.applied(cronJob, answer: applied)
-            return applied
+            return try await send(cronJob, configuration: configuration, namespace: namespace, force: force, policy: policy)
         } catch where !force && (error.isConflict || Self.isSecondController(error)) {
             let current = try await client.get(.cronJobs, namespace: namespace, name: cronJob.metadata.name, as: ObservedCronJob.self)
             guard current.isControlled(by: policy.metadata.uid) else { return nil }
             return try await apply(cronJob, configuration: configuration, namespace: namespace, force: true, policy: policy)
+        }
+    }
+
+    /// The apply request itself, with the memo told it is in flight: the watch may bring its
+    /// echo before the answer names the version to recognise it by.
+    private func send(_ cronJob: CronJob, configuration: JSONValue, namespace: String, force: Bool,
+                      policy: BackupPolicy) async throws(KubeAPIError) -> AppliedObject {
+        let key = "\(namespace)/\(cronJob.metadata.name)"
+        memo.applying(key)
+        do {
+            let applied: AppliedObject = try await client.patch(.cronJobs, namespace: namespace, name: cronJob.metadata.name,
+                                                                .apply(configuration, fieldManager: Self.fieldManager, force: force))
+            memo.applied(key, answer: applied, policy: "\(namespace)/\(policy.metadata.name)")
+            return applied
+        } catch {
+            memo.applied(key, answer: nil, policy: "\(namespace)/\(policy.metadata.name)")
+            throw error
         }
     }
 
@@ -416,6 +432,19 @@ final class ReconcileMemo: Sendable {
         /// CronJob key → the resourceVersion the server answered the last apply with: the
         /// watch event of that version is the apply's echo, which needs no reconcile.
         var appliedVersions: [String: String] = [:]
+        /// CronJob key → the watch events that came while this controller's apply of it was
+        /// under way: the server sends the echo to watches before it answers, so which event
+        /// is the echo is known only from the answer.
+        var inFlight: [String: [Sighting]] = [:]
+        /// Policy keys whose CronJobs changed during an apply in a way the apply does not
+        /// explain (another writer): their pass asks for another.
+        var unexplained: Set<String> = []
+    }
+
+    private struct Sighting {
+        let resourceVersion: String?
+        let specHash: String?
+        let fields: UInt64?
     }
     private let state = Mutex(State())
 
@@ -439,21 +468,49 @@ final class ReconcileMemo: Sendable {
         }
     }
 
-    func applied(_ cronJob: CronJob, answer: AppliedObject) {
-        let key = "\(cronJob.metadata.namespace ?? "")/\(cronJob.metadata.name)"
-        state.withLock { $0.appliedVersions[key] = answer.resourceVersion }
+    /// An apply of the CronJob `key` is about to be sent.
+    func applying(_ key: String) {
+        state.withLock { $0.inFlight[key] = [] }
+    }
+
+    /// The apply of `key` was answered (nil: it failed). Its echo, if the watch brought it
+    /// already, is taken as `isEcho` would have; any other event seen meanwhile was someone
+    /// else's change, and the owning policy's pass is marked to ask for another.
+    func applied(_ key: String, answer: AppliedObject?, policy: String) {
+        state.withLock { state in
+            let seen = state.inFlight.removeValue(forKey: key) ?? []
+            let version = answer?.resourceVersion
+            if let echo = seen.first(where: { version != nil && $0.resourceVersion == version }) {
+                if let specHash = echo.specHash, let fields = echo.fields { state.applied[key] = (specHash, fields) }
+            } else if let version {
+                state.appliedVersions[key] = version
+            }
+            if seen.contains(where: { version == nil || $0.resourceVersion != version }) { state.unexplained.insert(policy) }
+        }
     }
 
     /// Whether a CronJob's watch event is the echo of this controller's own last apply. An
     /// echo shows the fields the server recorded for that apply: they are accepted for its
-    /// desired state, even if the server counts them differently from the controller.
+    /// desired state, even if the server counts them differently from the controller. An event
+    /// during an apply is held until the answer says whether it was the echo (`applied`).
     func isEcho(of cronJob: ObservedCronJob) -> Bool {
         state.withLock { state in
+            if state.inFlight[cronJob.key] != nil {
+                state.inFlight[cronJob.key]?.append(Sighting(resourceVersion: cronJob.metadata.resourceVersion,
+                                                             specHash: cronJob.specHash, fields: cronJob.appliedFieldsHash))
+                return true
+            }
             guard let version = cronJob.metadata.resourceVersion, state.appliedVersions[cronJob.key] == version else { return false }
             state.appliedVersions[cronJob.key] = nil  // once: a relist later is not an echo
             if let specHash = cronJob.specHash, let fields = cronJob.appliedFieldsHash { state.applied[cronJob.key] = (specHash, fields) }
             return true
         }
+    }
+
+    /// Whether a change during one of the policy's applies was not the apply's own (then the
+    /// cache holds it, and another pass looks at it); asking clears it.
+    func takeUnexplained(_ policy: String) -> Bool {
+        state.withLock { $0.unexplained.remove(policy) != nil }
     }
 
     /// CronJobs the plan found to own exactly their fields: no need to compute that again.
@@ -485,6 +542,7 @@ final class ReconcileMemo: Sendable {
         state.withLock { state in
             state.statuses[key] = nil
             state.conditions[key] = nil
+            state.unexplained.remove(key)
             state.applied = state.applied.filter { !$0.key.hasPrefix(key + "-") }
             state.appliedVersions = state.appliedVersions.filter { !$0.key.hasPrefix(key + "-") }
         }

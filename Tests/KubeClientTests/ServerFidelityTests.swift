@@ -90,6 +90,9 @@ struct ServerFidelityTests {
         #expect(try await names("tier in (db,cache)") == ["db"])
         #expect(try await names("tier notin (db)") == ["bare", "web"], "notin matches objects without the key")
         #expect(try await names("tier,tier notin (web)") == ["db"])
+        // Through the client's percent-encoding of the query: `!`, `=`, spaces, commas, parentheses.
+        #expect(try await names("!tier") == ["bare"])
+        #expect(try await names("tier!=web,tier in (db, web)") == ["db"])
 
         let token = server.token(forServiceAccount: "reader", namespace: "shop")
         let reader = try KubeClient(connection: server.connection(namespace: "shop", token: token), maximumAttempts: 1)
