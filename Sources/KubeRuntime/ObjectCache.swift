@@ -45,8 +45,10 @@ public final class ObjectCache<Object: KubeObject>: Sendable {
     }
 
     private func insert(_ object: Object, into contents: inout Contents) {
-        contents.objects[object.key] = object
-        if let group = index?(object) { contents.groups[group, default: []].insert(object.key) }
+        // One key string for the map and the group (each `key` is a new one).
+        let key = object.key
+        contents.objects[key] = object
+        if let group = index?(object) { contents.groups[group, default: []].insert(key) }
     }
 
     private func remove(_ key: String, from contents: inout Contents) -> Object? {

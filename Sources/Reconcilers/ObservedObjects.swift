@@ -208,15 +208,30 @@ extension ObjectMeta {
     /// Only what a reconcile of owned objects reads: name, namespace, version, Backstop's
     /// policy, environment, task and restore labels (the caches' index and the Jobs' kind), the controller reference. Kept for
     /// thousands of objects, so no other labels, annotations, times or managedFields.
+    ///
+    /// Strings every cached object repeats (the label keys, the owner's apiVersion and kind)
+    /// are the program's constants rather than the copies each decode allocated.
     func trimmedForCache() -> ObjectMeta {
-        let kept = labels?.filter {
-            [CronJobBuilder.policyLabel, CronJobBuilder.environmentLabel, CronJobBuilder.taskLabel, CronJobBuilder.restoreLabel].contains($0.key)
+        let kept = labels.map { labels in
+            var kept: [String: String] = [:]
+            for key in Self.cachedLabels { if let value = labels[key] { kept[key] = value } }
+            return kept
         }
         var trimmed = ObjectMeta(name: name, namespace: namespace, labels: kept)
         trimmed.resourceVersion = resourceVersion
-        trimmed.ownerReferences = ownerReferences?.filter { $0.controller == true }
+        trimmed.ownerReferences = ownerReferences?.filter { $0.controller == true }.map { reference in
+            var shared = reference
+            for (apiVersion, kind) in Self.ownerKinds where reference.apiVersion == apiVersion && reference.kind == kind {
+                shared.apiVersion = apiVersion
+                shared.kind = kind
+            }
+            return shared
+        }
         return trimmed
     }
+
+    private static let cachedLabels = [CronJobBuilder.policyLabel, CronJobBuilder.environmentLabel, CronJobBuilder.taskLabel, CronJobBuilder.restoreLabel]
+    private static let ownerKinds = [(BackupPolicy.apiVersion, BackupPolicy.kind), (BackupRestore.apiVersion, BackupRestore.kind)]
 }
 
 /// The objects the controller made, as its watches last saw them, grouped by the key
