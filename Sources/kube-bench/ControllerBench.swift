@@ -56,9 +56,10 @@ enum ControllerBench {
             let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
             return Double(line?.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0)
         }
-        // The peak, and what the resident memory is made of now: the heap, and pages of the
-        // binary and libraries (code read from disk, which the kernel maps in 64 KiB blocks).
-        print(String(format: "controller: %d policies × 3 environments → %d CronJobs in %.1f s from a cold start; peak RSS %.1f MiB (now %.1f MiB heap, %.1f MiB mapped files); controller CPU %.1f s",
+        // The peak, and what the resident memory is made of now: anonymous pages (the heap,
+        // stacks, relocated data) and pages of the binary and its libraries, which the kernel
+        // maps in blocks around each page touched (how many depends on how it cached the file).
+        print(String(format: "controller: %d policies × 3 environments → %d CronJobs in %.1f s from a cold start; peak RSS %.1f MiB (now %.1f MiB anonymous, %.1f MiB mapped files); controller CPU %.1f s",
                      policies, count, elapsed / .seconds(1), kibibytes("VmHWM") / 1024, kibibytes("RssAnon") / 1024, kibibytes("RssFile") / 1024,
                      cpuSeconds(of: controller.processIdentifier)))
     }
