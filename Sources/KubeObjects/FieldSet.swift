@@ -73,13 +73,14 @@ public struct FieldSet: Hashable, Sendable {
         self = Self.node(fieldsV1: fieldsV1, isRoot: true) ?? FieldSet()
     }
 
+    /// Nil for what holds no member (a value that is not an object, which FieldsV1 never has).
     private static func node(fieldsV1: JSONValue, isRoot: Bool) -> FieldSet? {
         guard let fields = fieldsV1.object else { return nil }
         var node = FieldSet(member: !isRoot && (fields.isEmpty || fields["."] != nil))
         for (key, child) in fields where key != "." {
             if let child = Self.node(fieldsV1: child, isRoot: false) { node.children[key] = child }
         }
-        return node
+        return isRoot || !node.isEmptyNode ? node : nil
     }
 
     /// The fields an object sets, as server-side apply counts them when it is applied:

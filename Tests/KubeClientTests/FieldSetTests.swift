@@ -81,5 +81,7 @@ struct FieldSetTests {
         #expect(FieldSet(fieldsV1: tree) == fields)
         #expect(FieldSet.stableHash(ofFieldsV1: tree) == fields.stableHash)
         #expect(FieldSet(members: fields.members).stableHash == fields.stableHash)
+        // A value that is not an object holds no member (FieldsV1 never has one).
+        #expect(FieldSet(fieldsV1: ["f:a": ["f:b": 5], "f:c": [:]]) == FieldSet(members: [["f:c"]]))
     }
 }
