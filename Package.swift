@@ -74,12 +74,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings,
-        // Relative relocations packed (DT_RELR, glibc 2.36+: the build and runtime images are
-        // Debian 12 and 13): a position-independent binary with the Swift runtime linked in
-        // has some 80,000 of them, and the loader reads their 1.9 MiB table at every start,
-        // about 2 MiB of the controller's resident memory (hack/bench.sh). lld comes with the
-        // Swift toolchain; gold, the default, cannot pack them.
-        linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux]))]),
+        // Relative relocations packed (DT_RELR): a position-independent binary with the Swift
+        // runtime linked in has some 80,000 of them, and the loader reads their 1.9 MiB table
+        // at every start, about 2 MiB of the controller's resident memory (hack/bench.sh). lld
+        // comes with the Swift toolchain; gold, the default, cannot pack them. Release builds
+        // only: the binary then needs glibc 2.36 (the build and runtime images are Debian 12
+        // and 13), and debug builds stay runnable on older development machines.
+        linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                                      .when(platforms: [.linux], configuration: .release))]),
         .executableTarget(name: "kube-bench", dependencies: ["KubeClient", "KubeObjects", "KubeRuntime", "KubeTestServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "backstop", dependencies: [
             "Engine", "BackstopAPI", "Storage", "Pipeline", "BlockingCalls", "Workloads", "YAML", "KubeObjects", "KubeClient",
