@@ -165,33 +165,8 @@ public final class KubeClient: Sendable {
     // MARK: Requests
 
     func url(_ path: String, query: [(String, String)]) -> String {
-        let encoded = query.map { "\(Self.percentEncoded($0.0))=\(Self.percentEncoded($0.1))" }.joined(separator: "&")
+        let encoded = query.map { "\(PercentEncoding.encode($0.0))=\(PercentEncoding.encode($0.1))" }.joined(separator: "&")
         return connection.server + path + (encoded.isEmpty ? "" : "?" + encoded)
-    }
-
-    /// Percent-encodes all but RFC 3986's unreserved characters (ASCII letters, digits and
-    /// `-._~`), byte by byte: every request has a query, and building a `CharacterSet` for
-    /// each was a visible part of the controller's time.
-    static func percentEncoded(_ text: String) -> String {
-        func unreserved(_ byte: UInt8) -> Bool {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"): true
-            default: false
-            }
-        }
-        guard !text.utf8.allSatisfy(unreserved) else { return text }
-        let hex = Array("0123456789ABCDEF".utf8)
-        var encoded: [UInt8] = []
-        encoded.reserveCapacity(text.utf8.count * 3)
-        for byte in text.utf8 {
-            if unreserved(byte) {
-                encoded.append(byte)
-            } else {
-                encoded += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
-            }
-        }
-        return String(decoding: encoded, as: UTF8.self)
     }
 
     func headers(contentType: String?) throws(KubeAPIError) -> [HTTPHeader] {

@@ -259,15 +259,15 @@ public struct PolicyReconciler: Sendable {
     /// echo before the answer names the version to recognise it by.
     private func send(_ cronJob: CronJob, configuration: JSONValue, namespace: String, force: Bool,
                       policy: BackupPolicy) async throws(KubeAPIError) -> AppliedObject {
-        let key = "\(namespace)/\(cronJob.metadata.name)"
+        let key = "\(namespace)/\(cronJob.metadata.name)", owner = "\(namespace)/\(policy.metadata.name)"
         memo.applying(key)
         do {
             let applied: AppliedObject = try await client.patch(.cronJobs, namespace: namespace, name: cronJob.metadata.name,
                                                                 .apply(configuration, fieldManager: Self.fieldManager, force: force))
-            memo.applied(key, answer: applied, policy: "\(namespace)/\(policy.metadata.name)")
+            memo.applied(key, answer: applied, policy: owner)
             return applied
         } catch {
-            memo.applied(key, answer: nil, policy: "\(namespace)/\(policy.metadata.name)")
+            memo.applied(key, answer: nil, policy: owner)
             throw error
         }
     }

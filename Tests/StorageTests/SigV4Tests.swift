@@ -15,7 +15,7 @@ struct SigV4Tests {
                    body: [UInt8] = []) -> String? {
         let signer = SigV4Signer(region: "us-east-1")
         let request = SigV4Signer.Request(
-            method: method, path: path, query: query.map { (S3URI.encode($0.0), S3URI.encode($0.1)) },
+            method: method, path: path, query: query.map { (PercentEncoding.encode($0.0), PercentEncoding.encode($0.1)) },
             headers: [HTTPHeader("Host", "examplebucket.s3.amazonaws.com")] + headers,
             payloadHash: Digests.sha256(body).hexString)
         let added = signer.signatureHeaders(for: request, credentials: Self.example, at: Self.exampleDate)
@@ -30,7 +30,7 @@ struct SigV4Tests {
 
     @Test("AWS example: PUT object with a storage class and a Date header")
     func putObject() {
-        #expect(signature("PUT", path: "/" + S3URI.encode("test$file.text", keepingSlashes: true),
+        #expect(signature("PUT", path: "/" + PercentEncoding.encode("test$file.text", keepingSlashes: true),
                           headers: [HTTPHeader("Date", "Fri, 24 May 2013 00:00:00 GMT"),
                                     HTTPHeader("x-amz-storage-class", "REDUCED_REDUNDANCY")],
                           body: Array("Welcome to Amazon S3.".utf8))
@@ -77,8 +77,8 @@ struct SigV4Tests {
                                             sessionToken: item.token)
             let body = [UInt8](hex: item.body)
             let request = SigV4Signer.Request(
-                method: item.method, path: "/" + S3URI.encode(item.key, keepingSlashes: true),
-                query: item.query.map { (S3URI.encode($0[0]), S3URI.encode($0[1])) },
+                method: item.method, path: "/" + PercentEncoding.encode(item.key, keepingSlashes: true),
+                query: item.query.map { (PercentEncoding.encode($0[0]), PercentEncoding.encode($0[1])) },
                 headers: [HTTPHeader("host", "backstop-oracle.s3.eu-central-1.amazonaws.com")] + item.headers.map { HTTPHeader($0[0], $0[1]) },
                 payloadHash: item.unsigned ? SigV4Signer.unsignedPayload : Digests.sha256(body).hexString)
             let ours = signer.signatureHeaders(for: request, credentials: credentials, at: date).last?.value

@@ -99,7 +99,7 @@ public final class S3CredentialProvider: Sendable {
         }
         let form = [("Action", "AssumeRoleWithWebIdentity"), ("Version", "2011-06-15"), ("RoleArn", role),
                     ("RoleSessionName", session), ("WebIdentityToken", token), ("DurationSeconds", "3600")]
-            .map { "\($0.0)=\(S3URI.encode($0.1))" }.joined(separator: "&")
+            .map { "\($0.0)=\(PercentEncoding.encode($0.1))" }.joined(separator: "&")
         let request = HTTPRequest(method: "POST", url: endpoint.hasSuffix("/") ? endpoint : endpoint + "/",
                                   headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")],
                                   body: Array(form.utf8), maximumResponseBytes: 1 << 20)

@@ -123,7 +123,7 @@ public final class S3Storage: TieredStorage {
         let full = try fullKey(key)
         let size = try await head(key).size
         try await blocking { [self] () throws(StorageError) in
-            let source = HTTPHeader("x-amz-copy-source", "/\(configuration.bucket)/\(S3URI.encode(full, keepingSlashes: true))")
+            let source = HTTPHeader("x-amz-copy-source", "/\(configuration.bucket)/\(PercentEncoding.encode(full, keepingSlashes: true))")
             var headers = [HTTPHeader("x-amz-storage-class", storageClass)]
             if let encryption = configuration.serverSideEncryption { headers += Self.headers(for: encryption) }
             guard size > Int64(configuration.copyPartSize) else {
@@ -297,7 +297,7 @@ public final class S3Storage: TieredStorage {
     func exchange(_ method: String, key: String?, query: [(String, String)] = [], headers: [HTTPHeader] = [],
                   body: [UInt8] = [], maximumResponseBytes: Int = 64 << 20) throws(StorageError) -> HTTPResponse {
         let target = address(of: key)
-        let encodedQuery = query.map { (name: S3URI.encode($0.0), value: S3URI.encode($0.1)) }
+        let encodedQuery = query.map { (name: PercentEncoding.encode($0.0), value: PercentEncoding.encode($0.1)) }
         let url = target.base + target.path + (encodedQuery.isEmpty ? "" : "?" + encodedQuery.map { "\($0.name)=\($0.value)" }.joined(separator: "&"))
         let payloadHash = Digests.sha256(body).hexString
         let shownKey = key.map { configuration.prefix.isEmpty ? $0 : String($0.dropFirst(configuration.prefix.count + 1)) }
@@ -383,7 +383,7 @@ public final class S3Storage: TieredStorage {
         let endpoint = configuration.endpoint ?? "https://s3.\(configuration.region).amazonaws.com"
         let scheme = endpoint.hasPrefix("http://") ? "http://" : "https://"
         let authority = String(endpoint.dropFirst(endpoint.hasPrefix("http://") ? 7 : endpoint.hasPrefix("https://") ? 8 : 0))
-        let objectPath = key.map { "/" + S3URI.encode($0, keepingSlashes: true) } ?? "/"
+        let objectPath = key.map { "/" + PercentEncoding.encode($0, keepingSlashes: true) } ?? "/"
         if configuration.pathStyle {
             return (scheme + authority, "/\(configuration.bucket)" + (key == nil ? "" : objectPath), authority)
         }

@@ -45,7 +45,7 @@ public struct SigV4Signer: Sendable {
     }
 
     /// What the canonical request is made of. `path` and the query are already percent-encoded
-    /// the way they go on the wire (`S3URI.encode`).
+    /// the way they go on the wire (`PercentEncoding.encode`).
     public struct Request: Sendable {
         public var method: String
         public var path: String
@@ -136,27 +136,5 @@ private final class SigningKeyCache: Sendable {
         }
         entry.withLock { $0 = Entry(scope: scope, secretHash: secretHash, key: key) }
         return key
-    }
-}
-
-/// Percent-encoding as SigV4 and S3 want it: every byte but `A-Z a-z 0-9 - _ . ~` becomes
-/// `%XX` (upper-case hex); in paths `/` stays.
-public enum S3URI {
-    public static func encode(_ text: String, keepingSlashes: Bool = false) -> String {
-        var output = ""
-        output.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"),
-                 UInt8(ascii: "."), UInt8(ascii: "~"):
-                output.unicodeScalars.append(Unicode.Scalar(byte))
-            case UInt8(ascii: "/") where keepingSlashes:
-                output.append("/")
-            default:
-                output += String(format: "%%%02X", byte)
-            }
-        }
-        return output
     }
 }
